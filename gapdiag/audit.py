@@ -1,0 +1,178 @@
+"""``audit()``: validate, embed once, run every probe in isolation, build the ``Report``."""
+
+from __future__ import annotations
+
+import platform
+import time
+from typing import Any
+
+import numpy as np
+import torch
+
+from .config import Config
+from .context import AuditContext
+from .data import Split, as_split
+from .embed import embed_splits
+from .errors import InputError, ModelError
+from .findings.finding import Finding
+from .model import SiameseModel
+from .probes.base import ProbeResult
+from .probes.registry import get_probe, registered_probes
+from .report.report import Report
+from .scoring import Scorer
+
+__all__ = ["audit"]
+
+
+def _as_model(model: Any, kind: str | None) -> SiameseModel | None:
+    if model is None or isinstance(model, SiameseModel):
+        if kind is not None and isinstance(model, SiameseModel) and kind != model.kind:
+            raise ModelError(
+                f"kind={kind!r} contradicts the SiameseModel's kind={model.kind!r}; set it in one place."
+            )
+        return model
+    if isinstance(model, torch.nn.Module):
+        return SiameseModel(model, kind=kind or "distance")
+    raise ModelError(
+        f"model must be a SiameseModel, a torch.nn.Module or None (precomputed embeddings); got {type(model).__name__}."
+    )
+
+
+def _sizes(splits: dict[str, Split]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, s in splits.items():
+        out[f"{name}_items"] = len(s.items)
+        out[f"{name}_pairs"] = len(s.pairs) if s.pairs is not None else 0
+        out[f"{name}_episodes"] = len(s.episodes) if s.episodes is not None else 0
+        out[f"{name}_identities"] = (
+            int(np.unique(s.items.labels).size) if s.items.labels is not None else None
+        )
+    return out
+
+
+def audit(
+    model: Any,
+    train: Any,
+    val: Any,
+    *,
+    probes: list[str] | None = None,
+    config: Config | dict | None = None,
+    seed: int | None = None,
+    progress: bool = True,
+    kind: str | None = None,
+) -> Report:
+    """Audit a Siamese model's generalization gap between ``train`` and ``val``.
+
+    Parameters
+    ----------
+    model : SiameseModel, torch.nn.Module or None
+        The trained network. A bare module is wrapped with ``SiameseModel(module, kind=kind)``. ``None``
+        when both splits carry precomputed embeddings (``Split.from_embeddings``).
+    train, val : Split, Pairs, Episodes or Items
+        The two splits as the user evaluates them. Bare Pairs/Episodes/Items are wrapped into a Split.
+    probes : list of str, optional
+        Probe names to run (default: all registered, or the config's ``probes``).
+    config : Config or dict, optional
+        Options and per-probe thresholds (see :mod:`gapdiag.config`).
+    seed : int, optional
+        Overrides the config's seed. Same inputs and seed give the same report bytes (JSON).
+    progress : bool
+        Show progress bars on stderr.
+    kind : {"distance", "similarity"}, optional
+        How your evaluation reads the score, when ``model`` is a bare module.
+
+    Returns
+    -------
+    Report
+    """
+    t_start = time.perf_counter()
+    if not isinstance(config, Config):
+        config = Config.from_mapping(config)
+    config = config.with_overrides(seed=seed, probes=probes)
+    seed = config.seed
+    siamese = _as_model(model, kind)
+    n_way = config.n_way or 10
+    train_split = as_split(train, "train", seed=seed, n_way=n_way)
+    val_split = as_split(val, "val", seed=seed + 1, n_way=n_way)
+    splits = {"train": train_split, "val": val_split}
+    for role, s in splits.items():
+        if s.pairs is None and s.episodes is None and s.items.labels is None:
+            raise InputError(
+                f"The {role} split has neither pairs, episodes nor labels; gapdiag needs one of them to evaluate it."
+            )
+    scorer = siamese.scorer if siamese is not None else Scorer(kind or "distance")
+
+    t0 = time.perf_counter()
+    embedded = embed_splits(
+        siamese,
+        [splits["train"], splits["val"]],
+        batch_size=config.batch_size,
+        progress=progress,
+        cache_dir=config.cache_dir,
+    )
+    t_embed = time.perf_counter() - t0
+
+    ctx = AuditContext(splits, embedded.embeddings, model=siamese, scorer=scorer, config=config, seed=seed)
+    names = list(config.probes) if config.probes is not None else list(registered_probes())
+    results: list[ProbeResult] = []
+    findings: list[Finding] = []
+    timings: dict[str, float] = {"embedding_pass": round(t_embed, 3)}
+    bar = _probe_bar(len(names), progress)
+    try:
+        for name in names:
+            bar.set_postfix_str(name)
+            probe = get_probe(name)(**config.params_for(name))
+            result = probe.run(ctx)
+            for f in result.findings:
+                f.ignored = f.code in config.ignore
+            results.append(result)
+            findings.extend(result.findings)
+            timings[f"probe.{name}"] = round(result.duration_s, 3)
+            bar.update(1)
+    finally:
+        bar.close()
+    timings["total"] = round(time.perf_counter() - t_start, 3)
+
+    protocol = next((r for r in results if r.probe == "protocol"), None)
+    gap = dict(protocol.metrics.get("gap", {})) if protocol is not None else {}
+    meta = {
+        "seed": seed,
+        "config": config.to_dict(),
+        "sizes": _sizes(splits),
+        "embedding": {
+            "dimension": int(embedded.embeddings["train"].shape[1]),
+            "unique_items_embedded": embedded.n_encoded,
+            "unique_items": embedded.n_unique,
+            "from_cache": embedded.from_cache,
+            "probe_sample_items_embedded": ctx.extra_items_encoded,
+        },
+        "model": None if siamese is None else {"class": type(siamese.module).__name__, "kind": siamese.kind},
+        "scoring": scorer.rule,
+        "versions": _versions(),
+        "timings": timings,
+    }
+    return Report(findings, results, gap=gap, meta=meta, fail_on=config.fail_on)
+
+
+def _probe_bar(total: int, enabled: bool):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, disable=not enabled, desc="gapdiag: probes", unit="probe", leave=False)
+
+
+def _versions() -> dict[str, str]:
+    from . import __version__
+
+    out = {
+        "gapdiag": __version__,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+    }
+    try:
+        import sklearn
+
+        out["scikit-learn"] = sklearn.__version__
+    except ImportError:  # pragma: no cover - a core dependency
+        pass
+    return out

@@ -1,0 +1,301 @@
+"""``AuditContext``: read-only inputs of an audit plus memoised shared artifacts.
+
+Probes get everything through the context: the splits, the embeddings of the single pass, oriented pair
+and episode scores, derived pairs/episodes, attributes, neighbour graphs, seeded random generators. Each
+shared artifact is computed once, the first time a probe asks for it.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from .config import Config
+from .data import Episodes, Pairs, Split, labels_from_pairs, make_episodes, make_pairs, pairs_from_episodes
+from .errors import InputError
+from .model import SiameseModel, euclidean_distance
+from .scoring import Scorer
+
+__all__ = ["AuditContext", "REQUIREMENTS"]
+
+# What a probe can declare in ``requires`` and what each means.
+REQUIREMENTS: dict[str, str] = {
+    "model": "a model to embed new inputs with (not available for precomputed embeddings)",
+    "train_inputs": "raw training inputs",
+    "val_inputs": "raw validation inputs",
+    "train_labels": "identity labels on the training items",
+    "val_labels": "identity labels on the validation items",
+    "train_pairs": "training pairs as the user gave them",
+    "val_pairs": "validation pairs as the user gave them",
+    "train_episodes": "training episodes as the user gave them",
+    "val_episodes": "validation episodes as the user gave them",
+    "train_pairs_any": "training pairs, given or derived from episodes or labels",
+    "val_pairs_any": "validation pairs, given or derived from episodes or labels",
+    "train_episodes_any": "training episodes, given or derived from labels or the positive-pair graph",
+    "val_episodes_any": "validation episodes, given or derived from labels",
+    "train_identities": "training identities, from labels or from the graph of positive pairs",
+}
+
+
+class AuditContext:
+    """Everything a probe may read. Do not mutate what it returns: artifacts are shared between probes."""
+
+    def __init__(
+        self,
+        splits: dict[str, Split],
+        embeddings: dict[str, np.ndarray],
+        *,
+        model: SiameseModel | None,
+        scorer: Scorer,
+        config: Config,
+        seed: int = 0,
+    ):
+        self.splits = splits
+        self._embeddings = embeddings
+        self.model = model
+        self.scorer = scorer
+        self.config = config
+        self.seed = int(seed)
+        self._memo: dict[Any, Any] = {}
+        self.extra_items_encoded = 0
+
+    # -- basics ---------------------------------------------------------------------------------------
+    @property
+    def train(self) -> Split:
+        return self.splits["train"]
+
+    @property
+    def val(self) -> Split:
+        return self.splits["val"]
+
+    def embeddings(self, split: str) -> np.ndarray:
+        """Embeddings (N_split, d) float32 of the split's items, from the single embedding pass."""
+        return self._embeddings[split]
+
+    def rng(self, name: str) -> np.random.Generator:
+        """A generator seeded from the audit seed and ``name``: independent of the order probes run in."""
+        return np.random.default_rng([self.seed, zlib.crc32(name.encode())])
+
+    def memo(self, key: Any, compute: Callable[[], Any]) -> Any:
+        """Compute ``compute()`` once per ``key`` and share it between probes."""
+        if key not in self._memo:
+            self._memo[key] = compute()
+        return self._memo[key]
+
+    def option(self, key: str) -> Any:
+        return self.config.options[key]
+
+    # -- requirements ---------------------------------------------------------------------------------
+    def missing(self, requires: frozenset[str] | set[str]) -> str:
+        """'' when every requirement is met, else a sentence naming what is missing and why."""
+        reasons = []
+        for req in sorted(requires):
+            if req not in REQUIREMENTS:
+                raise InputError(f"Unknown probe requirement {req!r}; known: {', '.join(REQUIREMENTS)}.")
+            if not self.has(req):
+                reasons.append(REQUIREMENTS[req])
+        if not reasons:
+            return ""
+        hint = ""
+        if any("raw" in r for r in reasons) and not all(s.items.has_inputs for s in self.splits.values()):
+            hint = " (the audit was given precomputed embeddings)"
+        return "needs " + "; ".join(reasons) + hint
+
+    def has(self, req: str) -> bool:
+        if req == "model":
+            return self.model is not None
+        split, _, what = req.partition("_")
+        s = self.splits.get(split)
+        if s is None:
+            return False
+        if what == "inputs":
+            return s.items.has_inputs
+        if what == "labels":
+            return s.items.labels is not None
+        if what == "pairs":
+            return s.pairs is not None
+        if what == "episodes":
+            return s.episodes is not None
+        if what == "pairs_any":
+            return self.pairs(split) is not None
+        if what == "episodes_any":
+            return self.episodes(split) is not None
+        if what == "identities":
+            return self.identities(split) is not None
+        return False
+
+    # -- derived protocol objects ---------------------------------------------------------------------
+    def identities(self, split: str) -> np.ndarray | None:
+        """Identity per item (N,): labels, else connected components of positive pairs, else None."""
+
+        def compute() -> np.ndarray | None:
+            s = self.splits[split]
+            if s.items.labels is not None:
+                return s.items.labels
+            if s.pairs is not None and s.pairs.label.any():
+                return labels_from_pairs(s.pairs)
+            return None
+
+        return self.memo(("identities", split), compute)
+
+    def identities_origin(self, split: str) -> str:
+        s = self.splits[split]
+        return "labels" if s.items.labels is not None else "connected components of positive pairs"
+
+    def pairs(self, split: str) -> Pairs | None:
+        """The split's pairs: given, else derived from its episodes, else generated from labels."""
+
+        def compute() -> tuple[Pairs | None, str]:
+            s = self.splits[split]
+            if s.pairs is not None:
+                return s.pairs, "given"
+            if s.episodes is not None:
+                return pairs_from_episodes(
+                    s.episodes
+                ), "from episodes (anchor-correct similar, anchor-other dissimilar)"
+            if s.items.labels is not None and np.unique(s.items.labels).size >= 2:
+                return make_pairs(s.items, seed=self.seed), "generated from labels"
+            return None, "unavailable"
+
+        return self.memo(("pairs", split), compute)[0]
+
+    def pairs_origin(self, split: str) -> str:
+        self.pairs(split)
+        return self._memo[("pairs", split)][1]
+
+    def n_way(self) -> int:
+        """n of generated episodes: config, else the val episodes' n, else 10."""
+        if self.option("n_way") is not None:
+            return int(self.option("n_way"))
+        for s in self.splits.values():
+            if s.episodes is not None:
+                return s.episodes.n_way
+        return 10
+
+    def episodes(self, split: str) -> Episodes | None:
+        """The split's episodes: given, else from labels, else from the positive-pair graph."""
+
+        def compute() -> tuple[Episodes | None, str]:
+            s = self.splits[split]
+            if s.episodes is not None:
+                return s.episodes, "given"
+            ids = self.identities(split)
+            if ids is None:
+                return None, "unavailable"
+            n_classes = np.unique(ids).size
+            n_way = min(self.n_way(), n_classes)
+            if n_way < 2 or not np.any(np.bincount(np.unique(ids, return_inverse=True)[1]) >= 2):
+                return None, "unavailable"
+            origin = f"generated from {self.identities_origin(split)}"
+            if n_way < self.n_way():
+                origin += f" (only {n_classes} identities, so {n_way}-way)"
+            return make_episodes(s.items, n_way=n_way, seed=self.seed + 1, labels=ids), origin
+
+        return self.memo(("episodes", split), compute)[0]
+
+    def episodes_origin(self, split: str) -> str:
+        self.episodes(split)
+        return self._memo[("episodes", split)][1]
+
+    # -- scores ---------------------------------------------------------------------------------------
+    def raw_scores(
+        self, split: str, left: np.ndarray, right: np.ndarray, *, other_split: str | None = None
+    ) -> np.ndarray:
+        """The user's raw score for item pairs (P,) of ``split`` (right side from ``other_split`` if given)."""
+        emb_l = self.embeddings(split)
+        emb_r = self.embeddings(other_split or split)
+        return self.raw_scores_of(emb_l[left], emb_r[right])
+
+    def raw_scores_of(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """The user's raw score on embedding rows (P, d) and (P, d) -> (P,)."""
+        if self.model is not None:
+            return self.model.raw_scores(a, b)
+        import torch
+
+        return euclidean_distance(torch.from_numpy(a), torch.from_numpy(b)).double().numpy()
+
+    def pair_scores(self, split: str) -> np.ndarray:
+        """Oriented scores (P,) of ``self.pairs(split)``: higher = more similar as the user reads it."""
+
+        def compute() -> np.ndarray:
+            p = self.pairs(split)
+            return self.scorer.orient(self.raw_scores(split, p.left, p.right))
+
+        return self.memo(("pair_scores", split), compute)
+
+    def episode_scores(self, split: str) -> np.ndarray:
+        """Oriented scores (E, n) of anchor vs each candidate of ``self.episodes(split)``."""
+
+        def compute() -> np.ndarray:
+            e = self.episodes(split)
+            left = np.repeat(e.anchor, e.n_way)
+            raw = self.raw_scores(split, left, e.candidates.reshape(-1))
+            return self.scorer.orient(raw).reshape(len(e), e.n_way)
+
+        return self.memo(("episode_scores", split), compute)
+
+    def decision_threshold(self) -> tuple[float, str]:
+        """The pairwise decision threshold on the oriented scale and where it comes from.
+
+        The user's ``threshold`` option (raw scale) if given, else the threshold that maximizes accuracy
+        on the training pairs.
+        """
+
+        def compute() -> tuple[float, str]:
+            user = self.option("threshold")
+            if user is not None:
+                return float(self.scorer.orient(np.asarray(float(user)))), "given by the user"
+            from .metrics import best_threshold
+
+            p = self.pairs("train")
+            if p is None:
+                p = self.pairs("val")
+                return float(
+                    best_threshold(self.pair_scores("val"), p.label)[0]
+                ), "tuned on validation pairs (no training pairs)"
+            return float(
+                best_threshold(self.pair_scores("train"), p.label)[0]
+            ), "tuned on training pairs (maximum accuracy)"
+
+        return self.memo("decision_threshold", compute)
+
+    # -- items ----------------------------------------------------------------------------------------
+    def attributes(self, split: str):
+        """Per-item attributes (pandas DataFrame, N rows): built-in properties plus the user's columns."""
+
+        def compute():
+            from .attributes import compute_attributes, merge_user_attributes
+
+            s = self.splits[split]
+            frame = compute_attributes(s.items.get_batch, len(s.items)) if s.items.has_inputs else None
+            return merge_user_attributes(frame, s.items.attributes)
+
+        return self.memo(("attributes", split), compute)
+
+    def knn(
+        self, split: str, k: int, *, database: str | None = None, metric: str = "euclidean"
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """k nearest neighbours of each item of ``split`` among ``database`` (default: same split, self excluded).
+
+        Returns indices (N, k) int64 and distances (N, k) float32, memoised per arguments.
+        """
+
+        def compute():
+            from .neighbors import knn
+
+            db = database or split
+            return knn(
+                self.embeddings(split), self.embeddings(db), k, metric=metric, exclude_self=db == split
+            )
+
+        return self.memo(("knn", split, database, k, metric), compute)
+
+    def embed_new(self, x, *, mode: str = "eval") -> np.ndarray:
+        """Embed new inputs (B, ...) that probes build themselves (counterfactuals, mode checks) -> (B, d)."""
+        if self.model is None:
+            raise InputError("This probe needs the model to embed new inputs, and the audit has none.")
+        self.extra_items_encoded += int(x.shape[0])
+        return self.model.embed(x, mode=mode)

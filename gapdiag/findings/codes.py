@@ -1,0 +1,305 @@
+"""The catalogue of finding codes: the single source for ``gapdiag explain``, the docs and the report.
+
+Each entry says what the code means, why it matters, how gapdiag measures it and how to fix it, like a
+linter's rule page. Default thresholds are not repeated here: they are declared once on the probe that
+emits the code and printed next to this text by ``gapdiag explain``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..errors import UnknownCodeError
+
+__all__ = ["CodeInfo", "CATALOGUE", "lookup", "all_codes"]
+
+
+@dataclass(frozen=True)
+class CodeInfo:
+    code: str
+    title: str
+    family: str
+    meaning: str
+    why: str
+    measured: str
+    fix: tuple[str, ...]
+
+
+_ENTRIES = [
+    # ---------------------------------------------------------------- leakage
+    CodeInfo(
+        "GD101",
+        "Spurious shared attribute in the pairs",
+        "leakage",
+        "A property that has nothing to do with identity (colour cast, brightness, position, scanner...) "
+        "tells similar training pairs from dissimilar ones, but does not do so on the validation pairs.",
+        "A network rewarded for getting training pairs right will take the cheapest cue that works. If both "
+        "images of every positive pair share a tint, 'same tint' is a perfect similarity signal in training "
+        "and worthless at validation time, where it is absent: high training accuracy, poor validation.",
+        "Every built-in and user attribute is turned into pair features: the pair's level (mean of the two "
+        "items) and its agreement (minus the absolute difference; equality for categories). For each feature "
+        "and split, the ROC-AUC of the feature for the pair label is computed with a bootstrap CI (AUC far from "
+        "0.5 in either direction means the feature predicts the label), and a small cross-validated classifier "
+        "on all features measures whether the pairs can be solved without looking at identity at all. An "
+        "attribute is flagged when its training separability is large with a CI clear of chance and clearly "
+        "above its validation separability.",
+        (
+            "Remove the artifact from the training pipeline (apply augmentations independently to each image of a pair, or to none).",
+            "Augment against the named attribute: random colour jitter, brightness, translation or blur applied independently per image.",
+            "Balance the attribute across pair labels when sampling pairs (e.g. draw negatives from the same scanner).",
+            "Re-check with gapdiag: the attribute's training AUC should fall near 0.5.",
+        ),
+    ),
+    CodeInfo(
+        "GD102",
+        "The model relies on the spurious attribute",
+        "leakage",
+        "The model's similarity score follows the nuisance attribute: moving only that attribute changes the "
+        "model's decisions.",
+        "GD101 shows that a shortcut exists in the data; GD102 shows the network took it. A model that relies on "
+        "the attribute will fail on any data where the attribute is distributed differently.",
+        "Two measurements. (1) Within-label correlation: the Spearman correlation between the model's oriented "
+        "score and each attribute's pair feature, computed separately among positive and among negative "
+        "pairs, so identity cannot explain it. (2) A counterfactual: the attribute is transplanted (tint, "
+        "brightness, contrast, translation, blur, or a user intervention, with its size estimated from the "
+        "training data) onto a bounded sample of validation pairs that lack it; both images are re-embedded and "
+        "the flip rate of decisions at the training threshold and the mean score shift are reported with "
+        "bootstrap CIs.",
+        (
+            "Retrain without the shortcut (see GD101) or with augmentation that randomises the attribute independently per image.",
+            "Add the counterfactual as a test: scores should not move when only the attribute moves.",
+            "If the attribute legitimately carries identity information, declare it and exclude it with --ignore GD102.",
+        ),
+    ),
+    CodeInfo(
+        "GD103",
+        "Validation items are near-copies of training items",
+        "leakage",
+        "Some validation items are exact or near duplicates of training items.",
+        "Duplicates across splits make the validation number optimistic and hide a real generalization gap; "
+        "in metric learning they also turn unseen-identity evaluation into seen-identity evaluation.",
+        "Exact duplicates by content hash. Near duplicates by nearest-neighbour distance from each validation item "
+        "to the training items, in input space and in embedding space, compared with the distribution of "
+        "within-train nearest-neighbour distances: an item closer than a low quantile of that distribution is a "
+        "near copy. The count is reported as a curve over thresholds, and the validation metric is recomputed "
+        "without the duplicates to show their effect.",
+        (
+            "De-duplicate across splits before training (hash and near-duplicate search).",
+            "Split by identity, source or capture session instead of by item.",
+            "Report validation metrics on the de-duplicated set.",
+        ),
+    ),
+    CodeInfo(
+        "GD104",
+        "Validation identities also occur in training",
+        "leakage",
+        "States whether validation is closed-set (its identities were seen in training) or open-set.",
+        "Every other number reads differently: a closed-set validation measures recognition of known "
+        "identities, an open-set one measures transfer of the embedding to new ones.",
+        "By label: the share of validation identities and items whose label occurs in training. When labels are not "
+        "shared between splits, by embedding: validation identity centroids whose nearest training centroid is "
+        "closer than training centroids are to each other.",
+        (
+            "Decide which question validation should answer and build the split accordingly (disjoint identities for open-set).",
+            "Read GD202 in that light: a gap on unseen identities calls for more identities, not more epochs.",
+        ),
+    ),
+    # ---------------------------------------------------------------- embedding space
+    CodeInfo(
+        "GD201",
+        "The network memorized its training pairs",
+        "embedding",
+        "The model does much better on the exact training pairs it was trained on than on fresh pairs drawn from "
+        "the same training items.",
+        "A net that memorized pairs has not learned an embedding: it will not generalize to new pairs even of known "
+        "items, let alone to new identities.",
+        "The given training pairs are scored against fresh pairs of the same items with the same label balance "
+        "(identities from labels, or from the connected components of positive pairs). The accuracy and AUC gap "
+        "(original minus fresh) is reported with a bootstrap CI, plus the share of items whose pairs are right "
+        "only in their original pairing.",
+        (
+            "Sample pairs anew every epoch instead of training on a fixed list.",
+            "Use weight decay, early stopping on a validation metric, and augmentation.",
+            "Prefer triplet or batch-all/batch-hard losses over a fixed pair list.",
+        ),
+    ),
+    CodeInfo(
+        "GD202",
+        "Class-level generalization gap",
+        "embedding",
+        "Retrieval and clustering quality on validation identities is far below the training identities.",
+        "This is the real generalization gap of a metric-learning model: the embedding separates the classes it "
+        "was trained on but not the validation ones.",
+        "Precision@1, R-precision and MAP@R (self-match excluded, as in pytorch-metric-learning), NMI/AMI of k-means "
+        "and silhouette per split, with bootstrap CIs over queries; the ratio val/train is compared with the "
+        "threshold. The message says whether validation identities are seen or unseen (GD104).",
+        (
+            "More identities (not more items per identity) in training.",
+            "Losses that shape the whole space (triplet with hard-negative mining, proxy losses, n-way episodes).",
+            "Regularise: weight decay, augmentation, smaller embedding head; stop early on validation R-precision.",
+        ),
+    ),
+    CodeInfo(
+        "GD203",
+        "Dimensional collapse of the embedding",
+        "embedding",
+        "The embeddings occupy far fewer dimensions than they have.",
+        "A collapsed embedding cannot separate many identities; it is typical of too-strong a margin, a dead "
+        "projection head or a shortcut that needs only a few directions.",
+        "Effective rank = exp(H(p)), where p are the singular values of the centred embedding matrix divided by "
+        "their sum and H is Shannon entropy (Roy & Vetterli, 2007). It ranges from 1 to min(N, d). Reported with "
+        "its ratio to d, alignment (mean squared distance between normalised embeddings of positive pairs) and "
+        "uniformity (log of the mean Gaussian potential over normalised embeddings, Wang & Isola 2020).",
+        (
+            "Check the projection head and normalisation; lower the margin or temperature.",
+            "Add a decorrelation or uniformity term, or use a loss with more negatives per anchor.",
+        ),
+    ),
+    CodeInfo(
+        "GD204",
+        "Hubness in the embedding space",
+        "embedding",
+        "A few items are the nearest neighbour of very many others.",
+        "Hubs dominate n-way identification: a hub is picked as the match whatever the anchor, which lowers top-1 "
+        "accuracy without any visible loss in pairwise verification.",
+        "The k-occurrence of each item (how often it appears in other items' k nearest neighbours) and the "
+        "skewness of its distribution (Radovanovic et al., 2010), with a bootstrap CI.",
+        (
+            "L2-normalise and centre embeddings; consider cosine distance.",
+            "Use hubness reduction (CSLS, mutual proximity) in the identification step.",
+        ),
+    ),
+    CodeInfo(
+        "GD205",
+        "Train and validation embeddings are separable",
+        "embedding",
+        "A classifier can tell training embeddings from validation embeddings.",
+        "The model maps validation data to a different region than training data: a distribution shift between "
+        "the splits (different capture, preprocessing, identities) that the model sees.",
+        "A cross-validated logistic regression on the embeddings predicts the split; its ROC-AUC (0.5 = no shift) "
+        "with a bootstrap CI.",
+        (
+            "Look at GD305 (preprocessing) and GD103/GD104 (what the splits contain).",
+            "Make the splits come from the same capture distribution, or adapt the model to the validation domain.",
+        ),
+    ),
+    # ---------------------------------------------------------------- protocol
+    CodeInfo(
+        "GD301",
+        "Train and validation are measured with different protocols",
+        "protocol",
+        "The training number comes from pairwise verification and the validation number from n-way "
+        "identification (or the reverse), so the gap mixes a change of protocol with real generalization.",
+        "Pairwise accuracy at a threshold and n-way top-1 accuracy live on different scales: with 10 candidates, "
+        "chance is 0.1 and a model that verifies 90% of pairs correctly can still pick the wrong candidate often, "
+        "because one confusable distractor out of nine suffices. Comparing them as one 'accuracy' overstates the gap.",
+        "Both splits are evaluated under both protocols: pairwise verification (accuracy at the threshold, "
+        "balanced accuracy, ROC-AUC) and n-way identification (top-1, chance 1/n). Train episodes come from "
+        "labels or from the graph of positive pairs; validation pairs from validation episodes. The observed gap "
+        "is decomposed as protocol part (train pairwise - train n-way) plus generalization part (train n-way - "
+        "val n-way), each with a bootstrap CI; lift over chance (acc - chance)/(1 - chance) is reported per cell.",
+        (
+            "Validate under the protocol you train for, or train for the protocol you deploy (episodic n-way training, triplet loss).",
+            "Report both numbers side by side with their chance levels.",
+            "Judge generalization by the same-protocol gap.",
+        ),
+    ),
+    CodeInfo(
+        "GD302",
+        "The score is read in the wrong direction",
+        "protocol",
+        "On training pairs the score, read the way the evaluation reads it (kind), ranks dissimilar pairs above "
+        "similar ones.",
+        "Taking min() over a similarity (or max() over a distance) picks the least similar candidate: validation "
+        "accuracy falls below chance although the model is fine.",
+        "ROC-AUC of the oriented score on the training pairs, with a bootstrap CI; far below 0.5 means the direction "
+        "is inverted.",
+        (
+            "If distance() returns a similarity (e.g. cosine), pick the match with max(), or declare kind='similarity'.",
+            "Or return a distance (1 - cosine) from distance().",
+        ),
+    ),
+    CodeInfo(
+        "GD303",
+        "The training threshold does not transfer",
+        "protocol",
+        "The decision threshold tuned on training pairs costs a lot of accuracy on validation pairs compared with "
+        "the best validation threshold.",
+        "Score scales drift between splits (calibration), so a fixed threshold turns an embedding that still ranks "
+        "well (good AUC) into poor accuracy.",
+        "Validation accuracy at the train-tuned (or user) threshold against the best validation threshold, with a "
+        "bootstrap CI of the difference.",
+        (
+            "Calibrate the threshold on a held-out set drawn like the deployment data.",
+            "L2-normalise embeddings so score scales are stable; use a score normalisation.",
+        ),
+    ),
+    CodeInfo(
+        "GD304",
+        "Pair composition differs between splits",
+        "protocol",
+        "The splits have very different shares of positive pairs or negatives of very different difficulty.",
+        "Plain accuracy depends on the positive ratio: 90% negatives make an always-'different' model 90% accurate. "
+        "Numbers from splits of different composition are not comparable; balanced accuracy is.",
+        "Positive ratio per split (Wilson CI), negative difficulty (share of negatives whose score exceeds the median "
+        "positive score), accuracy and balanced accuracy side by side.",
+        (
+            "Compare balanced accuracy or ROC-AUC, not plain accuracy.",
+            "Build validation pairs with the same positive ratio as training.",
+        ),
+    ),
+    CodeInfo(
+        "GD305",
+        "Preprocessing differs between splits",
+        "protocol",
+        "The inputs of the splits differ in shape, dtype, value range or per-channel statistics in a way that points "
+        "to a different preprocessing (for example a validation loader without normalisation).",
+        "The model sees validation inputs on a scale it never saw in training; embeddings and distances are then "
+        "meaningless.",
+        "Per split: shapes, dtype, min/max, per-channel mean and standard deviation. A shift of the channel means "
+        "measured in training standard deviations, and scale ratios of the standard deviations, against the "
+        "thresholds.",
+        (
+            "Apply exactly the same transforms (Normalize, resize, channel order, dtype scaling) to validation.",
+            "Share one preprocessing function between training and evaluation code.",
+        ),
+    ),
+    CodeInfo(
+        "GD306",
+        "Embeddings depend on train/eval mode",
+        "protocol",
+        "Embeddings of the same inputs differ a lot between model.train() and model.eval().",
+        "If the validation code forgets model.eval(), Dropout and BatchNorm batch statistics change the embeddings; "
+        "if training accuracy was measured in train mode, it is not comparable with an eval-mode validation.",
+        "On a deep copy of the model (BatchNorm statistics of the user's model are never touched) a bounded sample is "
+        "embedded in both modes; the relative change of embeddings and the agreement of n-way decisions are "
+        "reported with bootstrap CIs.",
+        (
+            "Call model.eval() before validation and model.train() before training steps.",
+            "Measure training accuracy in eval mode too.",
+        ),
+    ),
+    CodeInfo(
+        "GD900",
+        "A probe failed",
+        "meta",
+        "A probe raised an error; its part of the audit is missing.",
+        "A silent crash would turn a broken check into a green build; gapdiag reports it instead.",
+        "The exception of the probe, caught by the probe runner.",
+        ("Read the message; if the input is valid, report the bug with the JSON report attached.",),
+    ),
+]
+
+CATALOGUE: dict[str, CodeInfo] = {e.code: e for e in _ENTRIES}
+
+
+def lookup(code: str) -> CodeInfo:
+    """The catalogue entry of ``code``; raises UnknownCodeError naming the known codes."""
+    key = str(code).strip().upper()
+    if key not in CATALOGUE:
+        raise UnknownCodeError(f"Unknown finding code {code!r}. Known codes: {', '.join(CATALOGUE)}.")
+    return CATALOGUE[key]
+
+
+def all_codes() -> list[str]:
+    return list(CATALOGUE)

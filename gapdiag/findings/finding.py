@@ -1,0 +1,63 @@
+"""``Finding`` and ``Severity``: what a probe concludes, in a shape every renderer understands."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["Severity", "Finding"]
+
+
+class Severity(enum.IntEnum):
+    """How bad a finding is. Ordered: ``INFO < WARN < FAIL``."""
+
+    INFO = 1
+    WARN = 2
+    FAIL = 3
+
+    def __str__(self) -> str:
+        return self.name.lower()
+
+    @classmethod
+    def parse(cls, value: str | Severity) -> Severity:
+        from ..errors import ConfigError
+
+        if isinstance(value, Severity):
+            return value
+        try:
+            return cls[str(value).upper()]
+        except KeyError:
+            raise ConfigError(f"Unknown severity {value!r}; use one of info, warn, fail.") from None
+
+
+@dataclass
+class Finding:
+    """One proven cause (or notable fact) with its evidence.
+
+    ``evidence`` holds the numbers behind the message (estimates as ``Estimate.to_dict()`` dicts);
+    ``figures`` names figures of the probe's result that show it; ``remediation`` is concrete steps.
+    """
+
+    code: str
+    severity: Severity
+    title: str
+    message: str
+    probe: str = ""
+    evidence: dict[str, Any] = field(default_factory=dict)
+    remediation: list[str] = field(default_factory=list)
+    figures: list[str] = field(default_factory=list)
+    ignored: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "code": self.code,
+            "severity": str(self.severity),
+            "title": self.title,
+            "message": self.message,
+            "probe": self.probe,
+            "evidence": self.evidence,
+            "remediation": list(self.remediation),
+            "figures": list(self.figures),
+            "ignored": self.ignored,
+        }

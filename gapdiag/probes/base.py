@@ -1,0 +1,203 @@
+"""The ``Probe`` contract: the base class owns the boilerplate, a subclass writes the analysis.
+
+A probe declares its identity on the class (``name``, ``family``, ``codes``, ``requires``, ``defaults``)
+and implements two steps: ``_measure(ctx)`` computes numbers from the :class:`AuditContext` and returns a
+:class:`Measurement`; ``_judge(measurement)`` turns them into findings using ``self.params`` (the
+thresholds). The final :meth:`Probe.run` checks requirements, times the work, catches a crash as a
+``GD900`` finding, and refuses codes the probe did not declare. Measurement never renders: figures are
+:class:`FigureSpec` data, drawn by ``gapdiag.report.figures``.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from ..errors import ConfigError, ProbeDefinitionError
+from ..findings.codes import lookup
+from ..findings.finding import Finding, Severity
+
+if TYPE_CHECKING:
+    from ..context import AuditContext
+
+__all__ = ["Probe", "ProbeResult", "Measurement", "FigureSpec", "Status"]
+
+
+class Status:
+    OK = "ok"
+    SKIPPED = "skipped"
+    ERROR = "error"
+
+
+@dataclass
+class FigureSpec:
+    """A figure as data. ``kind`` is one of the kinds ``gapdiag.report.figures`` draws:
+
+    - ``bars``: ``{"groups": [str], "series": {name: {"value": [...], "low": [...], "high": [...]}},
+      "ref": float | None, "ref_label": str, "ylabel": str, "horizontal": bool}``
+    - ``hist``: ``{"panels": [{"title": str, "series": {name: [float]}, "vlines": {name: float}}], "xlabel": str}``
+    - ``lines``: ``{"series": {name: {"x": [...], "y": [...]}}, "xlabel": str, "ylabel": str,
+      "diagonal": bool, "logx": bool, "vlines": {name: float}}``
+    - ``heatmap``: ``{"rows": [str], "cols": [str], "values": [[float]], "annotations": [[str]],
+      "vmin": float, "vmax": float, "cbar": str}``
+    - ``scatter``: ``{"panels": [{"title": str, "x": [float], "y": [float], "groups": [str]}]}``
+    - ``images``: ``{"rows": [{"caption": str, "images": [array (H, W) or (H, W, 3) in [0, 1]]}]}``
+    """
+
+    id: str
+    kind: str
+    title: str
+    data: dict[str, Any]
+    caption: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "kind": self.kind, "title": self.title, "caption": self.caption}
+
+
+@dataclass
+class Measurement:
+    """What ``_measure`` returns: numbers, per-item/per-pair tables and examples, figures."""
+
+    metrics: dict[str, Any] = field(default_factory=dict)
+    evidence: dict[str, Any] = field(default_factory=dict)
+    figures: list[FigureSpec] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ProbeResult:
+    """The outcome of one probe on one audit."""
+
+    probe: str
+    family: str
+    status: str
+    metrics: dict[str, Any] = field(default_factory=dict)
+    evidence: dict[str, Any] = field(default_factory=dict)
+    findings: list[Finding] = field(default_factory=list)
+    figures: list[FigureSpec] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    reason: str = ""
+    duration_s: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "probe": self.probe,
+            "family": self.family,
+            "status": self.status,
+            "reason": self.reason,
+            "metrics": self.metrics,
+            "findings": [f.code for f in self.findings],
+            "figures": [f.to_dict() for f in self.figures],
+            "notes": list(self.notes),
+        }
+
+
+class Probe:
+    """Base class of every probe. Subclasses set the class attributes and implement ``_measure`` and ``_judge``."""
+
+    name: ClassVar[str] = ""
+    family: ClassVar[str] = ""
+    codes: ClassVar[tuple[str, ...]] = ()
+    requires: ClassVar[frozenset[str]] = frozenset()
+    defaults: ClassVar[dict[str, Any]] = {}
+    description: ClassVar[str] = ""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "run" in cls.__dict__:
+            raise ProbeDefinitionError(
+                f"{cls.__name__} overrides Probe.run; implement _measure and _judge instead."
+            )
+
+    def __init__(self, **params: Any):
+        unknown = sorted(set(params) - set(self.defaults))
+        if unknown:
+            valid = ", ".join(sorted(self.defaults)) or "none"
+            raise ConfigError(
+                f"Unknown option(s) {', '.join(unknown)} for probe {self.name!r}. Valid options: {valid}."
+            )
+        self.params: dict[str, Any] = {**self.defaults, **params}
+
+    # -- the two steps a subclass writes -------------------------------------------------------------
+    def _measure(self, ctx: AuditContext) -> Measurement:
+        raise NotImplementedError(f"{type(self).__name__} must implement _measure")
+
+    def _judge(self, m: Measurement) -> list[Finding]:
+        raise NotImplementedError(f"{type(self).__name__} must implement _judge")
+
+    # -- helpers for subclasses ----------------------------------------------------------------------
+    def finding(
+        self,
+        code: str,
+        severity: Severity,
+        message: str,
+        *,
+        title: str | None = None,
+        evidence: dict[str, Any] | None = None,
+        figures: list[str] | tuple[str, ...] = (),
+        remediation: list[str] | None = None,
+    ) -> Finding:
+        """A finding of this probe; title and remediation default to the catalogue's."""
+        if code not in self.codes:
+            raise ProbeDefinitionError(
+                f"Probe {self.name!r} emitted {code}, which it does not declare in codes={self.codes}."
+            )
+        info = lookup(code)
+        return Finding(
+            code=code,
+            severity=severity,
+            title=title or info.title,
+            message=message,
+            probe=self.name,
+            evidence=dict(evidence or {}),
+            remediation=list(remediation if remediation is not None else info.fix),
+            figures=list(figures),
+        )
+
+    # -- the one entry point -------------------------------------------------------------------------
+    def run(self, ctx: AuditContext) -> ProbeResult:
+        """Check requirements, measure, judge; never raises (a crash becomes a GD900 finding)."""
+        start = time.perf_counter()
+        missing = ctx.missing(self.requires)
+        if missing:
+            return ProbeResult(self.name, self.family, Status.SKIPPED, reason=missing)
+        try:
+            m = self._measure(ctx)
+            findings = self._judge(m)
+            for f in findings:
+                if f.code not in self.codes:
+                    raise ProbeDefinitionError(
+                        f"Probe {self.name!r} emitted {f.code}, which it does not declare."
+                    )
+        except Exception as exc:  # a broken probe must not end the audit, nor pass silently
+            detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+            err = Finding(
+                code="GD900",
+                severity=Severity.FAIL,
+                title=f"Probe {self.name!r} failed",
+                message=f"The {self.name} probe raised {detail}. Its checks did not run.",
+                probe=self.name,
+                evidence={"exception": type(exc).__name__, "traceback": traceback.format_exc(limit=6)},
+                remediation=list(lookup("GD900").fix),
+            )
+            return ProbeResult(
+                self.name,
+                self.family,
+                Status.ERROR,
+                findings=[err],
+                reason=detail,
+                duration_s=time.perf_counter() - start,
+            )
+        return ProbeResult(
+            self.name,
+            self.family,
+            Status.OK,
+            metrics=m.metrics,
+            evidence=m.evidence,
+            findings=findings,
+            figures=m.figures,
+            notes=m.notes,
+            duration_s=time.perf_counter() - start,
+        )

@@ -1,0 +1,187 @@
+"""One pure renderer per format: each takes a ``Report`` and returns text. None of them computes metrics."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import TYPE_CHECKING, Any
+from xml.sax.saxutils import escape as xml_escape
+from xml.sax.saxutils import quoteattr
+
+import numpy as np
+
+from ..findings.codes import CATALOGUE
+from ..findings.policy import gates
+from ..probes.base import Status
+from ..stats import Estimate
+
+if TYPE_CHECKING:
+    from .report import Report
+
+__all__ = ["render_json", "render_text", "render_markdown", "render_junit", "render_html", "jsonable"]
+
+# Meta keys that change from run to run (wall-clock); kept out of the JSON so it is byte-stable per seed.
+_VOLATILE = ("timings",)
+
+
+def jsonable(obj: Any) -> Any:
+    """Convert numpy scalars/arrays, Estimates, tuples and sets into plain JSON values (floats rounded to 6)."""
+    if isinstance(obj, Estimate):
+        return obj.to_dict()
+    if isinstance(obj, dict):
+        return {str(k): jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [jsonable(v) for v in obj]
+    if isinstance(obj, (set, frozenset)):
+        return sorted(jsonable(v) for v in obj)
+    if isinstance(obj, np.ndarray):
+        return jsonable(obj.tolist())
+    if isinstance(obj, (bool, np.bool_)):
+        return bool(obj)
+    if isinstance(obj, (int, np.integer)):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        x = float(obj)
+        return round(x, 6) if math.isfinite(x) else None
+    if obj is None or isinstance(obj, str):
+        return obj
+    if hasattr(obj, "to_dict"):
+        return jsonable(obj.to_dict())
+    return str(obj)
+
+
+def render_json(report: Report) -> str:
+    data = report.to_dict()
+    data["meta"] = {k: v for k, v in data["meta"].items() if k not in _VOLATILE}
+    return json.dumps(jsonable(data), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def _fmt(value: Any) -> str:
+    """A number a person reads: an estimate with its CI, a float to 3 places."""
+    if isinstance(value, Estimate):
+        return f"{value:.3f}"
+    if isinstance(value, dict) and {"value", "ci_low", "ci_high"} <= set(value):
+        if value["value"] is None:
+            return "n/a"
+        lo, hi = value["ci_low"], value["ci_high"]
+        ci = f" [{lo:.3f}, {hi:.3f}]" if lo is not None and hi is not None else ""
+        return f"{value['value']:.3f}{ci} (n={value.get('n', '?')})"
+    if isinstance(value, (float, np.floating)):
+        return f"{value:.3f}" if math.isfinite(value) else "n/a"
+    return str(value)
+
+
+def _symptom_lines(report: Report) -> list[str]:
+    gap = report.gap or {}
+    lines = []
+    if gap.get("symptom"):
+        lines.append(gap["symptom"])
+    if gap.get("sentence"):
+        lines.append(gap["sentence"])
+    return lines
+
+
+def render_text(report: Report) -> str:
+    out = [
+        f"gapdiag verdict: {report.verdict.upper()} (gating at {report.fail_on}; exit code {report.exit_code})"
+    ]
+    out += ["  " + line for line in _symptom_lines(report)]
+    cause = report.primary_cause
+    if cause is not None:
+        out.append(f"  Most likely cause: {cause.code} {cause.title}")
+    if report.findings:
+        out.append("")
+        out.append("Findings:")
+    for f in report.findings:
+        flag = " (ignored)" if f.ignored else ""
+        out.append(f"  {str(f.severity).upper():4} {f.code} {f.title}{flag}")
+        out.append(f"       {f.message}")
+    skipped = [r for r in report.results if r.status == Status.SKIPPED]
+    if skipped:
+        out.append("")
+        out.append("Skipped probes:")
+        out += [f"  {r.probe}: {r.reason}" for r in skipped]
+    if not report.findings:
+        out.append("No findings: every probe that ran came out clean.")
+    return "\n".join(out) + "\n"
+
+
+def render_markdown(report: Report) -> str:
+    icon = {"pass": "✅", "warn": "⚠️", "fail": "❌"}[report.verdict]
+    out = [f"## gapdiag: {icon} {report.verdict.upper()}", ""]
+    out += [f"> {_md(line)}" for line in _symptom_lines(report)]
+    if report.findings:
+        out += ["", "| severity | code | finding |", "|---|---|---|"]
+        for f in report.findings:
+            ign = " *(ignored)*" if f.ignored else ""
+            out.append(f"| {f.severity} | `{f.code}` | **{_md(f.title)}**{ign}<br>{_md(f.message)} |")
+    else:
+        out += ["", "No findings."]
+    skipped = [r for r in report.results if r.status == Status.SKIPPED]
+    if skipped:
+        out += ["", "<details><summary>Skipped probes</summary>", ""]
+        out += [f"- `{r.probe}`: {_md(r.reason)}" for r in skipped]
+        out += ["", "</details>"]
+    return "\n".join(out) + "\n"
+
+
+def _md(text: str) -> str:
+    return str(text).replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;").replace("\n", " ")
+
+
+def render_junit(report: Report) -> str:
+    """One test case per (probe, code). A gating finding is a <failure>, a probe crash an <error>, a skipped
+    probe <skipped>; a finding below the gate passes with its message in <system-out>, as the exit code does."""
+    cases = []
+    n_fail = n_err = n_skip = 0
+    for r in report.results:
+        from ..probes.registry import registered_probes
+
+        cls = registered_probes().get(r.probe)
+        codes = cls.codes if cls is not None else sorted({f.code for f in r.findings})
+        for code in codes:
+            name = f"{code} {CATALOGUE[code].title}" if code in CATALOGUE else code
+            attrs = f'classname={quoteattr("gapdiag." + r.probe)} name={quoteattr(name)} time="{r.duration_s / max(len(codes), 1):.3f}"'
+            body = ""
+            if r.status == Status.ERROR:
+                n_err += 1
+                body = f'<error message={quoteattr(r.reason)} type="GD900">{xml_escape(r.reason)}</error>'
+            elif r.status == Status.SKIPPED:
+                n_skip += 1
+                body = f"<skipped message={quoteattr(r.reason)}/>"
+            else:
+                mine = [f for f in r.findings if f.code == code]
+                failing = [f for f in mine if gates(f, report.fail_on)]
+                if failing:
+                    n_fail += 1
+                    msg = "; ".join(f.message for f in failing)
+                    body = f"<failure message={quoteattr(failing[0].title)} type={quoteattr(str(failing[0].severity))}>{xml_escape(msg)}</failure>"
+                elif mine:
+                    text = "\n".join(
+                        f"{str(f.severity).upper()}{' (ignored)' if f.ignored else ''}: {f.message}"
+                        for f in mine
+                    )
+                    body = f"<system-out>{xml_escape(text)}</system-out>"
+            cases.append(f"    <testcase {attrs}>{body}</testcase>" if body else f"    <testcase {attrs}/>")
+    header = f'<testsuite name="gapdiag" tests="{len(cases)}" failures="{n_fail}" errors="{n_err}" skipped="{n_skip}">'
+    props = f'    <properties><property name="verdict" value="{report.verdict}"/><property name="exit_code" value="{report.exit_code}"/></properties>'
+    return (
+        "\n".join(
+            [
+                '<?xml version="1.0" encoding="UTF-8"?>',
+                "<testsuites>",
+                "  " + header,
+                props,
+                *cases,
+                "  </testsuite>",
+                "</testsuites>",
+            ]
+        )
+        + "\n"
+    )
+
+
+def render_html(report: Report) -> str:
+    from .html import render_html as _render
+
+    return _render(report)
