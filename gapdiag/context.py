@@ -267,11 +267,15 @@ class AuditContext:
         """Per-item attributes (pandas DataFrame, N rows): built-in properties plus the user's columns."""
 
         def compute():
-            from .attributes import compute_attributes, merge_user_attributes
+            import pandas as pd
+
+            from .attributes import compute_attributes, merge_attributes
 
             s = self.splits[split]
             frame = compute_attributes(s.items.get_batch, len(s.items)) if s.items.has_inputs else None
-            return merge_user_attributes(frame, s.items.attributes)
+            if s.items.attributes is not None:
+                return merge_attributes(frame, s.items.attributes)
+            return frame if frame is not None else pd.DataFrame(index=range(len(s.items)))
 
         return self.memo(("attributes", split), compute)
 

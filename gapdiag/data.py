@@ -329,7 +329,9 @@ class Episodes:
                 )
             anchor, candidates, correct = batch[0], batch[1], batch[2]
             correct_arr = np.asarray(_to_tensor(correct)).reshape(-1)
-            cand, a = _episode_batch(anchor, candidates, correct_arr.size)
+            cand, a = _episode_batch(
+                anchor, candidates, unbatched=np.ndim(np.asarray(_to_tensor(correct))) == 0
+            )
             if a.shape[0] != cand.shape[0] or cand.shape[0] != correct_arr.size:
                 raise InputError(
                     f"Episodes.from_loader: batch {b} has {a.shape[0]} anchors, {cand.shape[0]} candidate rows "
@@ -361,17 +363,19 @@ class Episodes:
         return make_episodes(items, n_way=n_way, n_episodes=n_episodes, seed=seed)
 
 
-def _episode_batch(anchor: Any, candidates: Any, n_correct: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Normalise one loader batch to candidates (B, n, ...) and anchors (B, ...)."""
+def _episode_batch(anchor: Any, candidates: Any, *, unbatched: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """Normalise one loader row to candidates (B, n, ...) and anchors (B, ...).
+
+    A scalar ``correct_index`` marks one unbatched episode (anchor item, list of n candidate items);
+    otherwise candidates are (B, n, ...) or a DataLoader's collate of n tensors of (B, ...).
+    """
     a = _to_tensor(anchor)
-    if not isinstance(candidates, (list, tuple)):
-        return _to_tensor(candidates), a
-    parts = [_to_tensor(c) for c in candidates]
-    batched = all(p.dim() == a.dim() and p.shape[0] == a.shape[0] == n_correct for p in parts)
-    if batched:  # a DataLoader's collate: n tensors of (B, ...)
-        return torch.stack(parts, dim=1), a
-    # one unbatched episode: n items and one anchor item
-    return torch.stack(parts).unsqueeze(0), a.unsqueeze(0) if a.dim() == parts[0].dim() else a
+    if unbatched:
+        parts = torch.stack([_to_tensor(c) for c in candidates])
+        return parts.unsqueeze(0), a.unsqueeze(0)
+    if isinstance(candidates, (list, tuple)):
+        return torch.stack([_to_tensor(c) for c in candidates], dim=1), a
+    return _to_tensor(candidates), a
 
 
 class _DedupStore:

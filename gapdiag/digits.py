@@ -8,11 +8,16 @@ the way they happen in practice. Nothing is downloaded: the digits ship with sci
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+if TYPE_CHECKING:
+    from .data import Split
+    from .model import SiameseModel
 
 __all__ = [
     "load_digits_images",
@@ -75,7 +80,7 @@ class SiameseCNN(nn.Module):
         self,
         in_channels: int = 1,
         embed_dim: int = 32,
-        width: int = 32,
+        width: int = 16,
         *,
         batchnorm: bool = False,
         dropout: float = 0.0,
@@ -152,3 +157,126 @@ def train_on_pairs(
                 opt.step()
     model.eval()
     return model
+
+
+@dataclass
+class Scenario:
+    """A trained model and its splits, as a user would hand them to ``audit``."""
+
+    model: SiameseModel
+    train: Split
+    val: Split
+    net: nn.Module
+    train_x1: torch.Tensor
+    train_x2: torch.Tensor
+    train_label: np.ndarray
+
+
+def build_scenario(
+    *,
+    channels: int = 1,
+    size: int = 8,
+    partition: str = "items",
+    val_classes: tuple[int, ...] = (7, 8, 9),
+    n_train_items: int | None = None,
+    n_pairs: int = 2000,
+    train_positive_ratio: float = 0.5,
+    epochs: int = 6,
+    lr: float = 2e-3,
+    weight_decay: float = 0.0,
+    positive_pair_transform=None,
+    val_transform=None,
+    val_protocol: str = "episodes",
+    val_positive_ratio: float = 0.5,
+    n_val_pairs: int = 2000,
+    n_way: int = 10,
+    n_val_episodes: int = 600,
+    model_kwargs: dict | None = None,
+    kind: str | None = None,
+    seed: int = 0,
+) -> Scenario:
+    """Train a :class:`SiameseCNN` on digit pairs with an optional planted fault, return it with its splits.
+
+    Parameters
+    ----------
+    partition : "items" (closed set, all digits in both splits) or "classes" (``val_classes`` unseen).
+    positive_pair_transform : callable ``(x1 (B, C, H, W), x2 (B, C, H, W), rng) -> (x1, x2)``, optional
+        Applied to both images of every positive training pair before training: the leakage artifact.
+    val_transform : callable ``(images (N, C, H, W)) -> images``, optional
+        Applied to validation inputs only (e.g. a loader that skips normalisation).
+    val_protocol : "episodes" (n-way identification) or "pairs" (verification, like training).
+    kind : how the user's evaluation reads ``distance``; default "similarity" for a cosine model, else "distance".
+
+    The training split is built with ``Pairs.from_loader`` over the exact pairs trained on (artifact
+    included), as a user would; items carry identity labels (``(x1, x2, label, y1, y2)`` batches).
+    """
+    from .data import Items, Pairs, Split, make_episodes, make_pairs
+    from .model import SiameseModel
+
+    images, labels = load_digits_images(channels=channels, size=size)
+    part = (
+        split_by_items(labels, seed=seed) if partition == "items" else split_by_classes(labels, val_classes)
+    )
+    tr = (
+        part.train
+        if n_train_items is None
+        else np.random.default_rng(seed).permutation(part.train)[:n_train_items]
+    )
+    tr = np.sort(tr)
+    rng = np.random.default_rng(seed)
+    pool = Items(images[tr], labels=labels[tr])
+    p = make_pairs(pool, n_pairs=n_pairs, positive_ratio=train_positive_ratio, seed=seed)
+    x1, x2 = images[tr][p.left].clone(), images[tr][p.right].clone()
+    if positive_pair_transform is not None:
+        pos = p.label == 1
+        x1[pos], x2[pos] = positive_pair_transform(x1[pos], x2[pos], rng)
+    model_kwargs = dict(model_kwargs or {})
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        net = SiameseCNN(in_channels=channels, **model_kwargs)
+    train_on_pairs(net, x1, x2, p.label, epochs=epochs, lr=lr, weight_decay=weight_decay, seed=seed)
+    y1, y2 = labels[tr][p.left], labels[tr][p.right]
+
+    def loader():
+        for s in range(0, len(p.label), 256):
+            sl = slice(s, s + 256)
+            yield (
+                x1[sl],
+                x2[sl],
+                torch.from_numpy(p.label[sl]),
+                torch.from_numpy(y1[sl]),
+                torch.from_numpy(y2[sl]),
+            )
+
+    train_pairs = Pairs.from_loader(loader())
+    val_images = images[part.val]
+    if val_transform is not None:
+        val_images = val_transform(val_images.clone())
+    val_items = Items(val_images, labels=labels[part.val])
+    if val_protocol == "episodes":
+        n_classes = np.unique(labels[part.val]).size
+        val = Split(
+            "val",
+            val_items,
+            episodes=make_episodes(
+                val_items, n_way=min(n_way, n_classes), n_episodes=n_val_episodes, seed=seed + 1
+            ),
+        )
+    else:
+        val = Split(
+            "val",
+            val_items,
+            pairs=make_pairs(
+                val_items, n_pairs=n_val_pairs, positive_ratio=val_positive_ratio, seed=seed + 1
+            ),
+        )
+    kind = kind or ("similarity" if model_kwargs.get("similarity") else "distance")
+    return Scenario(
+        SiameseModel(net, kind=kind),
+        Split("train", train_pairs.items, pairs=train_pairs),
+        val,
+        net,
+        x1,
+        x2,
+        p.label,
+    )

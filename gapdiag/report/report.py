@@ -15,7 +15,7 @@ from ..findings.finding import Finding, Severity
 from ..findings.policy import ERROR_CODE, exit_code_of, gates, rank_key, verdict_of
 from ..probes.base import ProbeResult, Status
 
-__all__ = ["Report", "SCHEMA_VERSION", "FORMATS"]
+__all__ = ["Report", "SCHEMA_VERSION", "FORMATS", "FILENAMES"]
 
 SCHEMA_VERSION = "1.0"
 FORMATS = {

@@ -1,0 +1,260 @@
+"""The ``gapdiag`` command.
+
+Exit codes: 0 pass, 1 a finding at or above ``--fail-on``, 2 bad usage, config or input (one line, no
+traceback), 3 a probe errored and nothing gated.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError, GapdiagError, InputError
+
+__all__ = ["main"]
+
+EXIT_USAGE = 2
+_FORMATS = ("html", "json", "markdown", "junit", "text")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # argparse exits 2 too; keep it to one line
+        self.exit(EXIT_USAGE, f"gapdiag: error: {message}\n")
+
+
+def _add_audit_options(p: argparse.ArgumentParser, *, out_default: str = "gapdiag-report") -> None:
+    p.add_argument("--out", default=out_default, help="folder for the report files (default: %(default)s)")
+    p.add_argument(
+        "--format",
+        default="html,json",
+        help=f"comma-separated formats among {', '.join(_FORMATS)} (default: %(default)s)",
+    )
+    p.add_argument(
+        "--fail-on",
+        choices=("warn", "fail"),
+        default=None,
+        help="lowest severity that makes the exit code 1 (default: fail)",
+    )
+    p.add_argument(
+        "--ignore",
+        default=None,
+        help="comma-separated finding codes to report but never gate on, e.g. GD204,GD205",
+    )
+    p.add_argument(
+        "--config",
+        default=None,
+        help="TOML config file (default: [tool.gapdiag] of ./pyproject.toml if present)",
+    )
+    p.add_argument("--probes", default=None, help="comma-separated probe names to run (default: all)")
+    p.add_argument("--seed", type=int, default=None, help="random seed (default: 0)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars, only the summary")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="gapdiag", description="Explain the generalization gap of a Siamese (metric-learning) network."
+    )
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    demo = sub.add_parser(
+        "demo",
+        help="train a small Siamese net on bundled digits with a planted fault, audit it, write the report",
+    )
+    _add_audit_options(demo)
+
+    audit = sub.add_parser("audit", help="audit the model and splits returned by package.module:function")
+    audit.add_argument(
+        "target", help="package.module:function returning (model, train, val) or a dict with those keys"
+    )
+    _add_audit_options(audit)
+
+    emb = sub.add_parser("audit-embeddings", help="audit precomputed embeddings from .npz or .parquet files")
+    emb.add_argument(
+        "train",
+        help="train file: npz with 'embeddings' (N, d) and optional 'labels', 'left', 'right', 'pair_label', 'anchor', 'candidates', 'correct'",
+    )
+    emb.add_argument("val", help="val file, same layout")
+    emb.add_argument(
+        "--kind",
+        choices=("distance", "similarity"),
+        default="distance",
+        help="how your evaluation reads euclidean scores",
+    )
+    _add_audit_options(emb)
+
+    cmp_ = sub.add_parser("compare", help="what got better or worse between two JSON reports")
+    cmp_.add_argument("old")
+    cmp_.add_argument("new")
+
+    exp = sub.add_parser(
+        "explain", help="what a finding code means, why it matters, how it is measured and fixed"
+    )
+    exp.add_argument("code")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return _dispatch(args)
+    except GapdiagError as exc:
+        print(f"gapdiag: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except BrokenPipeError:  # `gapdiag explain GD101 | head`
+        sys.stderr.close()
+        return 0
+    except KeyboardInterrupt:
+        print("gapdiag: interrupted", file=sys.stderr)
+        return 130
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    if args.command == "explain":
+        return _explain(args.code)
+    if args.command == "compare":
+        return _compare(args.old, args.new)
+    if args.command == "demo":
+        return _demo(args)
+    if args.command == "audit":
+        model, train, val = _load_target(args.target)
+        return _run_audit(args, model, train, val)
+    if args.command == "audit-embeddings":
+        from .embeddings_io import load_embedding_split
+
+        train = load_embedding_split(args.train, name="train")
+        val = load_embedding_split(args.val, name="val")
+        return _run_audit(args, None, train, val, kind=args.kind)
+    raise ConfigError(f"Unknown command {args.command!r}.")  # pragma: no cover - argparse guards it
+
+
+def _config(args: argparse.Namespace):
+    from .config import load_config
+
+    cfg = load_config(args.config)
+    probes = tuple(p.strip() for p in args.probes.split(",") if p.strip()) if args.probes else None
+    return cfg.with_overrides(fail_on=args.fail_on, ignore=args.ignore, seed=args.seed, probes=probes)
+
+
+def _formats(value: str) -> list[str]:
+    fmts = [f.strip().lower() for f in value.split(",") if f.strip()]
+    bad = [f for f in fmts if f not in _FORMATS]
+    if bad or not fmts:
+        raise ConfigError(
+            f"Unknown --format {', '.join(bad) or value!r}; choose among {', '.join(_FORMATS)}."
+        )
+    return fmts
+
+
+def _write(report, args: argparse.Namespace) -> list[Path]:
+    from .report.report import FILENAMES
+
+    return [report.save(Path(args.out) / FILENAMES[f], format=f) for f in _formats(args.format)]
+
+
+def _run_audit(args: argparse.Namespace, model: Any, train: Any, val: Any, kind: str | None = None) -> int:
+    from .audit import audit
+
+    _formats(args.format)  # fail on a bad format before the work
+    report = audit(model, train, val, config=_config(args), progress=not args.quiet, kind=kind)
+    paths = _write(report, args)
+    print(report.summary().rstrip())
+    print("Report written to " + ", ".join(str(p) for p in paths))
+    return report.exit_code
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    report, _ = run_demo(
+        args.out, config=_config(args), formats=tuple(_formats(args.format)), progress=not args.quiet
+    )
+    return report.exit_code
+
+
+def _load_target(target: str) -> tuple[Any, Any, Any]:
+    module_name, sep, func_name = target.partition(":")
+    if not sep or not module_name or not func_name:
+        raise InputError(f"TARGET must look like package.module:function; got {target!r}.")
+    if str(Path.cwd()) not in sys.path:
+        sys.path.insert(0, str(Path.cwd()))  # like `python -m`, find the user's modules in the current folder
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        raise InputError(
+            f"Cannot import module {module_name!r} ({exc}); check the name and that it is on PYTHONPATH."
+        ) from None
+    except Exception as exc:
+        raise InputError(f"Importing {module_name!r} raised {type(exc).__name__}: {exc}") from None
+    fn = getattr(module, func_name, None)
+    if not callable(fn):
+        raise InputError(f"Module {module_name!r} has no function {func_name!r}.")
+    result = fn()
+    if isinstance(result, dict):
+        missing = {"model", "train", "val"} - set(result)
+        if missing:
+            raise InputError(
+                f"{target} returned a dict without {', '.join(sorted(missing))}; return model, train and val."
+            )
+        return result["model"], result["train"], result["val"]
+    if isinstance(result, (tuple, list)) and len(result) == 3:
+        return result[0], result[1], result[2]
+    raise InputError(
+        f"{target} must return (model, train, val) or a dict with those keys; got {type(result).__name__}."
+    )
+
+
+def _explain(code: str) -> int:
+    from .findings.codes import lookup
+    from .probes.registry import owner_of
+
+    info = lookup(code)
+    lines = [
+        f"{info.code}: {info.title}  [{info.family}]",
+        "",
+        "What it means",
+        "  " + info.meaning,
+        "",
+        "Why it matters",
+        "  " + info.why,
+        "",
+        "How it is measured",
+        "  " + info.measured,
+        "",
+        "How to fix it",
+    ]
+    lines += [f"  - {step}" for step in info.fix]
+    owner = owner_of(info.code)
+    if owner is not None:
+        lines += [
+            "",
+            f"Emitted by probe {owner.name!r}; its default thresholds (override under [probes.{owner.name}]):",
+        ]
+        lines += [f"  {k} = {v!r}" for k, v in owner.defaults.items()] or ["  (none)"]
+    print("\n".join(lines))
+    return 0
+
+
+def _compare(old_path: str, new_path: str) -> int:
+    from .compare import compare_reports
+
+    def load(path: str) -> dict:
+        p = Path(path)
+        if not p.is_file():
+            raise InputError(f"Report {path!r} does not exist.")
+        try:
+            return json.loads(p.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise InputError(f"{path} is not a gapdiag JSON report: {exc}") from None
+
+    text, worse = compare_reports(load(old_path), load(new_path))
+    print(text)
+    return 1 if worse else 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

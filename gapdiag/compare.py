@@ -1,0 +1,59 @@
+"""``gapdiag compare OLD.json NEW.json``: what got better or worse between two audits."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .errors import InputError
+
+__all__ = ["compare_reports"]
+
+_RANK = {"pass": 0, "info": 1, "warn": 2, "fail": 3}
+
+
+def _check(report: dict[str, Any], which: str) -> None:
+    if report.get("tool") != "gapdiag" or "findings" not in report:
+        raise InputError(
+            f"The {which} file is not a gapdiag JSON report (no 'tool': 'gapdiag' or no findings)."
+        )
+
+
+def _worst_by_code(report: dict[str, Any]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for f in report["findings"]:
+        if f.get("ignored"):
+            continue
+        if _RANK[f["severity"]] > _RANK.get(out.get(f["code"], "pass"), 0):
+            out[f["code"]] = f["severity"]
+    return out
+
+
+def compare_reports(old: dict[str, Any], new: dict[str, Any]) -> tuple[str, bool]:
+    """Compare two report dicts; returns (human-readable text, whether anything got worse)."""
+    _check(old, "old")
+    _check(new, "new")
+    lines = [f"verdict: {old['verdict']} -> {new['verdict']}"]
+    worse = _RANK[new["verdict"]] > _RANK[old["verdict"]]
+    a, b = _worst_by_code(old), _worst_by_code(new)
+    for code in sorted(set(a) | set(b)):
+        sa, sb = a.get(code, "pass"), b.get(code, "pass")
+        if sa == sb:
+            continue
+        direction = "worse" if _RANK[sb] > _RANK[sa] else "better"
+        worse |= direction == "worse"
+        label = "new" if code not in a else ("resolved" if code not in b else direction)
+        lines.append(f"  {code}: {sa} -> {sb} ({label})")
+    for key in ("observed_gap", "protocol_part", "generalization_part"):
+        va, vb = (old.get("gap") or {}).get(key), (new.get("gap") or {}).get(key)
+        if (
+            isinstance(va, dict)
+            and isinstance(vb, dict)
+            and va.get("value") is not None
+            and vb.get("value") is not None
+        ):
+            lines.append(
+                f"  {key.replace('_', ' ')}: {va['value']:.3f} -> {vb['value']:.3f} ({vb['value'] - va['value']:+.3f})"
+            )
+    if len(lines) == 1:
+        lines.append("  no finding changed")
+    return "\n".join(lines), worse

@@ -1,0 +1,158 @@
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from gapdiag import Episodes, InputError, Items, Pairs, Split
+from gapdiag.data import labels_from_pairs, make_episodes, make_pairs, pairs_from_episodes
+
+
+def _items(n=60, classes=6, shape=(1, 4, 4), seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return Items(torch.rand((n, *shape), generator=g), labels=np.arange(n) % classes)
+
+
+def test_pairs_from_loader_deduplicates_identical_inputs():
+    x = torch.rand(5, 1, 4, 4)
+    # item 0 appears in both batches and on both sides: still one item
+    batches = [
+        (x[[0, 1]], x[[2, 0]], torch.tensor([1, 0])),
+        (x[[0, 3]], x[[4, 4]], torch.tensor([0, 1])),
+    ]
+    pairs = Pairs.from_loader(batches)
+    assert len(pairs.items) == 5
+    assert len(pairs) == 4
+    assert pairs.left[0] == pairs.right[1] == pairs.left[2]
+    assert pairs.right[2] == pairs.right[3]
+    # the stored inputs are the loader's values
+    torch.testing.assert_close(pairs.items.get_batch(np.array([pairs.left[1]])), x[[1]])
+
+
+def test_pairs_from_loader_keeps_identity_labels_and_rejects_bad_labels():
+    x = torch.rand(4, 3)
+    pairs = Pairs.from_loader(
+        [(x[:2], x[2:], torch.tensor([1, 0]), torch.tensor([7, 8]), torch.tensor([7, 9]))]
+    )
+    assert pairs.items.labels.tolist() == [7, 8, 7, 9]
+    with pytest.raises(InputError, match="0 \\(dissimilar\\) or 1"):
+        Pairs.from_loader([(x[:2], x[2:], torch.tensor([1, -1]))])
+    with pytest.raises(InputError, match="NaN"):
+        Pairs.from_loader([(torch.full((2, 3), float("nan")), x[2:], torch.tensor([1, 0]))])
+
+
+def test_episodes_from_loader_accepts_batched_collated_and_unbatched():
+    x = torch.rand(8, 1, 4, 4)
+    batched = [(x[[0, 1]], x[torch.tensor([[2, 3, 4], [5, 6, 7]])], torch.tensor([0, 2]))]
+    collated = [(x[[0, 1]], [x[[2, 5]], x[[3, 6]], x[[4, 7]]], torch.tensor([0, 2]))]
+    single = [(x[0], [x[2], x[3], x[4]], 0), (x[1], [x[5], x[6], x[7]], 2)]
+    results = [Episodes.from_loader(b) for b in (batched, collated, single)]
+    for e in results:
+        assert len(e.items) == 8 and e.n_way == 3 and e.correct.tolist() == [0, 2]
+        anchors = e.items.get_batch(e.anchor)
+        torch.testing.assert_close(anchors, x[[0, 1]])
+        torch.testing.assert_close(e.items.get_batch(e.candidates[1]), x[[5, 6, 7]])
+
+
+def test_episodes_reject_correct_out_of_range():
+    items = _items()
+    with pytest.raises(InputError, match="out of range for 3 candidates"):
+        Episodes(items, [0], [[1, 2, 3]], [3])
+
+
+def test_mismatched_lengths_empty_and_out_of_range_indices():
+    items = _items()
+    with pytest.raises(InputError, match="Mismatched lengths"):
+        Pairs(items, [0, 1], [2], [1, 0])
+    with pytest.raises(InputError, match="outside the 60 items"):
+        Pairs(items, [0, 60], [1, 2], [1, 0])
+    with pytest.raises(InputError, match="empty"):
+        Items(torch.empty(0, 3))
+    with pytest.raises(InputError, match="one label per item"):
+        Items(torch.rand(3, 2), labels=[0, 1])
+
+
+def test_make_pairs_is_deterministic_balanced_and_correct():
+    items = _items(n=200, classes=10)
+    a, b = make_pairs(items, n_pairs=500, seed=3), make_pairs(items, n_pairs=500, seed=3)
+    c = make_pairs(items, n_pairs=500, seed=4)
+    assert (
+        np.array_equal(a.left, b.left)
+        and np.array_equal(a.right, b.right)
+        and np.array_equal(a.label, b.label)
+    )
+    assert not np.array_equal(a.left, c.left)
+    assert a.label.sum() == 250
+    y = items.labels
+    pos = a.label == 1
+    assert np.all(y[a.left[pos]] == y[a.right[pos]]) and np.all(a.left[pos] != a.right[pos])
+    assert np.all(y[a.left[~pos]] != y[a.right[~pos]])
+
+
+def test_make_episodes_is_deterministic_and_well_formed():
+    items = _items(n=200, classes=12)
+    e1, e2 = (
+        make_episodes(items, n_way=5, n_episodes=300, seed=1),
+        make_episodes(items, n_way=5, n_episodes=300, seed=1),
+    )
+    assert np.array_equal(e1.candidates, e2.candidates) and np.array_equal(e1.correct, e2.correct)
+    y = items.labels
+    rows = np.arange(300)
+    match = e1.candidates[rows, e1.correct]
+    assert np.all(y[match] == y[e1.anchor]) and np.all(match != e1.anchor)
+    cand_classes = y[e1.candidates]
+    # distractors: other classes, all distinct within an episode
+    assert np.all(np.sort(cand_classes, axis=1)[:, 1:] != np.sort(cand_classes, axis=1)[:, :-1])
+    assert np.bincount(e1.correct, minlength=5).min() > 30  # the true match's position is spread out
+    with pytest.raises(InputError, match="need 13 classes"):
+        make_episodes(items, n_way=13)
+
+
+def test_pairs_from_episodes_and_components():
+    items = _items(n=20, classes=4)
+    e = make_episodes(items, n_way=3, n_episodes=10, seed=0)
+    p = pairs_from_episodes(e)
+    assert len(p) == 30 and p.label.sum() == 10
+    pairs = Pairs(items, [0, 1, 5, 9], [1, 2, 6, 10], [1, 1, 1, 0])
+    comp = labels_from_pairs(pairs)
+    assert comp[0] == comp[1] == comp[2] and comp[5] == comp[6] and comp[9] != comp[10] and comp[0] != comp[5]
+
+
+def test_items_from_dataset_reads_lazily():
+    class Lazy:
+        reads = 0
+
+        def __len__(self):
+            return 30
+
+        def __getitem__(self, i):
+            Lazy.reads += 1
+            return torch.full((2, 3), float(i)), i % 3
+
+    ds = Lazy()
+    items = Items.from_dataset(ds)
+    before = Lazy.reads
+    batch = items.get_batch(np.array([4, 7]))
+    assert Lazy.reads - before == 2
+    assert batch[:, 0, 0].tolist() == [4.0, 7.0]
+    split = Split.from_items("train", items, n_pairs=40, n_way=3, seed=0)
+    assert len(split.pairs) == 40 and split.episodes.n_way == 3
+
+
+def test_split_rejects_foreign_pairs_and_builds_from_embeddings():
+    a, b = _items(seed=0), _items(seed=1)
+    with pytest.raises(InputError, match="different Items"):
+        Split("val", a, pairs=make_pairs(b, n_pairs=10))
+    s = Split.from_embeddings(np.random.rand(10, 4), labels=np.arange(10) % 2, pairs=([0, 1], [2, 3], [1, 0]))
+    assert not s.items.has_inputs and s.embeddings.shape == (10, 4)
+    with pytest.raises(InputError, match="NaN"):
+        Split.from_embeddings(np.full((3, 2), np.nan), labels=[0, 1, 0])
+
+
+def test_items_keep_user_attributes_in_row_order():
+    df = pd.DataFrame({"scanner": ["a", "b", "c"]}, index=[10, 11, 12])
+    items = Items(torch.rand(3, 2), attributes=df)
+    assert items.attributes["scanner"].tolist() == ["a", "b", "c"] and list(items.attributes.index) == [
+        0,
+        1,
+        2,
+    ]
