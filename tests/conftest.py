@@ -11,7 +11,7 @@ import torch
 torch.set_num_threads(1)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _healthy(val_protocol: str):
     from gapdiag.digits import build_scenario
 

@@ -26,6 +26,7 @@ FORMATS = {
     ".xml": "junit",
     ".txt": "text",
 }
+FILENAMES = {"html": "report.html", "json": "report.json", "markdown": "report.md", "junit": "report.xml", "text": "report.txt"}
 
 
 @dataclass
