@@ -32,7 +32,7 @@ def state_fingerprint(module: torch.nn.Module) -> str:
     h = hashlib.blake2b(digest_size=16)
     for key, value in sorted(module.state_dict().items()):
         h.update(key.encode())
-        t = value.detach().cpu().contiguous()
+        t = value.detach().cpu().contiguous().reshape(-1)
         h.update(str(t.dtype).encode())
         h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
     return h.hexdigest()

@@ -1,0 +1,95 @@
+"""The Probe contract: a crashing probe becomes GD900 and the audit goes on; the registry validates."""
+
+import pytest
+
+import gapdiag
+from gapdiag import Measurement, Probe, ProbeDefinitionError, Severity, register_probe
+from gapdiag.findings.policy import EXIT_PROBE_ERROR
+from gapdiag.probes.registry import unregister_probe
+
+
+@pytest.fixture
+def temporary_probes():
+    names = []
+
+    def add(cls):
+        register_probe(cls)
+        names.append(cls.name)
+        return cls
+
+    yield add
+    for n in names:
+        unregister_probe(n)
+
+
+def _exploding(name="exploding", code="XG001"):
+    class Exploding(Probe):
+        family = "custom"
+        codes = (code,)
+
+        def _measure(self, ctx):
+            raise ZeroDivisionError("division by zero in a probe")
+
+        def _judge(self, m):
+            return []
+
+    Exploding.name = name
+    return Exploding
+
+
+def _healthy_probe(name="tiny", code="XG002", emit=None):
+    class Tiny(Probe):
+        family = "custom"
+        codes = (code,)
+        defaults = {"limit": 0.5}
+
+        def _measure(self, ctx):
+            return Measurement(metrics={"n_val": len(ctx.val.items)})
+
+        def _judge(self, m):
+            if emit:
+                return [self.finding(emit, Severity.WARN, "emitted")]
+            return []
+
+    Tiny.name = name
+    return Tiny
+
+
+def test_a_raising_probe_becomes_gd900_and_the_audit_goes_on(healthy_pairs, temporary_probes):
+    temporary_probes(_exploding())
+    temporary_probes(_healthy_probe())
+    s = healthy_pairs
+    report = gapdiag.audit(s.model, s.train, s.val, probes=["exploding", "tiny"], progress=False)
+    err = report.by_code("GD900")
+    assert len(err) == 1 and "ZeroDivisionError" in err[0].message and err[0].probe == "exploding"
+    assert report.result("exploding").status == "error"
+    assert report.result("tiny").status == "ok" and report.result("tiny").metrics["n_val"] == len(s.val.items)
+    assert report.exit_code == EXIT_PROBE_ERROR
+    assert report.verdict == "pass"  # a probe error is not a finding about the model
+    junit = report.render("junit")
+    assert 'errors="1"' in junit and 'failures="0"' in junit
+
+
+def test_an_undeclared_code_is_caught(healthy_pairs, temporary_probes):
+    temporary_probes(_healthy_probe(name="liar", code="XG003", emit="GD101"))
+    s = healthy_pairs
+    report = gapdiag.audit(s.model, s.train, s.val, probes=["liar"], progress=False)
+    assert report.by_code("GD900") and "does not declare" in report.by_code("GD900")[0].message
+
+
+def test_registry_rejects_bad_probes(temporary_probes):
+    temporary_probes(_healthy_probe(name="dup", code="XG004"))
+    with pytest.raises(ProbeDefinitionError, match="already registered"):
+        register_probe(_healthy_probe(name="dup", code="XG005"))
+    with pytest.raises(ProbeDefinitionError, match="not in the catalogue"):
+        register_probe(_healthy_probe(name="other", code="GD999"))
+    with pytest.raises(ProbeDefinitionError, match="overrides Probe.run"):
+
+        class Sneaky(Probe):
+            def run(self, ctx):
+                return None
+
+
+def test_unknown_probe_options_are_refused():
+    with pytest.raises(gapdiag.ConfigError, match="Valid options: limit"):
+        _healthy_probe()(limt=0.3)
