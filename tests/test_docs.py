@@ -1,0 +1,27 @@
+"""Lists that must agree with their single source."""
+
+import re
+from pathlib import Path
+
+from gapdiag.findings.codes import CATALOGUE
+from gapdiag.findings.policy import CAUSE_PRIORITY
+from gapdiag.probes.registry import registered_probes
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_readme_code_table_matches_the_catalogue():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    listed = set(re.findall(r"^\| (GD\d{3}) \|", readme, flags=re.M))
+    assert listed == {c for c in CATALOGUE if c != "GD900"}
+
+
+def test_every_code_has_a_rank_and_an_owner_probe():
+    assert set(CAUSE_PRIORITY) == set(CATALOGUE)
+    owned = {code for cls in registered_probes().values() for code in cls.codes}
+    assert owned <= set(CATALOGUE) | {c for c in owned if c.startswith("X")}
+
+
+def test_catalogue_entries_are_complete():
+    for info in CATALOGUE.values():
+        assert info.meaning and info.why and info.measured and info.fix, info.code
