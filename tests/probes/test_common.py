@@ -55,7 +55,9 @@ def test_probe_is_deterministic_and_leaves_inputs_alone(healthy_episodes, name):
 def test_missing_inputs_skip_with_a_reason(healthy_pairs, name):
     s = healthy_pairs
     train = Split.from_embeddings(
-        np.asarray(gapdiag.SiameseModel(s.model.module).embed(s.train.items.get_batch(np.arange(len(s.train.items))))),
+        np.asarray(
+            gapdiag.SiameseModel(s.model.module).embed(s.train.items.get_batch(np.arange(len(s.train.items))))
+        ),
         s.train.items.labels,
         name="train",
         pairs=(s.train.pairs.left, s.train.pairs.right, s.train.pairs.label),

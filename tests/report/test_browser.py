@@ -41,7 +41,14 @@ def test_report_renders_in_headless_chromium(healthy_episodes, tmp_path):
         assert f'id="probe-{r.probe}"' in html
     shot = tmp_path / "shot.png"
     subprocess.run(
-        [CHROMIUM, *FLAGS, f"--user-data-dir={profile}", f"--screenshot={shot}", "--window-size=1200,2000", page.as_uri()],
+        [
+            CHROMIUM,
+            *FLAGS,
+            f"--user-data-dir={profile}",
+            f"--screenshot={shot}",
+            "--window-size=1200,2000",
+            page.as_uri(),
+        ],
         capture_output=True,
         timeout=120,
     )
