@@ -52,11 +52,11 @@ class DemoScenario:
 def build_demo(
     *,
     seed: int = 0,
-    n_train_items: int = 300,
-    n_pairs: int = 2000,
-    epochs: int = 15,
+    n_train_items: int = 150,
+    n_pairs: int = 1500,
+    epochs: int = 25,
     n_way: int = 10,
-    artifact_strength: float = 0.8,
+    artifact_strength: float = 1.0,
 ) -> DemoScenario:
     """Train the demo model and build its splits (a few seconds on 2 CPU cores).
 
