@@ -1,0 +1,376 @@
+"""The preprocessing probe: do the two splits' inputs come through the same preprocessing? (GD305)"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..findings.finding import Finding, Severity
+from ..stats import Estimate, wilson
+from .base import FigureSpec, Measurement, Probe
+from .registry import register_probe
+
+if TYPE_CHECKING:
+    from ..context import AuditContext
+    from ..data import Items
+
+__all__ = ["PreprocessingProbe"]
+
+FIG_CHANNELS = "preprocessing_channels"
+FIG_ITEMS = "preprocessing_items"
+_FEATURES = ("mean", "std", "min", "max")
+_READ_BATCH = 256
+
+
+def _channel_layout(shape: tuple[int, ...]) -> tuple[str, int]:
+    """How to find channels in one item of ``shape``: ("first", C), ("last", C) or ("none", 1).
+
+    4-D batches (B, C, H, W) are channels-first unless the last axis looks like channels (1, 3 or 4) and the
+    first does not ((B, H, W, C)); anything else is treated as one channel.
+    """
+    if len(shape) == 3:
+        if shape[0] in (1, 3, 4) or shape[-1] not in (1, 3, 4):
+            return "first", int(shape[0])
+        return "last", int(shape[-1])
+    return "none", 1
+
+
+def _item_features(items: Items, idx: np.ndarray, layout: str) -> dict[str, np.ndarray]:
+    """Per-item, per-channel statistics (n, C) of the items ``idx``: mean, std, min, max, mean of squares."""
+    import torch
+
+    parts: dict[str, list[np.ndarray]] = {k: [] for k in (*_FEATURES, "sq")}
+    for start in range(0, idx.size, _READ_BATCH):
+        x = items.get_batch(idx[start : start + _READ_BATCH]).to(dtype=torch.float64).numpy()
+        b = x.shape[0]
+        if layout == "first":
+            f = x.reshape(b, x.shape[1], -1)
+        elif layout == "last":
+            f = np.moveaxis(x, -1, 1).reshape(b, x.shape[-1], -1)
+        else:
+            f = x.reshape(b, 1, -1)
+        parts["mean"].append(f.mean(axis=2))
+        parts["std"].append(f.std(axis=2))
+        parts["min"].append(f.min(axis=2))
+        parts["max"].append(f.max(axis=2))
+        parts["sq"].append((f * f).mean(axis=2))
+    return {k: np.concatenate(v) for k, v in parts.items()}
+
+
+def _pooled(mean: np.ndarray, sq: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Pooled channel mean and std from per-item means and mean squares (every item has the same size).
+
+    ``mean`` and ``sq`` have shape (..., n, C); returns two arrays of shape (..., C).
+    """
+    m = mean.mean(axis=-2)
+    var = np.maximum(sq.mean(axis=-2) - m * m, 0.0)
+    return m, np.sqrt(var)
+
+
+def _draws(
+    feat: dict[str, np.ndarray], rng: np.random.Generator, n_boot: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Bootstrap draws over items of the pooled channel mean and std, each (n_boot, C)."""
+    n = feat["mean"].shape[0]
+    ms, ss = [], []
+    chunk = max(1, 1_000_000 // max(n * feat["mean"].shape[1], 1))
+    for s in range(0, n_boot, chunk):
+        idx = rng.integers(0, n, size=(min(chunk, n_boot - s), n))
+        m, sd = _pooled(feat["mean"][idx], feat["sq"][idx])
+        ms.append(m)
+        ss.append(sd)
+    return np.concatenate(ms), np.concatenate(ss)
+
+
+def _interval(point: float, draws: np.ndarray, n: int, level: float) -> Estimate:
+    d = draws[np.isfinite(draws)]
+    if d.size == 0 or not np.isfinite(point):
+        return Estimate(float(point), float("nan"), float("nan"), n, level)
+    alpha = (1 - level) / 2
+    lo, hi = np.quantile(d, [alpha, 1 - alpha])
+    return Estimate(float(point), float(lo), float(hi), n, level)
+
+
+def _r(x: float) -> float | None:
+    return None if not np.isfinite(x) else float(round(float(x), 6))
+
+
+@register_probe
+class PreprocessingProbe(Probe):
+    """Per-split input statistics, and whether validation inputs went through the training preprocessing.
+
+    What it measures
+    ----------------
+    On a seeded sample of at most ``max_items`` items per split: the item shape, the raw dtype
+    (``Items.raw_dtype()``), the value range, and per channel (axis 1 of (C, H, W) items; the last axis of
+    (H, W, C); one channel otherwise) the pooled mean and standard deviation, plus four per-item
+    statistics per channel (the item's mean, std, min and max).
+
+    Two measurements decide, and both must agree before a fail, because a preprocessing mismatch is a
+    global change of scale that *every* validation item carries, while training-only augmentation (colour
+    jitter, random brightness) moves the pooled statistics without leaving validation items outside what
+    training looks like:
+
+    1. **Scale** per channel: the shift of the validation mean in training standard deviations
+       ``(mean_val - mean_train) / std_train`` (0 = same) and the ratio ``std_val / std_train`` (1 = same),
+       each with a 95% bootstrap CI (train and val items resampled independently, so the interval is the
+       spread expected from sampling alone). Large: ``|shift| >= max_mean_shift`` or the ratio outside
+       ``[1 / max_std_ratio, max_std_ratio]``, with the CI excluding 0 (shift) or 1 (ratio).
+    2. **Coverage**: the share of validation items whose per-item statistic lies outside the range of the
+       training items (their ``coverage_quantile`` to ``1 - coverage_quantile`` quantiles, widened by
+       ``range_tolerance`` training standard deviations), for the statistic and channel where it is
+       largest; Wilson CI. Healthy splits give about 0; expected under no shift is at most
+       ``2 * coverage_quantile``. Large: ``>= min_outside_share`` with the CI above ``2 * coverage_quantile``.
+
+    GD305 ``fail``: item shapes differ, or scale and coverage are both large. ``warn``: only the raw dtype
+    kind differs (integer vs floating point: one split was probably not converted/scaled like the other).
+    """
+
+    name = "preprocessing"
+    family = "protocol"
+    codes = ("GD305",)
+    requires = frozenset({"train_inputs", "val_inputs"})
+    defaults = {
+        # items read per split (seeded sample): enough for 1% quantiles and tight pooled statistics
+        "max_items": 1000,
+        # half a training std of mean shift; digits of disjoint classes or training-only augmentation stay
+        # below, a skipped Normalize (e.g. ImageNet mean/std) lands well above in the std ratio
+        "max_mean_shift": 0.5,
+        # a 1.5x change of contrast is a different scale, not sampling; a skipped Normalize is ~0.25-0.4x
+        "max_std_ratio": 1.5,
+        # at least half of the validation items look like no training item
+        "min_outside_share": 0.5,
+        "coverage_quantile": 0.01,
+        "range_tolerance": 0.25,
+    }
+    description = (
+        "Per-split shape, dtype, range and per-channel mean/std; a val loader preprocessed differently."
+    )
+
+    def _measure(self, ctx: AuditContext) -> Measurement:
+        n_boot = int(ctx.option("n_boot"))
+        level = float(ctx.option("ci_level"))
+        per_split: dict[str, dict[str, Any]] = {}
+        feats: dict[str, dict[str, np.ndarray]] = {}
+        shapes = {s: tuple(ctx.splits[s].items.item_shape) for s in ("train", "val")}
+        layouts = {s: _channel_layout(shapes[s]) for s in ("train", "val")}
+        comparable = shapes["train"] == shapes["val"]
+        # with different shapes, channels may not line up: compare all values as one channel
+        if not comparable and layouts["train"][1] != layouts["val"][1]:
+            layouts = {s: ("none", 1) for s in ("train", "val")}
+        for split in ("train", "val"):
+            items = ctx.splits[split].items
+            rng = ctx.rng(f"preprocessing.sample.{split}")
+            n = len(items)
+            k = min(n, int(self.params["max_items"]))
+            idx = np.arange(n) if k == n else np.sort(rng.choice(n, size=k, replace=False))
+            f = _item_features(items, idx, layouts[split][0])
+            feats[split] = f
+            mean, std = _pooled(f["mean"], f["sq"])
+            per_split[split] = {
+                "shape": list(shapes[split]),
+                "dtype": items.raw_dtype(),
+                "n_items_read": int(k),
+                "n_items": int(n),
+                "min": float(f["min"].min()),
+                "max": float(f["max"].max()),
+                "channel_mean": mean.tolist(),
+                "channel_std": std.tolist(),
+            }
+
+        mt_draw, st_draw = _draws(feats["train"], ctx.rng("preprocessing.boot.train"), n_boot)
+        mv_draw, sv_draw = _draws(feats["val"], ctx.rng("preprocessing.boot.val"), n_boot)
+        mt = np.asarray(per_split["train"]["channel_mean"])
+        st = np.asarray(per_split["train"]["channel_std"])
+        mv = np.asarray(per_split["val"]["channel_mean"])
+        sv = np.asarray(per_split["val"]["channel_std"])
+        tiny = 1e-12 * np.maximum(1.0, np.abs(mt))
+
+        def safe(d: np.ndarray) -> np.ndarray:
+            return np.maximum(d, tiny)
+
+        n_pair = min(feats["train"]["mean"].shape[0], feats["val"]["mean"].shape[0])
+        channels = []
+        for c in range(mt.size):
+            shift = _interval(
+                (mv[c] - mt[c]) / safe(st)[c],
+                (mv_draw[:, c] - mt_draw[:, c]) / safe(st_draw)[:, c],
+                n_pair,
+                level,
+            )
+            both_const = st[c] <= tiny[c] and sv[c] <= tiny[c]
+            ratio = (
+                Estimate(1.0, 1.0, 1.0, n_pair, level)
+                if both_const
+                else _interval(sv[c] / safe(st)[c], sv_draw[:, c] / safe(st_draw)[:, c], n_pair, level)
+            )
+            channels.append({"channel": c, "mean_shift": shift, "std_ratio": ratio})
+
+        # coverage: validation items outside the range of training items, per statistic and channel
+        q = float(self.params["coverage_quantile"])
+        tol = float(self.params["range_tolerance"]) * st
+        coverage = []
+        for feat in _FEATURES:
+            lo = np.quantile(feats["train"][feat], q, axis=0) - tol
+            hi = np.quantile(feats["train"][feat], 1 - q, axis=0) + tol
+            v = feats["val"][feat]
+            out = (v < lo) | (v > hi)
+            for c in range(out.shape[1]):
+                coverage.append(
+                    {
+                        "statistic": feat,
+                        "channel": c,
+                        "outside": wilson(int(out[:, c].sum()), out.shape[0], level),
+                        "train_range": [float(lo[c]), float(hi[c])],
+                    }
+                )
+        worst = max(coverage, key=lambda r: r["outside"].value)
+
+        metrics = {
+            "train": per_split["train"],
+            "val": per_split["val"],
+            "same_shape": comparable,
+            "dtype_kind_differs": _kind(per_split["train"]["dtype"]) != _kind(per_split["val"]["dtype"]),
+            "channel_layout": layouts["train"][0],
+            "channels": channels,
+            "coverage": coverage,
+            "worst_coverage": worst,
+        }
+        figures = self._figures(per_split, mt_draw, st_draw, mv_draw, sv_draw, feats, worst, level)
+        return Measurement(metrics=metrics, figures=figures)
+
+    @staticmethod
+    def _figures(per_split, mt_draw, st_draw, mv_draw, sv_draw, feats, worst, level) -> list[FigureSpec]:
+        alpha = (1 - level) / 2
+        groups, series = (
+            [],
+            {"train": {"value": [], "low": [], "high": []}, "val": {"value": [], "low": [], "high": []}},
+        )
+        n_ch = len(per_split["train"]["channel_mean"])
+        for c in range(n_ch):
+            for stat, draws in (("mean", (mt_draw, mv_draw)), ("std", (st_draw, sv_draw))):
+                groups.append(f"ch{c} {stat}")
+                for split, d in zip(("train", "val"), draws):
+                    series[split]["value"].append(float(per_split[split][f"channel_{stat}"][c]))
+                    series[split]["low"].append(float(np.quantile(d[:, c], alpha)))
+                    series[split]["high"].append(float(np.quantile(d[:, c], 1 - alpha)))
+        feat, c = worst["statistic"], worst["channel"]
+        return [
+            FigureSpec(
+                FIG_CHANNELS,
+                "bars",
+                "Per-channel input statistics",
+                {"groups": groups, "series": series, "ref": None, "ylabel": "value", "horizontal": False},
+                caption=f"Pooled mean and std of the input values per channel, {level:.0%} bootstrap CI over items.",
+            ),
+            FigureSpec(
+                FIG_ITEMS,
+                "hist",
+                f"Per-item {feat} of channel {c}",
+                {
+                    "panels": [
+                        {
+                            "title": f"item {feat}, channel {c}",
+                            "series": {
+                                "train": np.round(feats["train"][feat][:, c], 5).tolist(),
+                                "val": np.round(feats["val"][feat][:, c], 5).tolist(),
+                            },
+                            "vlines": {
+                                "train range (low)": worst["train_range"][0],
+                                "train range (high)": worst["train_range"][1],
+                            },
+                        }
+                    ],
+                    "xlabel": f"per-item {feat}",
+                },
+                caption="The statistic where validation items fall outside the training items' range most often.",
+            ),
+        ]
+
+    def _judge(self, m: Measurement) -> list[Finding]:
+        p = self.params
+        mt = m.metrics
+        tr, va = mt["train"], mt["val"]
+        facts = (
+            f"Training items: shape {tuple(tr['shape'])}, dtype {tr['dtype']}, values in [{tr['min']:.3g}, "
+            f"{tr['max']:.3g}]; validation items: shape {tuple(va['shape'])}, dtype {va['dtype']}, values in "
+            f"[{va['min']:.3g}, {va['max']:.3g}]."
+        )
+        evidence = {
+            "train": tr,
+            "val": va,
+            "channels": [
+                {
+                    "channel": c["channel"],
+                    "mean_shift": c["mean_shift"].to_dict(),
+                    "std_ratio": c["std_ratio"].to_dict(),
+                }
+                for c in mt["channels"]
+            ],
+            "worst_coverage": {**mt["worst_coverage"], "outside": mt["worst_coverage"]["outside"].to_dict()},
+        }
+        figs = [FIG_CHANNELS, FIG_ITEMS]
+        if not mt["same_shape"]:
+            return [
+                self.finding(
+                    "GD305",
+                    Severity.FAIL,
+                    f"The splits' items have different shapes, so the model sees differently prepared inputs "
+                    f"(resize, crop or channel order). {facts}",
+                    evidence=evidence,
+                    figures=figs,
+                )
+            ]
+        ratio_max = float(p["max_std_ratio"])
+        large = []
+        for c in mt["channels"]:
+            shift, ratio = c["mean_shift"], c["std_ratio"]
+            if abs(shift.value) >= p["max_mean_shift"] and shift.excludes(0.0):
+                large.append((c["channel"], "shift", shift, ratio))
+            elif (ratio.value >= ratio_max or ratio.value <= 1.0 / ratio_max) and ratio.excludes(1.0):
+                large.append((c["channel"], "ratio", shift, ratio))
+        worst = mt["worst_coverage"]
+        outside = worst["outside"]
+        q = float(p["coverage_quantile"])
+        uncovered = outside.value >= p["min_outside_share"] and outside.above(2 * q)
+        if large and uncovered:
+            ch, _, shift, ratio = max(
+                large, key=lambda t: abs(t[2].value) + abs(np.log(max(t[3].value, 1e-12)))
+            )
+            message = (
+                f"Validation inputs are on a different scale than training inputs: in channel {ch} the validation "
+                f"mean is shifted by {shift:.2f} training standard deviations and the standard deviation ratio "
+                f"val/train is {ratio:.2f} (same preprocessing: 0 and 1). {outside.value:.0%} "
+                f"[{outside.low:.0%}, {outside.high:.0%}] of {outside.n} validation items have a per-item "
+                f"{worst['statistic']} (channel {worst['channel']}) outside the range of the training items, so "
+                f"this is not training-side augmentation. {facts} A validation loader that skips (or repeats) "
+                f"Normalize or the /255 scaling gives exactly this. (fail: |shift| >= {p['max_mean_shift']:g} or "
+                f"ratio outside [{1 / ratio_max:.2f}, {ratio_max:g}], and >= {p['min_outside_share']:.0%} of "
+                f"validation items outside the training range.)"
+            )
+            return [self.finding("GD305", Severity.FAIL, message, evidence=evidence, figures=figs)]
+        if mt["dtype_kind_differs"]:
+            return [
+                self.finding(
+                    "GD305",
+                    Severity.WARN,
+                    f"The splits' raw inputs have different dtypes ({tr['dtype']} vs {va['dtype']}): one was "
+                    f"probably converted differently (e.g. ToTensor's /255 on one side only), although the values "
+                    f"gapdiag sees are on a similar scale. {facts}",
+                    evidence=evidence,
+                    figures=figs,
+                )
+            ]
+        return []
+
+
+def _kind(dtype: str) -> str:
+    d = dtype.lower()
+    if "bool" in d:
+        return "bool"
+    if "int" in d:
+        return "int"
+    if "float" in d or "half" in d or "double" in d:
+        return "float"
+    return d

@@ -1,0 +1,158 @@
+"""The preprocessing probe (GD305): a validation loader that skips normalization is a fail; natural
+differences between splits (other digits, training-only augmentation) are not."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import gapdiag
+from gapdiag import Severity
+from gapdiag.data import Items, Split, make_episodes, make_pairs
+from gapdiag.demo import colour_distortion
+from gapdiag.digits import SiameseCNN, load_digits_images, split_by_classes, split_by_items, train_on_pairs
+from gapdiag.model import SiameseModel
+
+
+def _audit(model, train, val, config=None):
+    return gapdiag.audit(model, train, val, probes=["preprocessing"], config=config, progress=False)
+
+
+@pytest.fixture(scope="module")
+def normalized_model():
+    """A model trained on normalized digits ((x - mean) / std of the training pixels)."""
+    images, labels = load_digits_images()
+    part = split_by_items(labels, seed=0)
+    train_x = images[part.train]
+    mean, std = train_x.mean(), train_x.std()
+    norm = (train_x - mean) / std
+    items = Items(norm, labels=labels[part.train])
+    pairs = make_pairs(items, n_pairs=1500, seed=0)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        net = SiameseCNN()
+    train_on_pairs(net, norm[pairs.left], norm[pairs.right], pairs.label, epochs=4, seed=0)
+    return {
+        "model": SiameseModel(net),
+        "train": Split("train", items, pairs=pairs),
+        "images": images,
+        "labels": labels,
+        "val_idx": part.val,
+        "mean": mean,
+        "std": std,
+    }
+
+
+def _val(x, labels):
+    items = Items(x, labels=labels)
+    return Split("val", items, episodes=make_episodes(items, n_way=10, n_episodes=300, seed=1))
+
+
+def test_unnormalized_val_inputs_fail_gd305(normalized_model):
+    nm = normalized_model
+    raw_val = nm["images"][nm["val_idx"]]  # the val loader forgot Normalize
+    report = _audit(nm["model"], nm["train"], _val(raw_val, nm["labels"][nm["val_idx"]]))
+    [f] = report.by_code("GD305")
+    assert f.severity == Severity.FAIL
+    assert "different scale" in f.message and "Normalize" in f.message
+    ch = f.evidence["channels"][0]
+    assert ch["std_ratio"]["ci_high"] < 0.5  # raw digits have std ~0.38 against 1 after normalization
+    assert f.evidence["worst_coverage"]["outside"]["value"] > 0.9
+    assert f.figures == ["preprocessing_channels", "preprocessing_items"]
+    # and the same val loader with Normalize applied is clean
+    fixed = (raw_val - nm["mean"]) / nm["std"]
+    assert "GD305" not in _audit(nm["model"], nm["train"], _val(fixed, nm["labels"][nm["val_idx"]])).codes()
+
+
+def test_channel_statistics_match_numpy(normalized_model):
+    nm = normalized_model
+    raw_val = nm["images"][nm["val_idx"]]
+    every_item = {"probes": {"preprocessing": {"max_items": 10_000}}}
+    val = _val(raw_val, nm["labels"][nm["val_idx"]])
+    m = _audit(nm["model"], nm["train"], val, config=every_item).result("preprocessing").metrics
+    # every item is read, so the pooled statistics are those of every pixel
+    assert m["val"]["n_items_read"] == raw_val.shape[0]
+    assert m["train"]["n_items_read"] == len(nm["train"].items)
+    x = raw_val.double().numpy()
+    assert m["val"]["channel_mean"][0] == pytest.approx(x.mean(), abs=1e-9)
+    assert m["val"]["channel_std"][0] == pytest.approx(x.std(), abs=1e-9)
+    assert (m["val"]["min"], m["val"]["max"]) == (pytest.approx(x.min()), pytest.approx(x.max()))
+    train_x = nm["train"].items.inputs.double().numpy()
+    shift = (x.mean() - train_x.mean()) / train_x.std()
+    assert m["channels"][0]["mean_shift"].value == pytest.approx(shift, rel=1e-6)
+    assert m["channels"][0]["std_ratio"].value == pytest.approx(x.std() / train_x.std(), rel=1e-6)
+    assert m["train"]["shape"] == [1, 8, 8] and m["val"]["dtype"] == "float32"
+
+
+def _untrained(channels):
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        return SiameseModel(SiameseCNN(in_channels=channels))
+
+
+def _splits(train_x, train_y, val_x, val_y):
+    ti, vi = Items(train_x, labels=train_y), Items(val_x, labels=val_y)
+    return (
+        Split("train", ti, pairs=make_pairs(ti, n_pairs=500, seed=0)),
+        Split("val", vi, pairs=make_pairs(vi, n_pairs=500, seed=1)),
+    )
+
+
+def _half_colour_distorted(x, rng):
+    """Training-only augmentation on half the items: the demo's shared colour cast."""
+    x = x.clone()
+    h = x.shape[0] // 4
+    a, b = colour_distortion(torch.stack([x[:h], x[h : 2 * h]]), rng, strength=0.8)
+    x[:h], x[h : 2 * h] = a, b
+    return x
+
+
+CASES = {
+    # name: (channels, size, partition, train transform, val transform, expected severity or None)
+    "same preprocessing": (1, 8, "items", None, None, None),
+    "unseen classes": (3, 16, "classes", None, None, None),
+    "training-only colour augmentation": (3, 16, "items", "distort", None, None),
+    "mild contrast change": (1, 8, "items", None, lambda v: v * 0.85, None),
+    "val in [0, 255]": (3, 8, "items", None, lambda v: v * 255, Severity.FAIL),
+    "val normalized, train raw": (1, 16, "items", None, lambda v: (v - 0.3) / 0.38, Severity.FAIL),
+    "val at half contrast": (3, 16, "items", None, lambda v: v * 0.5, Severity.FAIL),
+    "val resized": (1, 8, "items", None, "resize", Severity.FAIL),
+    "val as uint8 of the same values": (1, 8, "items", None, "uint8", Severity.WARN),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_planted_and_natural_differences(case):
+    channels, size, partition, train_tf, val_tf, expected = CASES[case]
+    images, labels = load_digits_images(channels=channels, size=size)
+    part = split_by_items(labels) if partition == "items" else split_by_classes(labels)
+    tx, vx = images[part.train], images[part.val]
+    if train_tf == "distort":
+        tx = _half_colour_distorted(tx, np.random.default_rng(0))
+    if val_tf == "resize":
+        vx = load_digits_images(channels=channels, size=16)[0][part.val]
+    elif val_tf == "uint8":
+        tx = (tx * 16).round()
+        vx = (vx * 16).round().to(torch.uint8)
+    elif val_tf is not None:
+        vx = val_tf(vx)
+    train, val = _splits(tx, labels[part.train], vx, labels[part.val])
+    report = _audit(_untrained(channels), train, val)
+    found = report.by_code("GD305")
+    if expected is None:
+        assert not found, found[0].message
+    else:
+        assert found and found[0].severity == expected, [f.message for f in found]
+
+
+def test_without_raw_inputs_the_probe_is_skipped(normalized_model):
+    nm = normalized_model
+    emb = nm["model"].embed(nm["train"].items.get_batch(np.arange(len(nm["train"].items))))
+    t = nm["train"]
+    train = Split.from_embeddings(
+        emb, t.items.labels, name="train", pairs=(t.pairs.left, t.pairs.right, t.pairs.label)
+    )
+    val = Split.from_embeddings(emb, t.items.labels, name="val")
+    result = gapdiag.audit(None, train, val, probes=["preprocessing"], progress=False).result("preprocessing")
+    assert result.status == "skipped" and "raw" in result.reason
