@@ -24,6 +24,9 @@ __all__ = [
     "roc_auc_rows",
     "roc_curve_points",
     "bootstrap_auc",
+    "estimate_from_draws",
+    "mean_bootstrap_draws",
+    "auc_bootstrap_draws",
 ]
 
 DEFAULT_LEVEL = 0.95
@@ -72,6 +75,69 @@ class Estimate:
         return format(self, ".2f")
 
 
+def mean_bootstrap_draws(values: np.ndarray, rng: np.random.Generator, n_boot: int) -> np.ndarray:
+    """Bootstrap draws (n_boot,) of the mean of ``values`` (n,) resampled with replacement.
+
+    Values with few distinct levels (0/1 correctness, n-way credit, paired differences in {-1, 0, 1}) are
+    resampled as multinomial counts over the levels: the same distribution as resampling the units, in
+    O(n_boot x levels) instead of O(n_boot x n).
+    """
+    values = np.asarray(values, dtype=float)
+    n = values.size
+    if n == 0:
+        return np.full(n_boot, np.nan)
+    levels, counts = np.unique(values, return_counts=True)
+    if levels.size <= 32:
+        return rng.multinomial(n, counts / n, size=n_boot) @ levels / n
+    out = np.empty(n_boot)
+    chunk = max(1, 2_000_000 // n)
+    for s in range(0, n_boot, chunk):
+        m = min(chunk, n_boot - s)
+        out[s : s + m] = values[rng.integers(0, n, size=(m, n))].mean(axis=1)
+    return out
+
+
+def auc_bootstrap_draws(
+    scores: np.ndarray, labels: np.ndarray, rng: np.random.Generator, n_boot: int
+) -> np.ndarray:
+    """Stratified bootstrap draws (n_boot,) of the ROC-AUC (ties count one half), in O(n_boot x n).
+
+    The same resampling as :func:`bootstrap_auc` (similar and dissimilar pairs resampled
+    separately), without a sort per resample: the scores are ranked once into distinct levels, each resample
+    is a count per level, and the AUC is the count-weighted share of (similar, dissimilar) pairs in order.
+    """
+    y = np.asarray(labels).astype(bool)
+    levels, inv = np.unique(np.asarray(scores, dtype=float), return_inverse=True)
+    n_levels = levels.size
+    pos, neg = inv[y], inv[~y]
+    n_pos, n_neg = pos.size, neg.size
+    out = np.empty(n_boot)
+    chunk = max(1, 4_000_000 // max(n_pos, n_neg, n_levels))
+    for start in range(0, n_boot, chunk):
+        m = min(chunk, n_boot - start)
+        offset = (np.arange(m) * n_levels)[:, None]
+        size = m * n_levels
+        wp = np.bincount((pos[rng.integers(0, n_pos, (m, n_pos))] + offset).ravel(), minlength=size)
+        wn = np.bincount((neg[rng.integers(0, n_neg, (m, n_neg))] + offset).ravel(), minlength=size)
+        wp, wn = wp.reshape(m, n_levels), wn.reshape(m, n_levels)
+        below = np.cumsum(wn, axis=1) - wn
+        out[start : start + m] = (wp * (below + 0.5 * wn)).sum(axis=1) / (n_pos * n_neg)
+    return out
+
+
+def estimate_from_draws(point: float, draws: np.ndarray | None, n: int, level: float) -> Estimate:
+    """Percentile interval of ``draws`` around ``point``."""
+    if draws is None:
+        return Estimate(float(point), float("nan"), float("nan"), int(n), level)
+    d = np.asarray(draws, dtype=float)
+    d = d[np.isfinite(d)]
+    if d.size == 0 or not np.isfinite(point):
+        return Estimate(float(point), float("nan"), float("nan"), int(n), level)
+    alpha = (1.0 - level) / 2.0
+    lo, hi = np.quantile(d, [alpha, 1.0 - alpha])
+    return Estimate(float(point), float(lo), float(hi), int(n), level)
+
+
 def _round(x: float) -> float | None:
     # Rounding keeps the JSON report byte-stable across BLAS orderings.
     if x is None or not np.isfinite(x):
@@ -109,12 +175,7 @@ def bootstrap(
 
 
 def _percentile_estimate(value: float, samples: np.ndarray, n: int, level: float) -> Estimate:
-    samples = samples[np.isfinite(samples)]
-    if samples.size == 0:
-        return Estimate(float(value), float("nan"), float("nan"), n, level)
-    alpha = (1.0 - level) / 2.0
-    low, high = np.quantile(samples, [alpha, 1.0 - alpha])
-    return Estimate(float(value), float(low), float(high), n, level)
+    return estimate_from_draws(value, samples, n, level)
 
 
 def bootstrap_mean(
@@ -126,12 +187,11 @@ def bootstrap_mean(
 ) -> Estimate:
     """Mean of ``values`` (shape (n,)) with a vectorized percentile bootstrap CI."""
     values = np.asarray(values, dtype=float)
-    n = values.size
-    if n == 0:
+    if values.size == 0:
         return Estimate(float("nan"), float("nan"), float("nan"), 0, level)
-    idx = rng.integers(0, n, size=(n_boot, n))
-    samples = values[idx].mean(axis=1)
-    return _percentile_estimate(float(values.mean()), samples, n, level)
+    return estimate_from_draws(
+        float(values.mean()), mean_bootstrap_draws(values, rng, n_boot), values.size, level
+    )
 
 
 def bootstrap_difference(
@@ -212,24 +272,11 @@ def bootstrap_auc(
 
     Positives and negatives are resampled separately so every resample has both classes.
     """
-    scores = np.asarray(scores, dtype=float)
     labels = np.asarray(labels).astype(bool)
-    pos, neg = np.flatnonzero(labels), np.flatnonzero(~labels)
-    if pos.size == 0 or neg.size == 0:
+    if labels.all() or not labels.any():
         return Estimate(float("nan"), float("nan"), float("nan"), labels.size, level)
-    value = roc_auc(scores, labels)
-    samples = []
-    # Chunks keep the (n_boot, n) resample matrix small for large pair sets.
-    chunk = max(1, int(2_000_000 // labels.size))
-    row_labels = np.concatenate([np.ones(pos.size, bool), np.zeros(neg.size, bool)])
-    for start in range(0, n_boot, chunk):
-        m = min(chunk, n_boot - start)
-        rows = np.concatenate(
-            [pos[rng.integers(0, pos.size, (m, pos.size))], neg[rng.integers(0, neg.size, (m, neg.size))]],
-            axis=1,
-        )
-        samples.append(roc_auc_rows(scores[rows], np.broadcast_to(row_labels, rows.shape)))
-    return _percentile_estimate(value, np.concatenate(samples), labels.size, level)
+    draws = auc_bootstrap_draws(scores, labels, rng, n_boot)
+    return estimate_from_draws(roc_auc(scores, labels), draws, labels.size, level)
 
 
 def roc_curve_points(scores: np.ndarray, labels: np.ndarray, max_points: int = 200) -> dict:

@@ -14,7 +14,15 @@ import numpy as np
 
 from ..findings.finding import Finding, Severity
 from ..metrics import best_threshold, nway_accuracy
-from ..stats import Estimate, roc_auc, roc_curve_points, wilson
+from ..stats import (
+    Estimate,
+    auc_bootstrap_draws,
+    estimate_from_draws,
+    mean_bootstrap_draws,
+    roc_auc,
+    roc_curve_points,
+    wilson,
+)
 from .base import FigureSpec, Measurement, Probe
 from .registry import register_probe
 
@@ -38,68 +46,7 @@ FIG_ROC = "protocol_roc"
 # Small statistics helpers (bootstrap draws are kept so that differences of cells get CIs)
 
 
-def _mean_draws(values: np.ndarray, rng: np.random.Generator, n_boot: int) -> np.ndarray:
-    """Bootstrap draws (n_boot,) of the mean of ``values`` (n,) resampled with replacement.
-
-    Values with few distinct levels (0/1 correctness, n-way credit, paired differences in {-1, 0, 1}) are
-    resampled as multinomial counts over the levels: the same distribution as resampling the units, in
-    O(n_boot x levels) instead of O(n_boot x n).
-    """
-    values = np.asarray(values, dtype=float)
-    n = values.size
-    if n == 0:
-        return np.full(n_boot, np.nan)
-    levels, counts = np.unique(values, return_counts=True)
-    if levels.size <= 32:
-        return rng.multinomial(n, counts / n, size=n_boot) @ levels / n
-    out = np.empty(n_boot)
-    chunk = max(1, 2_000_000 // n)
-    for s in range(0, n_boot, chunk):
-        m = min(chunk, n_boot - s)
-        out[s : s + m] = values[rng.integers(0, n, size=(m, n))].mean(axis=1)
-    return out
-
-
-def _auc_draws(scores: np.ndarray, labels: np.ndarray, rng: np.random.Generator, n_boot: int) -> np.ndarray:
-    """Stratified bootstrap draws (n_boot,) of the ROC-AUC (ties count one half), in O(n_boot x n).
-
-    The same resampling as :func:`gapdiag.stats.bootstrap_auc` (similar and dissimilar pairs resampled
-    separately), without a sort per resample: the scores are ranked once into distinct levels, each resample
-    is a count per level, and the AUC is the count-weighted share of (similar, dissimilar) pairs in order.
-    """
-    y = np.asarray(labels).astype(bool)
-    levels, inv = np.unique(np.asarray(scores, dtype=float), return_inverse=True)
-    n_levels = levels.size
-    pos, neg = inv[y], inv[~y]
-    n_pos, n_neg = pos.size, neg.size
-    out = np.empty(n_boot)
-    chunk = max(1, 4_000_000 // max(n_pos, n_neg, n_levels))
-    for start in range(0, n_boot, chunk):
-        m = min(chunk, n_boot - start)
-        offset = (np.arange(m) * n_levels)[:, None]
-        size = m * n_levels
-        wp = np.bincount((pos[rng.integers(0, n_pos, (m, n_pos))] + offset).ravel(), minlength=size)
-        wn = np.bincount((neg[rng.integers(0, n_neg, (m, n_neg))] + offset).ravel(), minlength=size)
-        wp, wn = wp.reshape(m, n_levels), wn.reshape(m, n_levels)
-        below = np.cumsum(wn, axis=1) - wn
-        out[start : start + m] = (wp * (below + 0.5 * wn)).sum(axis=1) / (n_pos * n_neg)
-    return out
-
-
-def _estimate(point: float, draws: np.ndarray | None, n: int, level: float) -> Estimate:
-    """Percentile interval of ``draws`` around ``point``."""
-    if draws is None:
-        return Estimate(float(point), float("nan"), float("nan"), int(n), level)
-    d = np.asarray(draws, dtype=float)
-    d = d[np.isfinite(d)]
-    if d.size == 0 or not np.isfinite(point):
-        return Estimate(float(point), float("nan"), float("nan"), int(n), level)
-    alpha = (1.0 - level) / 2.0
-    lo, hi = np.quantile(d, [alpha, 1.0 - alpha])
-    return Estimate(float(point), float(lo), float(hi), int(n), level)
-
-
-def _nan_estimate(n: int, level: float) -> Estimate:
+def _nanestimate_from_draws(n: int, level: float) -> Estimate:
     return Estimate(float("nan"), float("nan"), float("nan"), int(n), level)
 
 
@@ -107,7 +54,7 @@ def _lift(x: float, chance: float) -> float:
     return (x - chance) / (1.0 - chance) if chance < 1.0 else float("nan")
 
 
-def _lift_estimate(est: Estimate, chance: float) -> Estimate:
+def _liftestimate_from_draws(est: Estimate, chance: float) -> Estimate:
     return Estimate(
         _lift(est.value, chance), _lift(est.low, chance), _lift(est.high, chance), est.n, est.level
     )
@@ -144,7 +91,7 @@ class _Cell:
 
     @property
     def lift(self) -> Estimate:
-        return _lift_estimate(self.estimate, self.chance)
+        return _liftestimate_from_draws(self.estimate, self.chance)
 
     def to_dict(self, *, user: bool) -> dict[str, Any]:
         est, lift = self.estimate, self.lift
@@ -185,32 +132,37 @@ def _pairwise_cells(
     accept = np.asarray(scores) >= threshold
     correct = (accept == y).astype(float)
     ratio = n_pos / n
-    acc_draws = _mean_draws(correct, rng, n_boot)
+    acc_draws = mean_bootstrap_draws(correct, rng, n_boot)
     acc = _Cell(
-        _estimate(float(correct.mean()), acc_draws, n, level), acc_draws, max(ratio, 1.0 - ratio), "pairs"
+        estimate_from_draws(float(correct.mean()), acc_draws, n, level),
+        acc_draws,
+        max(ratio, 1.0 - ratio),
+        "pairs",
     )
     if n_pos == 0 or n_neg == 0:
-        bal = _Cell(_nan_estimate(n, level), None, 0.5, "pairs")
-        auc = _Cell(_nan_estimate(n, level), None, 0.5, "pairs")
+        bal = _Cell(_nanestimate_from_draws(n, level), None, 0.5, "pairs")
+        auc = _Cell(_nanestimate_from_draws(n, level), None, 0.5, "pairs")
         return {"pairwise_accuracy": acc, "pairwise_balanced_accuracy": bal, "roc_auc": auc}
     tpr, tnr = float(accept[y].mean()), float((~accept[~y]).mean())
     bal_draws = 0.5 * (rng.binomial(n_pos, tpr, n_boot) / n_pos + rng.binomial(n_neg, tnr, n_boot) / n_neg)
-    bal = _Cell(_estimate(0.5 * (tpr + tnr), bal_draws, n, level), bal_draws, 0.5, "pairs")
-    auc_draws = _auc_draws(scores, y, rng, n_boot)
-    auc = _Cell(_estimate(roc_auc(scores, y), auc_draws, n, level), auc_draws, 0.5, "pairs")
+    bal = _Cell(estimate_from_draws(0.5 * (tpr + tnr), bal_draws, n, level), bal_draws, 0.5, "pairs")
+    auc_draws = auc_bootstrap_draws(scores, y, rng, n_boot)
+    auc = _Cell(estimate_from_draws(roc_auc(scores, y), auc_draws, n, level), auc_draws, 0.5, "pairs")
     return {"pairwise_accuracy": acc, "pairwise_balanced_accuracy": bal, "roc_auc": auc}
 
 
 def _nway_cell(credit: np.ndarray, n_way: int, rng: np.random.Generator, n_boot: int, level: float) -> _Cell:
-    draws = _mean_draws(credit, rng, n_boot)
-    return _Cell(_estimate(float(credit.mean()), draws, credit.size, level), draws, 1.0 / n_way, "episodes")
+    draws = mean_bootstrap_draws(credit, rng, n_boot)
+    return _Cell(
+        estimate_from_draws(float(credit.mean()), draws, credit.size, level), draws, 1.0 / n_way, "episodes"
+    )
 
 
 def _difference(a: _Cell, b: _Cell, level: float) -> Estimate:
     """a - b with a CI from the difference of independent bootstrap draws of the two cells."""
     if a.draws is None or b.draws is None:
-        return _nan_estimate(0, level)
-    return _estimate(
+        return _nanestimate_from_draws(0, level)
+    return estimate_from_draws(
         a.estimate.value - b.estimate.value, a.draws - b.draws, min(a.estimate.n, b.estimate.n), level
     )
 
@@ -387,7 +339,7 @@ class ProtocolProbe(Probe):
         c = cells["val"][key_of[protocols["val"]]]
         fresh, fresh_what = self._fresh_train_cell(ctx, protocols["train"], threshold, n_boot, level)
         same = protocols["train"] == protocols["val"]
-        nan = _nan_estimate(0, level)
+        nan = _nanestimate_from_draws(0, level)
         observed = _difference(a, c, level) if a is not None and c is not None else nan
         # a2: train under the train protocol on fresh units (same items, new pairings). The pair-specific part
         # a - a2 is separated only when it is material; otherwise a2 = a and the decomposition is the
@@ -435,7 +387,7 @@ class ProtocolProbe(Probe):
         rng = ctx.rng("protocol.composition")
         n_t, n_v = y_t.size, y_v.size
         ratio_draws = rng.binomial(n_v, r_v.value, n_boot) / n_v - rng.binomial(n_t, r_t.value, n_boot) / n_t
-        composition["positive_ratio_difference"] = _estimate(
+        composition["positive_ratio_difference"] = estimate_from_draws(
             r_v.value - r_t.value, ratio_draws, min(n_t, n_v), level
         )
         tpr_v, tnr_v = composition["val"]["tpr"], composition["val"]["tnr"]
@@ -622,8 +574,8 @@ class ProtocolProbe(Probe):
                 scores = ctx.scorer.orient(ctx.raw_scores("train", fresh.left, fresh.right))
                 correct = ((scores >= threshold) == fresh.label.astype(bool)).astype(float)
                 ratio = float(fresh.label.mean())
-                draws = _mean_draws(correct, rng, n_boot)
-                est = _estimate(float(correct.mean()), draws, correct.size, level)
+                draws = mean_bootstrap_draws(correct, rng, n_boot)
+                est = estimate_from_draws(float(correct.mean()), draws, correct.size, level)
                 cell = _Cell(est, draws, max(ratio, 1.0 - ratio), "pairs")
                 return cell, f"{len(fresh)} fresh pairs of the same training items"
             holder = Items(None, labels=ids, n=len(ids))
@@ -655,7 +607,7 @@ class ProtocolProbe(Probe):
             med = float(np.median(s[y]))
             out["negative_difficulty"] = wilson(int((s[~y] > med).sum()), n_neg, level)
         else:
-            out["negative_difficulty"] = _nan_estimate(n_neg, level)
+            out["negative_difficulty"] = _nanestimate_from_draws(n_neg, level)
         return out
 
     @staticmethod
@@ -681,20 +633,28 @@ class ProtocolProbe(Probe):
         given = (s >= threshold) == y
         d = oracle.astype(float) - given.astype(float)
         loss = 0.5 * (d[y].mean() + d[~y].mean())
-        loss_draws = 0.5 * (_mean_draws(d[y], rng, n_boot) + _mean_draws(d[~y], rng, n_boot))
+        loss_draws = 0.5 * (
+            mean_bootstrap_draws(d[y], rng, n_boot) + mean_bootstrap_draws(d[~y], rng, n_boot)
+        )
         bal_given = 0.5 * (given[y].mean() + given[~y].mean())
-        bal_given_draws = 0.5 * (_mean_draws(given[y], rng, n_boot) + _mean_draws(given[~y], rng, n_boot))
+        bal_given_draws = 0.5 * (
+            mean_bootstrap_draws(given[y], rng, n_boot) + mean_bootstrap_draws(given[~y], rng, n_boot)
+        )
         bal_oracle = 0.5 * (oracle[y].mean() + oracle[~y].mean())
-        bal_oracle_draws = 0.5 * (_mean_draws(oracle[y], rng, n_boot) + _mean_draws(oracle[~y], rng, n_boot))
+        bal_oracle_draws = 0.5 * (
+            mean_bootstrap_draws(oracle[y], rng, n_boot) + mean_bootstrap_draws(oracle[~y], rng, n_boot)
+        )
         best_t, best_bal = best_threshold(s, y, balanced=True)
         out.update(
             {
                 "available": True,
-                "val_balanced_accuracy_at_threshold": _estimate(bal_given, bal_given_draws, y.size, level),
-                "val_balanced_accuracy_at_best_val_threshold": _estimate(
+                "val_balanced_accuracy_at_threshold": estimate_from_draws(
+                    bal_given, bal_given_draws, y.size, level
+                ),
+                "val_balanced_accuracy_at_best_val_threshold": estimate_from_draws(
                     bal_oracle, bal_oracle_draws, y.size, level
                 ),
-                "loss": _estimate(loss, loss_draws, y.size, level),
+                "loss": estimate_from_draws(loss, loss_draws, y.size, level),
                 "threshold_raw": float(ctx.scorer.to_raw(threshold)),
                 "best_val_threshold_raw": float(ctx.scorer.to_raw(best_t)),
                 "best_val_threshold_in_sample_balanced_accuracy": float(best_bal),
