@@ -56,7 +56,9 @@ def main() -> None:
 
     t_ours = min(_time(ours) for _ in range(args.repeats))
     t_naive = min(_time(lambda: naive(net, images, pairs, episodes)) for _ in range(args.repeats))
-    print(f"items {len(items)}, pairs {len(pairs)}, {episodes.n_way}-way episodes {len(episodes)}, input 3x16x16")
+    print(
+        f"items {len(items)}, pairs {len(pairs)}, {episodes.n_way}-way episodes {len(episodes)}, input 3x16x16"
+    )
     print(f"gapdiag single pass : {t_ours:8.3f} s")
     print(f"naive per-pair loop : {t_naive:8.3f} s")
     print(f"ratio gapdiag/naive : {t_ours / t_naive:8.3f}  (below 1 = faster)")

@@ -26,7 +26,13 @@ FORMATS = {
     ".xml": "junit",
     ".txt": "text",
 }
-FILENAMES = {"html": "report.html", "json": "report.json", "markdown": "report.md", "junit": "report.xml", "text": "report.txt"}
+FILENAMES = {
+    "html": "report.html",
+    "json": "report.json",
+    "markdown": "report.md",
+    "junit": "report.xml",
+    "text": "report.txt",
+}
 
 
 @dataclass

@@ -1,0 +1,401 @@
+"""GD103 — cross-split near-duplicates: validation items that are (near) copies of training items."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..findings.finding import Finding, Severity
+from ..stats import Estimate, _percentile_estimate, wilson
+from .base import FigureSpec, Measurement, Probe
+from .registry import register_probe
+from .shortcut import _multiplicities, thumbnails, weighted_auc
+
+if TYPE_CHECKING:
+    from ..context import AuditContext
+    from ..data import Items
+
+__all__ = ["DuplicatesProbe", "input_vectors", "near_threshold"]
+
+
+def input_vectors(items: Items, *, max_dim: int, seed: int, batch_size: int = 512) -> np.ndarray:
+    """Items as float32 vectors (N, <= max_dim) for nearest-neighbour search in input space.
+
+    Image-like items (C, H, W) are average-pooled to the largest square side s with C x s x s <= max_dim
+    (small images are kept as they are): a copy with pixel noise stays a near copy, and the distance
+    budget is spent on layout, not on single pixels. Other items with more than ``max_dim`` values are
+    reduced with a seeded sparse random projection (distances kept up to a few percent,
+    Johnson-Lindenstrauss). Batches are read lazily.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    from ..attributes import is_image_like
+
+    out = []
+    projector = None
+    for _, batch in items.iter_batches(batch_size):
+        x = batch.to(torch.float32)
+        if is_image_like(x):
+            if x.ndim == 3:
+                x = x.unsqueeze(1)
+            c, h, w = x.shape[1], x.shape[2], x.shape[3]
+            if c * h * w > max_dim:
+                side = max(1, int(np.sqrt(max_dim / c)))
+                x = F.adaptive_avg_pool2d(x, (min(side, h), min(side, w)))
+            out.append(x.reshape(x.shape[0], -1).numpy())
+            continue
+        flat = x.reshape(x.shape[0], -1).numpy()
+        if flat.shape[1] > max_dim:
+            if projector is None:
+                from sklearn.random_projection import SparseRandomProjection
+
+                projector = SparseRandomProjection(n_components=max_dim, random_state=seed).fit(flat[:1])
+            flat = projector.transform(flat)
+        out.append(np.asarray(flat, dtype=np.float32))
+    return np.concatenate(out).astype(np.float32, copy=False)
+
+
+def near_threshold(within: np.ndarray, *, quantile: float, fraction: float) -> float:
+    """``fraction`` x the ``quantile`` of the positive within-train nearest-neighbour distances.
+
+    Exact within-train duplicates (distance 0) are left out of the quantile, so a training set with some
+    repeated items still gets a usable scale. 0 when every distance is 0.
+    """
+    pos = within[within > 0]
+    return float(fraction * np.quantile(pos, quantile)) if pos.size else 0.0
+
+
+def _nn(queries: np.ndarray, database: np.ndarray, *, exclude_self: bool) -> tuple[np.ndarray, np.ndarray]:
+    from ..neighbors import knn
+
+    idx, dist = knn(queries, database, 1, exclude_self=exclude_self)
+    return idx[:, 0], dist[:, 0].astype(np.float64)
+
+
+@register_probe
+class DuplicatesProbe(Probe):
+    """GD103: validation items that are exact or near copies of training items.
+
+    - Exact: identical content hash (``Items.content_hashes``; dtype-independent, shape-aware).
+    - Near, in input space (items as vectors, see :func:`input_vectors`) and in embedding space: the
+      euclidean distance from each validation item to its nearest training item, against the distribution
+      of within-train nearest-neighbour distances (self excluded). A validation item is a near copy when
+      that distance is at most ``near_fraction`` x the ``near_quantile`` quantile of the within-train
+      distances: closer than half the distance that only the closest 1% of training items have to their
+      own nearest neighbour. For items drawn independently from the same distribution the fraction under
+      that threshold is about the within-train fraction, F_train(threshold), far below 1%, and it is
+      reported as the background. Calibrated per space, so it is free of units and scale.
+    - Duplicates = exact or near in input space (embedding space alone when the audit has no inputs;
+      embedding-only near copies are reported beside them).
+    - Count-vs-threshold curve: duplicates found at thresholds from 0 to the median within-train distance,
+      next to the count expected by chance (N_val x F_train(t)).
+    - Effect: the validation metric (n-way top-1 accuracy on the validation episodes, else ROC-AUC of the
+      validation pairs) on all episodes/pairs and on those that touch no duplicate, with a paired bootstrap
+      CI of the change (all - clean).
+
+    Emits GD103: warn when the share of duplicated validation items is at least ``warn_share`` with its
+    Wilson CI above the chance background, or when removing them changes the metric by at least
+    ``min_metric_change`` with a CI excluding 0; fail when the share reaches ``fail_share``; info for a few.
+    """
+
+    name = "duplicates"
+    family = "leakage"
+    codes = ("GD103",)
+    requires = frozenset()
+    description = "Validation items that are exact or near copies of training items, and their effect."
+    defaults = {
+        "near_quantile": 0.01,  # of within-train nearest-neighbour distances
+        "near_fraction": 0.5,  # near copy = closer than this fraction of that quantile
+        "warn_share": 0.01,  # of validation items
+        "fail_share": 0.2,
+        "min_metric_change": 0.02,  # in the metric's units (accuracy or AUC)
+        "max_input_dim": 1024,  # input vectors are pooled / projected to at most this many values
+        "curve_points": 41,
+        "thumbnails": 8,
+    }
+
+    def _measure(self, ctx: AuditContext) -> Measurement:
+        p = self.params
+        level = float(ctx.option("ci_level"))
+        tr, va = ctx.train.items, ctx.val.items
+        n_val = len(va)
+        m = Measurement()
+        spaces: dict[str, dict[str, Any]] = {}
+        has_inputs = tr.has_inputs and va.has_inputs
+        exact = np.zeros(n_val, dtype=bool)
+        match = np.full(n_val, -1, dtype=np.int64)
+        if has_inputs:
+            ht, hv = tr.content_hashes(), va.content_hashes()
+            first: dict[str, int] = {}
+            for i, h in enumerate(ht):
+                first.setdefault(h, i)
+            for i, h in enumerate(hv):
+                j = first.get(h)
+                if j is not None:
+                    exact[i], match[i] = True, j
+            xt = input_vectors(tr, max_dim=int(p["max_input_dim"]), seed=ctx.seed)
+            xv = input_vectors(va, max_dim=int(p["max_input_dim"]), seed=ctx.seed)
+            if len(tr) >= 2:
+                spaces["input"] = self._space(
+                    _nn(xt, xt, exclude_self=True)[1], *_nn(xv, xt, exclude_self=False)
+                )
+        else:
+            m.notes.append("No raw inputs in both splits: exact and input-space duplicates were not checked.")
+        if len(tr) >= 2:
+            within = ctx.knn("train", 1)[1][:, 0].astype(np.float64)
+            idx, dist = ctx.knn("val", 1, database="train")
+            spaces["embedding"] = self._space(within, idx[:, 0], dist[:, 0].astype(np.float64))
+
+        primary = "input" if "input" in spaces else "embedding" if "embedding" in spaces else None
+        dup = exact.copy()
+        if primary is not None:
+            dup |= spaces[primary]["near"]
+            match = np.where(match >= 0, match, spaces[primary]["index"])
+        emb_only = (
+            spaces["embedding"]["near"] & ~dup if "embedding" in spaces and primary == "input" else None
+        )
+        n_dup = int(dup.sum())
+        background = spaces[primary]["background_share"] if primary else 0.0
+        m.metrics = {
+            "n_val_items": n_val,
+            "n_train_items": len(tr),
+            "n_exact": int(exact.sum()),
+            "n_duplicates": n_dup,
+            "duplicate_share": wilson(n_dup, n_val, level).to_dict(),
+            "primary_space": primary,
+            "background_share": background,
+            "n_embedding_only": int(emb_only.sum()) if emb_only is not None else None,
+        }
+        for name, s in spaces.items():
+            m.metrics[f"{name}_space"] = {
+                "threshold": s["threshold"],
+                "median_within_train": s["median"],
+                "quantile_within_train": s["quantile"],
+                "n_near": int(s["near"].sum()),
+                "expected_by_chance": round(float(s["background_share"] * n_val), 3),
+            }
+        m.metrics["effect"] = self._effect(ctx, dup, level)
+        dup_idx = np.flatnonzero(dup)
+        m.evidence = {
+            "duplicates": [
+                {
+                    "val_item": int(i),
+                    "val_id": _plain(va.ids[i]),
+                    "train_item": int(match[i]),
+                    "train_id": _plain(tr.ids[match[i]]) if match[i] >= 0 else None,
+                    "exact": bool(exact[i]),
+                    "distance": float(spaces[primary]["distance"][i]) if primary else None,
+                }
+                for i in dup_idx[:200]
+            ],
+        }
+        if spaces:
+            m.figures.append(self._curve(spaces, n_val))
+        if has_inputs and dup_idx.size:
+            fig = self._thumbs(tr, va, dup_idx, match, exact, spaces.get("input"))
+            if fig is not None:
+                m.figures.append(fig)
+        return m
+
+    # -- measurement helpers ------------------------------------------------------------------------
+    def _space(self, within: np.ndarray, index: np.ndarray, dist: np.ndarray) -> dict[str, Any]:
+        p = self.params
+        tau = near_threshold(within, quantile=p["near_quantile"], fraction=p["near_fraction"])
+        near = dist <= tau if tau > 0 else dist <= 0
+        return {
+            "threshold": tau,
+            "median": float(np.median(within)),
+            "quantile": float(np.quantile(within[within > 0], p["near_quantile"]))
+            if (within > 0).any()
+            else 0.0,
+            "near": near,
+            "index": index,
+            "distance": dist,
+            "within": within,
+            "background_share": float(np.mean(within <= tau)),
+        }
+
+    def _effect(self, ctx: AuditContext, dup: np.ndarray, level: float) -> dict[str, Any]:
+        """The validation metric on everything and without the episodes/pairs that touch a duplicate."""
+        from ..metrics import nway_accuracy
+
+        n_boot = int(ctx.option("n_boot"))
+        rng = ctx.rng("duplicates.effect")
+        val = ctx.val
+        use_episodes = val.episodes is not None or (val.pairs is None and ctx.episodes("val") is not None)
+        if use_episodes:
+            e = ctx.episodes("val")
+            credit = nway_accuracy(ctx.episode_scores("val"), e.correct)
+            touch = dup[e.anchor] | dup[e.candidates].any(axis=1)
+            out: dict[str, Any] = {
+                "metric": f"{e.n_way}-way top-1 accuracy (chance {1 / e.n_way:.2f})",
+                "unit": "episodes",
+                "n_all": int(credit.size),
+                "n_clean": int((~touch).sum()),
+            }
+            idx = rng.integers(0, credit.size, size=(n_boot, credit.size))
+            all_b = credit[idx].mean(axis=1)
+            w = (~touch)[idx]
+            with np.errstate(invalid="ignore", divide="ignore"):
+                clean_b = (credit[idx] * w).sum(axis=1) / w.sum(axis=1)
+            v_all = float(credit.mean())
+            v_clean = float(credit[~touch].mean()) if (~touch).any() else float("nan")
+        else:
+            pairs = ctx.pairs("val")
+            s, y = ctx.pair_scores("val"), pairs.label == 1
+            touch = dup[pairs.left] | dup[pairs.right]
+            out = {
+                "metric": "pair ROC-AUC (chance 0.5)",
+                "unit": "pairs",
+                "n_all": int(s.size),
+                "n_clean": int((~touch).sum()),
+            }
+            n_pos, n_neg = int(y.sum()), int((~y).sum())
+            wp, wn = _multiplicities(rng, n_pos, n_boot), _multiplicities(rng, n_neg, n_boot)
+            all_b = weighted_auc(s, y, wp, wn)
+            clean_b = weighted_auc(s, y, wp * (~touch[y]), wn * (~touch[~y]))
+            ones_p, ones_n = np.ones((1, n_pos), np.float32), np.ones((1, n_neg), np.float32)
+            v_all = float(weighted_auc(s, y, ones_p, ones_n)[0])
+            v_clean = float(weighted_auc(s, y, ones_p * (~touch[y]), ones_n * (~touch[~y]))[0])
+        out["all"] = _percentile_estimate(v_all, all_b, out["n_all"], level).to_dict()
+        out["clean"] = _percentile_estimate(v_clean, clean_b, out["n_clean"], level).to_dict()
+        out["change"] = _percentile_estimate(v_all - v_clean, all_b - clean_b, out["n_all"], level).to_dict()
+        return out
+
+    # -- figures ------------------------------------------------------------------------------------
+    def _curve(self, spaces: dict[str, dict[str, Any]], n_val: int) -> FigureSpec:
+        k = int(self.params["curve_points"])
+        series, vlines = {}, {}
+        for name, s in spaces.items():
+            scale = s["median"] if s["median"] > 0 else 1.0
+            rel = np.linspace(0.0, 1.0, k)
+            t = rel * scale
+            d_sorted, w_sorted = np.sort(s["distance"]), np.sort(s["within"])
+            observed = np.searchsorted(d_sorted, t, side="right")
+            expected = n_val * np.searchsorted(w_sorted, t, side="right") / max(w_sorted.size, 1)
+            series[f"{name} space: validation items within t"] = {
+                "x": rel.round(4).tolist(),
+                "y": observed.tolist(),
+            }
+            series[f"{name} space: expected by chance"] = {
+                "x": rel.round(4).tolist(),
+                "y": np.round(expected, 2).tolist(),
+            }
+            vlines[f"{name} threshold"] = round(s["threshold"] / scale, 4)
+        return FigureSpec(
+            id="duplicates_curve",
+            kind="lines",
+            title="Validation items near a training item, by distance threshold",
+            data={
+                "series": series,
+                "xlabel": "threshold t / median within-train nearest-neighbour distance",
+                "ylabel": "validation items with a training item within t",
+                "vlines": vlines,
+            },
+            caption=(
+                "Observed counts far above the chance curve at small thresholds are copies; the chance curve is "
+                "what items drawn independently like the training items would give."
+            ),
+        )
+
+    def _thumbs(self, tr, va, dup_idx, match, exact, space) -> FigureSpec | None:
+        k = int(self.params["thumbnails"])
+        order = dup_idx
+        if space is not None:
+            order = dup_idx[np.argsort(space["distance"][dup_idx], kind="stable")]
+        show = order[:k]
+        a = thumbnails(va.get_batch(show))
+        b = thumbnails(tr.get_batch(match[show]))
+        if a is None or b is None:
+            return None
+        return FigureSpec(
+            id="duplicates_pairs",
+            kind="images",
+            title="Validation items (top) and the training items they copy (bottom)",
+            data={
+                "rows": [
+                    {"caption": "validation items", "images": a},
+                    {"caption": "nearest training items", "images": b},
+                ]
+            },
+        )
+
+    # -- judgement ----------------------------------------------------------------------------------
+    def _judge(self, m: Measurement) -> list[Finding]:
+        p = self.params
+        mt = m.metrics
+        n_dup, n_val = mt["n_duplicates"], mt["n_val_items"]
+        emb_only = mt.get("n_embedding_only") or 0
+        if n_dup == 0 and emb_only == 0:
+            return []
+        share = Estimate(**_est_args(mt["duplicate_share"]))
+        eff = mt["effect"]
+        change = Estimate(**_est_args(eff["change"]))
+        material = share.value >= p["warn_share"] and share.low > mt["background_share"]
+        metric_moves = (
+            np.isfinite(change.value) and abs(change.value) >= p["min_metric_change"] and change.excludes(0.0)
+        )
+        if n_dup and share.value >= p["fail_share"] and material:
+            sev = Severity.FAIL
+        elif n_dup and (material or metric_moves):
+            sev = Severity.WARN
+        else:
+            sev = Severity.INFO
+        primary = mt["primary_space"]
+        sp = mt.get(f"{primary}_space", {})
+        parts = []
+        if n_dup:
+            n_exact = mt["n_exact"]
+            parts.append(
+                f"{n_dup} of {n_val} validation items ({share.value:.1%} [{share.low:.1%}, {share.high:.1%}]) "
+                f"are copies of training items: {n_exact} exact (same content hash) and {n_dup - n_exact} near "
+                f"copies ({primary}-space distance to the nearest training item at most {sp.get('threshold', 0):.3g}, "
+                f"{p['near_fraction']} x the {p['near_quantile']:.0%} quantile of within-train nearest-neighbour "
+                f"distances; {sp.get('expected_by_chance', 0):.1f} expected by chance)."
+            )
+        if emb_only:
+            parts.append(
+                f"{emb_only} {'more ' if n_dup else ''}validation item(s) are near copies in embedding space only "
+                "(the model maps them almost onto a training item although their inputs differ)."
+            )
+        if n_dup:
+            parts.append(
+                f"Validation {eff['metric']}: {_fmt(eff['all'])} on all {eff['n_all']} {eff['unit']}, "
+                f"{_fmt(eff['clean'])} on the {eff['n_clean']} that touch no duplicate "
+                f"(change {change.value:+.3f} [{change.low:+.3f}, {change.high:+.3f}])."
+            )
+            parts.append(
+                f"Thresholds: share >= {p['warn_share']:.0%} (warn), >= {p['fail_share']:.0%} (fail), or a metric "
+                f"change >= {p['min_metric_change']}."
+            )
+        evidence = {
+            "n_duplicates": n_dup,
+            "n_exact": mt["n_exact"],
+            "duplicate_share": mt["duplicate_share"],
+            "effect": eff,
+            "examples": m.evidence["duplicates"][:20],
+            **{k: mt[k] for k in ("input_space", "embedding_space") if k in mt},
+        }
+        figs = [f.id for f in m.figures]
+        return [self.finding("GD103", sev, " ".join(parts), evidence=evidence, figures=figs)]
+
+
+def _est_args(d: dict[str, Any]) -> dict[str, Any]:
+    def f(x):
+        return float("nan") if x is None else float(x)
+
+    return {"value": f(d["value"]), "low": f(d["ci_low"]), "high": f(d["ci_high"]), "n": int(d["n"])}
+
+
+def _fmt(d: dict[str, Any]) -> str:
+    if d["value"] is None:
+        return "n/a"
+    if d["ci_low"] is None or d["ci_high"] is None:
+        return f"{d['value']:.3f}"
+    return f"{d['value']:.3f} [{d['ci_low']:.3f}, {d['ci_high']:.3f}]"
+
+
+def _plain(v: Any) -> Any:
+    return v.item() if hasattr(v, "item") else v
