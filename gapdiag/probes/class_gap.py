@@ -1,0 +1,473 @@
+"""GD202 — class-level generalization gap: retrieval and cluster quality on validation vs training."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+from ..findings.finding import Finding, Severity
+from ..metrics import cluster_metrics, per_class_retrieval, retrieval_metrics
+from ..stats import Estimate, _percentile_estimate, bootstrap_mean
+from .base import FigureSpec, Measurement, Probe
+from .registry import register_probe
+
+if TYPE_CHECKING:
+    from ..context import AuditContext
+
+__all__ = ["ClassGapProbe", "neighbour_metric", "label_overlap"]
+
+
+def neighbour_metric(ctx: AuditContext, *, n_pairs: int = 256) -> str:
+    """The embedding distance, "euclidean" or "cosine", that ranks pairs like the user's own score.
+
+    Scores ``n_pairs`` random training item pairs with the user's score and with both distances and keeps
+    the one with the higher Spearman correlation (ties, e.g. unit-norm embeddings, give "euclidean").
+    Memoised on the context.
+    """
+
+    def compute() -> str:
+        from scipy.stats import spearmanr
+
+        emb = ctx.embeddings("train")
+        n = emb.shape[0]
+        if n < 3:
+            return "euclidean"
+        rng = ctx.rng("neighbour_metric")
+        a, b = rng.integers(0, n, n_pairs), rng.integers(0, n, n_pairs)
+        keep = a != b
+        a, b = a[keep], b[keep]
+        user = ctx.scorer.orient(ctx.raw_scores_of(emb[a], emb[b]))
+        x, y = emb[a].astype(np.float64), emb[b].astype(np.float64)
+        euc = -np.linalg.norm(x - y, axis=1)
+        norms = np.linalg.norm(x, axis=1) * np.linalg.norm(y, axis=1)
+        if np.any(norms == 0) or np.ptp(user) == 0:
+            return "euclidean"
+        cos = (x * y).sum(axis=1) / norms
+        r_euc = spearmanr(user, euc).statistic
+        r_cos = spearmanr(user, cos).statistic
+        return "cosine" if np.nan_to_num(r_cos) > np.nan_to_num(r_euc) + 1e-9 else "euclidean"
+
+    return ctx.memo("neighbour_metric", compute)
+
+
+def label_overlap(ctx: AuditContext) -> dict[str, Any]:
+    """Whether validation identities occur in training, by label (the numbers of GD104, for messages).
+
+    Returns ``{"known": bool, "share_identities", "share_items", "n_val_identities", "setting", "words"}``;
+    ``setting`` is "closed" (every val identity seen), "open" (none seen), "mixed", or "unknown" (labels
+    missing on a split: pseudo-identities from pair graphs cannot be matched across splits).
+    """
+    tl, vl = ctx.train.items.labels, ctx.val.items.labels
+    if tl is None or vl is None:
+        return {
+            "known": False,
+            "setting": "unknown",
+            "words": "whether validation identities occur in training is unknown (labels missing; see GD104)",
+        }
+    val_ids = np.unique(vl)
+    seen_ids = np.isin(val_ids, np.unique(tl))
+    share_ids = float(seen_ids.mean())
+    share_items = float(np.isin(vl, tl).mean())
+    n_seen, n_all = int(seen_ids.sum()), int(val_ids.size)
+    if n_seen == n_all:
+        setting, words = "closed", f"all {n_all} validation identities also occur in training (closed set)"
+    elif n_seen == 0:
+        setting, words = "open", f"none of the {n_all} validation identities occurs in training (open set)"
+    else:
+        setting = "mixed"
+        words = (
+            f"{n_seen} of {n_all} validation identities ({share_items:.0%} of val items) occur in training"
+        )
+    return {
+        "known": True,
+        "setting": setting,
+        "share_identities": share_ids,
+        "share_items": share_items,
+        "n_val_identities": n_all,
+        "words": words,
+    }
+
+
+def _boot_means(values: np.ndarray, rng: np.random.Generator, n_boot: int) -> np.ndarray:
+    """Bootstrap resample means (n_boot,) of ``values`` (n,), in chunks."""
+    n = values.size
+    out = np.empty(n_boot)
+    step = max(1, min(n_boot, (1 << 22) // max(n, 1)))
+    for s in range(0, n_boot, step):
+        k = min(step, n_boot - s)
+        out[s : s + k] = values[rng.integers(0, n, (k, n))].mean(axis=1)
+    return out
+
+
+def _chance(labels: np.ndarray, query_labels: np.ndarray) -> float:
+    """Expected precision of a random ranking: mean over queries of (n_c - 1) / (n - 1)."""
+    uniq, counts = np.unique(labels, return_counts=True)
+    n_c = counts[np.searchsorted(uniq, query_labels)]
+    return float(np.mean((n_c - 1) / (labels.size - 1)))
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+@register_probe
+class ClassGapProbe(Probe):
+    """GD202 — is retrieval on validation identities far below retrieval on training identities?
+
+    **What it measures.** On each split's embeddings, leave-one-out retrieval with the split's identities
+    (labels, or connected components of positive pairs): precision@1, R-precision, MAP@R and recall@k
+    (pytorch-metric-learning definitions, self-match excluded, bootstrap CIs over queries; see
+    :func:`gapdiag.metrics.retrieval_metrics`), and NMI/AMI of k-means plus a sampled silhouette
+    (:func:`gapdiag.metrics.cluster_metrics`). The distance is the one that ranks pairs like the user's
+    score (euclidean or cosine, see :func:`neighbour_metric`).
+
+    **Decision statistic.** R-precision depends on how many identities a split has: with 3 identities a
+    random ranking already scores about 1/3, with 7 about 1/7. Each split's R-precision is therefore
+    read above its chance level ``c = mean over queries of (n_class - 1) / (n - 1)``:
+    ``lift = (R-precision - c) / (1 - c)`` (0 = chance, 1 = perfect). The ratio ``lift_val / lift_train``
+    (1 = no gap, lower = worse on validation) and the difference ``lift_train - lift_val`` carry
+    bootstrap CIs over queries of both splits.
+
+    **Codes.** GD202 warn when the ratio is below ``warn_ratio`` (fail below ``fail_ratio``) and the CI
+    of the difference excludes 0. The message says whether validation identities are seen (closed set)
+    or unseen (open set), from the share of validation labels that occur in training.
+
+    **Figures.** A UMAP (umap-learn, seeded, at most ``umap_max_points`` points; PCA with a note when
+    umap-learn is missing or fails) of train+val embeddings coloured by split and by identity; the
+    validation identities with the lowest R-precision, with their CIs (and their training R-precision
+    when the identity also occurs in training).
+    """
+
+    name = "class_gap"
+    family = "embedding"
+    codes = ("GD202",)
+    # Val identities (labels or the val positive-pair graph) are checked in _measure: REQUIREMENTS has no
+    # "val_identities" entry.
+    requires = frozenset({"train_identities"})
+    defaults: dict[str, Any] = {
+        "warn_ratio": 0.6,  # val/train R-precision above chance
+        "fail_ratio": 0.3,
+        "max_items": 20000,  # items per split for retrieval (a random subset above this)
+        "cluster_max_items": 5000,  # items per split for k-means NMI/AMI and the silhouette
+        "n_worst_classes": 10,  # validation identities shown in the per-class figure
+        "umap": True,  # draw the UMAP figure (umap-learn's first call compiles for ~10-20 s)
+        "umap_max_points": 1000,  # points in the UMAP (half per split where possible); ~2 s after the JIT
+        "umap_n_neighbors": 15,
+        "umap_n_epochs": 200,  # optimisation epochs (umap-learn's default for small data is 500)
+    }
+    description = "Validation retrieval/cluster quality against training (GD202), UMAP of both splits."
+
+    # -- measuring ----------------------------------------------------------------------------------
+    def _measure(self, ctx: AuditContext) -> Measurement:
+        n_boot, level = int(ctx.option("n_boot")), float(ctx.option("ci_level"))
+        metric = neighbour_metric(ctx)
+        overlap = label_overlap(ctx)
+        metrics: dict[str, Any] = {"metric": metric, "identity_overlap": overlap}
+        notes: list[str] = []
+        per_split: dict[str, dict[str, Any]] = {}
+        usable = True
+        for split in ("train", "val"):
+            ids = ctx.identities(split)
+            if ids is None:
+                notes.append(
+                    f"The {split} split has no identities (no labels and no positive pairs), so class-level "
+                    "retrieval could not be measured."
+                )
+                usable = False
+                continue
+            ids = np.asarray(ids)
+            emb = ctx.embeddings(split)
+            rows = np.arange(ids.size)
+            if rows.size > int(self.params["max_items"]):
+                rng_s = ctx.rng(f"class_gap.subsample.{split}")
+                rows = np.sort(rng_s.choice(rows.size, int(self.params["max_items"]), replace=False))
+            sub_ids = ids[rows]
+            uniq, counts = np.unique(sub_ids, return_counts=True)
+            if uniq.size < 2 or not np.any(counts >= 2):
+                notes.append(
+                    f"The {split} split has {uniq.size} identities and {int((counts >= 2).sum())} with two or more "
+                    "items; retrieval needs at least two identities and one with two items."
+                )
+                usable = False
+                continue
+            res = retrieval_metrics(
+                emb[rows],
+                sub_ids,
+                metric=metric,
+                rng=ctx.rng(f"class_gap.{split}"),
+                n_boot=n_boot,
+                level=level,
+            )
+            chance = _chance(sub_ids, res.query_labels)
+            entry: dict[str, Any] = {
+                "identities_from": ctx.identities_origin(split),
+                "retrieval": res,
+                "chance_r_precision": chance,
+                "n_identities": int(uniq.size),
+                "n_items_evaluated": int(rows.size),
+            }
+            crow = rows
+            if crow.size > int(self.params["cluster_max_items"]):
+                crow = np.sort(
+                    ctx.rng(f"class_gap.cluster.{split}").choice(
+                        rows, int(self.params["cluster_max_items"]), replace=False
+                    )
+                )
+            c_uniq = np.unique(ids[crow])
+            if 2 <= c_uniq.size < crow.size:
+                entry["cluster"] = cluster_metrics(
+                    emb[crow],
+                    ids[crow],
+                    rng=ctx.rng(f"class_gap.kmeans.{split}"),
+                    metric=metric,
+                    n_boot=n_boot,
+                    level=level,
+                )
+            per_split[split] = entry
+
+        for split, entry in per_split.items():
+            res = entry["retrieval"]
+            metrics[split] = {
+                **res.to_dict(),
+                "chance_r_precision": round(entry["chance_r_precision"], 6),
+                "identities_from": entry["identities_from"],
+                "n_identities": entry["n_identities"],
+                "n_items_evaluated": entry["n_items_evaluated"],
+                **{
+                    k: (v.to_dict() if isinstance(v, Estimate) else v)
+                    for k, v in entry.get("cluster", {}).items()
+                },
+            }
+        figures: list[FigureSpec] = []
+        if usable:
+            metrics.update(self._gap(per_split, ctx, n_boot, level))
+            figures.append(self._worst_classes_figure(per_split, ctx, n_boot, level))
+        metrics["measured"] = usable
+        if self.params["umap"]:
+            # small dense problems: BLAS threads only add contention (10-100x slower on a busy machine)
+            with threadpool_limits(limits=1, user_api="blas"):
+                fig, note = self._embedding_map(ctx, metric)
+            if fig is not None:
+                figures.append(fig)
+            if note:
+                notes.append(note)
+        return Measurement(metrics=metrics, figures=figures, notes=notes)
+
+    def _gap(self, per_split: dict, ctx: AuditContext, n_boot: int, level: float) -> dict[str, Any]:
+        """Lift of R-precision over chance per split, their ratio and difference with bootstrap CIs."""
+        rng = ctx.rng("class_gap.gap")
+        lifts, samples = {}, {}
+        for split in ("train", "val"):
+            e = per_split[split]
+            c = e["chance_r_precision"]
+            vals = e["retrieval"].per_query["r_precision"]
+            lifts[split] = (float(vals.mean()) - c) / (1.0 - c)
+            samples[split] = (_boot_means(vals, rng, n_boot) - c) / (1.0 - c)
+        n = min(per_split["train"]["retrieval"].n_queries, per_split["val"]["retrieval"].n_queries)
+        diff = _percentile_estimate(
+            lifts["train"] - lifts["val"], samples["train"] - samples["val"], n, level
+        )
+        out: dict[str, Any] = {
+            "lift_train": _percentile_estimate(lifts["train"], samples["train"], n, level),
+            "lift_val": _percentile_estimate(lifts["val"], samples["val"], n, level),
+            "lift_difference": diff,
+        }
+        if lifts["train"] > 0:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                ratio_s = np.where(samples["train"] > 0, samples["val"] / samples["train"], np.nan)
+            out["ratio"] = _percentile_estimate(lifts["val"] / lifts["train"], ratio_s, n, level)
+        return out
+
+    def _worst_classes_figure(
+        self, per_split: dict, ctx: AuditContext, n_boot: int, level: float
+    ) -> FigureSpec:
+        rng = ctx.rng("class_gap.per_class")
+        val = per_split["val"]["retrieval"]
+        table = per_class_retrieval(val)
+        order = np.argsort(table["r_precision"], kind="stable")[: int(self.params["n_worst_classes"])]
+        train = per_split["train"]["retrieval"]
+        # the training bar only where validation identities also occur in training
+        closed = label_overlap(ctx)["setting"] in ("closed", "mixed")
+        groups, series = [], {"val": {"value": [], "low": [], "high": []}}
+        if closed:
+            series["train (same identity)"] = {"value": [], "low": [], "high": []}
+        for j in order:
+            lab = table["label"][j]
+            groups.append(f"{lab} (n={int(table['n_queries'][j])})")
+            est = bootstrap_mean(
+                val.per_query["r_precision"][val.query_labels == lab], rng=rng, n_boot=n_boot, level=level
+            )
+            for key, v in (("value", est.value), ("low", est.low), ("high", est.high)):
+                series["val"][key].append(round(float(v), 4))
+            if closed:
+                m = train.query_labels == lab
+                if m.any():
+                    t = bootstrap_mean(train.per_query["r_precision"][m], rng=rng, n_boot=n_boot, level=level)
+                    vals = (t.value, t.low, t.high)
+                else:
+                    vals = (float("nan"),) * 3
+                for key, v in zip(("value", "low", "high"), vals):
+                    series["train (same identity)"][key].append(
+                        round(float(v), 4) if np.isfinite(v) else None
+                    )
+        return FigureSpec(
+            id="class_gap_worst_classes",
+            kind="bars",
+            title="Validation identities with the lowest R-precision",
+            data={
+                "groups": groups,
+                "series": series,
+                "ref": round(per_split["val"]["chance_r_precision"], 4),
+                "ref_label": "chance (val)",
+                "ylabel": "R-precision (higher = better)",
+                "horizontal": True,
+                "ylim": [0.0, 1.0],
+            },
+            caption="Per-identity R-precision with bootstrap CIs over that identity's queries.",
+        )
+
+    def _embedding_map(self, ctx: AuditContext, metric: str) -> tuple[FigureSpec | None, str]:
+        """UMAP (or PCA) of a seeded subsample of train+val, as two scatter panels."""
+        rng = ctx.rng("class_gap.umap")
+        total = max(4, int(self.params["umap_max_points"]))
+        n_tr, n_va = ctx.embeddings("train").shape[0], ctx.embeddings("val").shape[0]
+        k_tr = min(n_tr, max(total // 2, total - n_va))
+        k_va = min(n_va, total - k_tr)
+        rows = {
+            "train": np.sort(rng.choice(n_tr, k_tr, replace=False)),
+            "val": np.sort(rng.choice(n_va, k_va, replace=False)),
+        }
+        x = np.concatenate([ctx.embeddings(s)[rows[s]] for s in ("train", "val")]).astype(np.float32)
+        split_of = np.array(["train"] * k_tr + ["val"] * k_va)
+        cls = []
+        for s in ("train", "val"):
+            ids = ctx.identities(s)
+            if ids is None:
+                cls.extend(["unknown"] * rows[s].size)
+            elif ctx.splits[s].items.labels is not None:
+                cls.extend(str(v) for v in np.asarray(ids)[rows[s]])
+            else:  # pseudo-identities are not comparable across splits
+                cls.extend(f"{s} component {v}" for v in np.asarray(ids)[rows[s]])
+        cls = np.array(cls, dtype=object)
+        # The scatter draws at most 20 groups: keep the 19 most frequent identities, pool the rest.
+        uniq, counts = np.unique(cls, return_counts=True)
+        if uniq.size > 20:
+            keep = set(uniq[np.argsort(-counts, kind="stable")[:19]].tolist())
+            cls = np.array([c if c in keep else "other" for c in cls], dtype=object)
+        note = ""
+        method = "UMAP"
+        try:
+            if x.shape[0] < 10:
+                raise ValueError("too few points for UMAP")
+            import umap  # noqa: PLC0415  (heavy, imported only when the figure is drawn)
+
+            reducer = umap.UMAP(
+                n_components=2,
+                n_neighbors=int(min(self.params["umap_n_neighbors"], x.shape[0] - 1)),
+                metric=metric,
+                random_state=ctx.seed,
+                n_jobs=1,  # a seed makes umap-learn single-threaded anyway; say so to keep it quiet
+                n_epochs=int(self.params["umap_n_epochs"]),
+                init="random" if x.shape[0] < 50 else "spectral",
+            )
+            xy = reducer.fit_transform(x)
+        except Exception as exc:  # a figure is never worth a failed probe: fall back to PCA, say why
+            method = "PCA"
+            note = f"UMAP unavailable ({type(exc).__name__}: {exc}); the embedding map uses PCA instead."
+            xc = x - x.mean(axis=0)
+            _, _, vt = np.linalg.svd(xc.astype(np.float64), full_matrices=False)
+            xy = xc @ vt[:2].T if vt.shape[0] >= 2 else np.column_stack([xc @ vt[0], np.zeros(len(xc))])
+        xy = np.asarray(xy, dtype=float)
+        # identities listed (legend, colours) in natural order: numbers by value, then names
+        names = sorted(set(cls.tolist()), key=lambda c: (0, float(c), "") if _is_number(c) else (1, 0.0, c))
+        rank = {c: i for i, c in enumerate(names)}
+        by_id = np.argsort([rank[c] for c in cls], kind="stable")
+        fig = FigureSpec(
+            id="class_gap_embedding_map",
+            kind="scatter",
+            title=f"{method} of train and validation embeddings ({x.shape[0]} sampled items)",
+            data={
+                "panels": [
+                    {
+                        "title": "by split",
+                        "x": xy[:, 0].round(4).tolist(),
+                        "y": xy[:, 1].round(4).tolist(),
+                        "groups": split_of.tolist(),
+                    },
+                    {
+                        "title": "by identity",
+                        "x": xy[by_id, 0].round(4).tolist(),
+                        "y": xy[by_id, 1].round(4).tolist(),
+                        "groups": cls[by_id].tolist(),
+                    },
+                ]
+            },
+            caption=(
+                f"Seeded subsample of {k_tr} training and {k_va} validation items, {metric} distance. "
+                "Validation points outside the training clusters, or identities that do not form clusters, "
+                "show the class-level gap."
+            ),
+        )
+        return fig, note
+
+    # -- judging ------------------------------------------------------------------------------------
+    def _judge(self, m: Measurement) -> list[Finding]:
+        mt = m.metrics
+        if not mt.get("measured") or "ratio" not in mt:
+            return []
+        ratio: Estimate = mt["ratio"]
+        diff: Estimate = mt["lift_difference"]
+        p = self.params
+        if not np.isfinite(ratio.value) or not diff.above(0.0):
+            return []
+        if ratio.value < p["fail_ratio"]:
+            severity, bound = Severity.FAIL, p["fail_ratio"]
+        elif ratio.value < p["warn_ratio"]:
+            severity, bound = Severity.WARN, p["warn_ratio"]
+        else:
+            return []
+        tr, va = mt["train"], mt["val"]
+        overlap = mt["identity_overlap"]
+        reading = {
+            "open": "The validation identities are new to the model, so this is a transfer gap: the embedding "
+            "separates the identities it was trained on but not new ones.",
+            "closed": "The validation identities were seen in training, so the gap is over new items of known "
+            "identities: look at memorization (GD201), leakage (GD101/GD102) and split shift (GD205).",
+            "mixed": "Validation mixes seen and unseen identities (GD104); read the per-identity figure.",
+            "unknown": "",
+        }[overlap["setting"]]
+
+        def rp(d: dict) -> str:
+            e = d["r_precision"]
+            return f"{e['value']:.2f} [{e['ci_low']:.2f}, {e['ci_high']:.2f}]"
+
+        def figs(d: dict) -> str:
+            p1, mr = d["precision_at_1"], d["map_at_r"]
+            extra = f", AMI {d['ami']:.2f}" if "ami" in d else ""
+            return f"P@1 {p1['value']:.2f}, MAP@R {mr['value']:.2f}{extra}"
+
+        message = (
+            f"R-precision on validation is {rp(va)} against {rp(tr)} on training (chance {va['chance_r_precision']:.2f} "
+            f"and {tr['chance_r_precision']:.2f}: {va['n_identities']} vs {tr['n_identities']} identities). Above "
+            f"chance that is {mt['lift_val']:.2f} vs {mt['lift_train']:.2f}, a ratio of {ratio:.2f} (< {bound}; 1 = no "
+            f"gap). Validation {figs(va)}; training {figs(tr)}. {overlap['words'][0].upper() + overlap['words'][1:]}. "
+            f"{reading}"
+        ).strip()
+        evidence = {
+            "ratio": ratio.to_dict(),
+            "lift_train": mt["lift_train"].to_dict(),
+            "lift_val": mt["lift_val"].to_dict(),
+            "lift_difference": diff.to_dict(),
+            "train": tr,
+            "val": va,
+            "identity_overlap": overlap,
+            "metric": mt["metric"],
+        }
+        figures = [f.id for f in m.figures]
+        return [self.finding("GD202", severity, message, evidence=evidence, figures=figures)]

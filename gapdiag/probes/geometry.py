@@ -1,0 +1,349 @@
+"""GD203 — dimensional collapse (effective rank, alignment, uniformity) and GD204 — hubness."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+from ..findings.finding import Finding, Severity
+from ..neighbors import k_occurrence, k_occurrence_skewness, knn
+from ..stats import Estimate, _percentile_estimate, bootstrap_mean, wilson
+from .base import Measurement, Probe
+from .class_gap import neighbour_metric
+from .registry import register_probe
+
+if TYPE_CHECKING:
+    from ..context import AuditContext
+
+__all__ = ["GeometryProbe", "effective_rank", "alignment", "uniformity"]
+
+
+def effective_rank(x: np.ndarray) -> float:
+    """Effective rank (Roy & Vetterli, 2007) of embeddings ``x`` (n, d).
+
+    ``exp(H(p))`` with ``p_i = s_i / sum_j s_j`` the normalised singular values of the column-centred
+    matrix and ``H`` the Shannon entropy (natural log, ``0 log 0 = 0``). In [1, min(n - 1, d)]: 1 when all
+    variance lies on one direction, ``r`` when ``r`` directions carry equal singular values.
+    """
+    xc = np.asarray(x, dtype=np.float64)
+    xc = xc - xc.mean(axis=0)
+    s = np.linalg.svd(xc, compute_uv=False)
+    return _erank_from_singular(s)
+
+
+def _erank_from_singular(s: np.ndarray) -> float:
+    s = np.clip(np.asarray(s, dtype=np.float64), 0.0, None)
+    total = s.sum()
+    if total <= 0:
+        return 1.0
+    p = s[s > 0] / total
+    return float(np.exp(-(p * np.log(p)).sum()))
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float64)
+    n = np.linalg.norm(x, axis=1, keepdims=True)
+    return x / np.where(n == 0, 1.0, n)
+
+
+def alignment(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Per-pair ``||u - v||^2`` of L2-normalised embeddings (P, d) -> (P,) in [0, 4]; lower = closer."""
+    return ((_unit(a) - _unit(b)) ** 2).sum(axis=1)
+
+
+def uniformity(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Per-pair Gaussian potential ``exp(-2 ||u - v||^2)`` of L2-normalised embeddings (P, d) -> (P,).
+
+    Each value lies in [e^-8, 1]. Wang & Isola's uniformity is the log of their mean over random pairs:
+    0 when all embeddings coincide, about -4 for points spread uniformly over a high-dimensional sphere
+    (its minimum is -8, two antipodal points); lower = more uniform.
+    """
+    return np.exp(-2.0 * ((_unit(a) - _unit(b)) ** 2).sum(axis=1))
+
+
+@register_probe
+class GeometryProbe(Probe):
+    """GD203 — dimensional collapse and GD204 — hubness of the embedding space, per split.
+
+    **Effective rank (GD203).** ``erank = exp(H(p))``, ``p_i = s_i / sum_j s_j`` with ``s`` the singular
+    values of the column-centred embedding matrix of the split (at most ``max_items`` random items),
+    ``H`` the Shannon entropy (Roy & Vetterli, 2007). Range [1, min(n - 1, d)]; higher = more
+    directions used. It is compared with what the identities need: separating ``C`` identities takes
+    ``C - 1`` directions (a simplex), so the reference is ``r_need = min(d, C - 1, n - 1)`` with ``C`` the
+    number of identities with two or more items. Collapse ratio ``= erank / r_need``; a split without
+    identities gets no reference and is reported, not judged. CI: bootstrap over ``n_blocks`` random
+    blocks of items, each resample re-weighting the blocks' scatter matrices: one pass over the items
+    plus one ``q x q`` eigen-decomposition per resample (``q = min(d, max_dim_boot)``; above it the
+    resampled spectrum is the top-``q`` principal subspace's, the tail held at its full-sample values);
+    the percentile interval is re-centred on the estimate, since resampling biases a spectral entropy low. Warn when the ratio is below ``collapse_ratio`` and its whole CI is
+    too. Reported with it: alignment = mean ``||u - v||^2`` over positive pairs of L2-normalised
+    embeddings (in [0, 4], lower = positives closer) and uniformity = ``log mean exp(-2 ||u - v||^2)``
+    over ``uniformity_pairs`` random item pairs (Wang & Isola, 2020; in [-4, 0] in practice, lower = more
+    uniform). Both are on normalised but not centred embeddings, as defined; a euclidean embedding far
+    from the origin reads as non-uniform there without being collapsed, so neither is judged.
+
+    **Hubness (GD204).** ``N_k(x)`` = the number of items whose ``k`` nearest neighbours (``hub_k``,
+    self excluded, same distance as the user's score) include ``x``; the skewness of ``N_k`` over items
+    (Radovanovic et al., 2010; 0 = symmetric, large positive = a few hubs in many lists), bootstrap CI over
+    items. Reported with it: the share of anti-hubs (never a neighbour, Wilson CI) and the largest
+    ``N_k`` against its mean ``k``, and the share of all neighbour-list slots taken by the top 1% of
+    items. Warn when the skewness exceeds ``warn_skewness`` and its CI excludes 0. The default, 3, is
+    strong hubness: i.i.d. Gaussian data in 32 dimensions reads about 2.9 (1000 points, k = 10), the
+    healthy digits models about 0.2-0.8.
+
+    **Codes.** GD203 (warn) and GD204 (warn), per split; the message names the split.
+    """
+
+    name = "geometry"
+    family = "embedding"
+    codes = ("GD203", "GD204")
+    requires = frozenset()
+    defaults: dict[str, Any] = {
+        # GD203: warn when erank / min(d, C - 1, n - 1) is below this (and its whole CI is): the embedding
+        # uses less than about a third of the directions its C identities need
+        "collapse_ratio": 0.3,
+        "max_items": 5000,  # items per split for the spectrum
+        "n_blocks": 100,  # blocks of items resampled for the effective-rank CI
+        "max_rank_boot": 200,  # bootstrap resamples for the effective rank (each costs one q x q eigh)
+        "max_dim_boot": 256,  # q: dimensions resampled in that bootstrap (the tail is held fixed above)
+        "uniformity_pairs": 5000,  # random item pairs for uniformity
+        "alignment_pairs": 5000,  # positive pairs for alignment (a random subset above this)
+        # GD204
+        "hub_k": 10,
+        "warn_skewness": 3.0,  # k-occurrence skewness above which hubs dominate neighbour lists
+        "max_items_hubness": 20000,  # items per split for the kNN graph
+    }
+    description = "Effective rank, alignment, uniformity (GD203) and hubness (GD204) per split."
+
+    def _measure(self, ctx: AuditContext) -> Measurement:
+        n_boot, level = int(ctx.option("n_boot")), float(ctx.option("ci_level"))
+        metric = neighbour_metric(ctx)
+        metrics: dict[str, Any] = {"metric": metric}
+        notes: list[str] = []
+        for split in ("train", "val"):
+            emb = ctx.embeddings(split)
+            entry: dict[str, Any] = {"n_items": int(emb.shape[0]), "dimension": int(emb.shape[1])}
+            if emb.shape[0] < 3:
+                notes.append(f"The {split} split has {emb.shape[0]} items: too few for geometry.")
+                metrics[split] = entry
+                continue
+            # d x d problems gain nothing from BLAS threads, and on a busy machine threads make the small
+            # LAPACK calls 10-100x slower through contention
+            with threadpool_limits(limits=1, user_api="blas"):
+                entry.update(self._collapse(ctx, split, emb, n_boot, level))
+            entry.update(self._hubness(ctx, split, emb, metric, n_boot, level))
+            metrics[split] = entry
+        return Measurement(metrics=metrics, notes=notes)
+
+    # -- GD203 ---------------------------------------------------------------------------------------
+    def _collapse(self, ctx: AuditContext, split: str, emb: np.ndarray, n_boot: int, level: float) -> dict:
+        rng = ctx.rng(f"geometry.rank.{split}")
+        n, d = emb.shape
+        rows = np.arange(n)
+        if n > int(self.params["max_items"]):
+            rows = np.sort(rng.choice(n, int(self.params["max_items"]), replace=False))
+        x = emb[rows].astype(np.float64)
+        m = x.shape[0]
+        x -= x.mean(axis=0)
+        # Singular values of the centred matrix = square roots of the eigenvalues of its scatter matrix.
+        lam, vec = np.linalg.eigh(x.T @ x)
+        erank = _erank_from_singular(np.sqrt(np.clip(lam, 0.0, None)))
+        ids = ctx.identities(split)
+        if ids is not None:
+            _, counts = np.unique(np.asarray(ids)[rows], return_counts=True)
+            n_classes = int((counts >= 2).sum())
+            need = max(1, min(d, n_classes - 1, m - 1))
+            need_from = f"min(d={d}, identities-1={n_classes - 1}, n-1={m - 1})"
+        else:
+            n_classes, need, need_from = None, None, "unknown (no identities)"
+        # Block bootstrap on sufficient statistics (count, sum, scatter) per random block of items. Above
+        # ``max_dim_boot`` dimensions the resampled spectrum is that of the top principal subspace, the
+        # tail eigenvalues held at their full-sample values (memory stays n_blocks x q x q).
+        q = int(min(d, self.params["max_dim_boot"]))
+        if q < d:
+            z, tail = x @ vec[:, -q:], lam[:-q]
+        else:
+            z, tail = x, lam[:0]
+        g = int(min(self.params["n_blocks"], m))
+        block = rng.permutation(m) % g
+        cnt = np.bincount(block, minlength=g).astype(np.float64)
+        sums = np.stack([z[block == b].sum(axis=0) for b in range(g)])
+        flat = np.stack([z[block == b].T @ z[block == b] for b in range(g)]).reshape(g, q * q)
+        n_rank_boot = int(min(n_boot, self.params["max_rank_boot"]))
+        samples = np.empty(n_rank_boot)
+        step = max(1, (1 << 22) // (q * q))  # resamples per batch: about 32 MB of scatter matrices
+        for s0 in range(0, n_rank_boot, step):
+            b = min(step, n_rank_boot - s0)
+            w = np.stack([np.bincount(rng.integers(0, g, g), minlength=g) for _ in range(b)]).astype(float)
+            tot = w @ cnt  # (b,)
+            mu = (w @ sums) / tot[:, None]  # (b, q)
+            scatter = (w @ flat).reshape(b, q, q) - tot[:, None, None] * mu[:, :, None] * mu[:, None, :]
+            lam_b = np.linalg.eigvalsh(scatter)  # batched, (b, q)
+            samples[s0 : s0 + b] = [
+                _erank_from_singular(np.sqrt(np.clip(np.concatenate([tail, row]), 0.0, None)))
+                for row in lam_b
+            ]
+        # Resampling blocks adds sampling noise to the spectrum, which spreads the eigenvalues and biases
+        # every resample's entropy low; the percentile interval is re-centred on the estimate (its width
+        # kept), or it would sit wholly below the value it belongs to.
+        raw = _percentile_estimate(erank, samples, m, level)
+        shift = erank - float(np.median(samples))
+        erank_est = Estimate(erank, raw.low + shift, raw.high + shift, m, level)
+        ratio_est = (
+            Estimate(erank / need, erank_est.low / need, erank_est.high / need, m, level) if need else None
+        )
+
+        out: dict[str, Any] = {
+            "effective_rank": erank_est,
+            "effective_rank_over_d": round(erank / d, 6),
+            "rank_needed": need,
+            "rank_needed_from": need_from,
+            "collapse_ratio": ratio_est,
+            "n_identities": n_classes,
+            "n_items_spectrum": m,
+        }
+        # Alignment over positive pairs (given, or derived from episodes/labels).
+        pairs = ctx.pairs(split)
+        if pairs is not None and pairs.label.any():
+            pos = np.flatnonzero(pairs.label == 1)
+            if pos.size > int(self.params["alignment_pairs"]):
+                pos = rng.choice(pos, int(self.params["alignment_pairs"]), replace=False)
+            out["alignment"] = bootstrap_mean(
+                alignment(emb[pairs.left[pos]], emb[pairs.right[pos]]), rng=rng, n_boot=n_boot, level=level
+            )
+            out["alignment_pairs"] = ctx.pairs_origin(split)
+        k = int(self.params["uniformity_pairs"])
+        a, b = rng.integers(0, n, k), rng.integers(0, n, k)
+        keep = a != b
+        pot = bootstrap_mean(uniformity(emb[a[keep]], emb[b[keep]]), rng=rng, n_boot=n_boot, level=level)
+        out["uniformity"] = Estimate(
+            float(np.log(pot.value)), float(np.log(pot.low)), float(np.log(pot.high)), pot.n, level
+        )
+        return out
+
+    # -- GD204 ---------------------------------------------------------------------------------------
+    def _hubness(
+        self, ctx: AuditContext, split: str, emb: np.ndarray, metric: str, n_boot: int, level: float
+    ) -> dict:
+        rng = ctx.rng(f"geometry.hubness.{split}")
+        n = emb.shape[0]
+        k = int(min(self.params["hub_k"], n - 1))
+        cap = int(self.params["max_items_hubness"])
+        if n > cap:
+            rows = np.sort(rng.choice(n, cap, replace=False))
+            sub = emb[rows]
+            idx, _ = knn(sub, sub, k, metric=metric, exclude_self=True)
+            n = cap
+        else:
+            idx, _ = ctx.knn(split, k, metric=metric)
+        counts = k_occurrence(idx, n)
+        skew = k_occurrence_skewness(counts)
+        samples = []
+        step = max(1, (1 << 22) // n)
+        c = counts.astype(np.float64)
+        for s in range(0, n_boot, step):
+            b = min(step, n_boot - s)
+            r = c[rng.integers(0, n, (b, n))]
+            centred = r - r.mean(axis=1, keepdims=True)
+            var = (centred**2).mean(axis=1)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                samples.append((centred**3).mean(axis=1) / var**1.5)
+        skew_est = _percentile_estimate(skew, np.concatenate(samples) if samples else np.empty(0), n, level)
+        top = int(np.argmax(counts))
+        return {
+            "hub_k": k,
+            "k_occurrence_skewness": skew_est,
+            "antihub_share": wilson(int((counts == 0).sum()), n, level),
+            "top_hub_occurrence": int(counts[top]),
+            "top_hub_item": top if n == emb.shape[0] else None,
+            "top_hub_over_mean": round(float(counts[top]) / k, 4),
+            "n_items_hubness": n,
+            "hubs_share_of_lists": round(float(np.sort(counts)[::-1][: max(1, n // 100)].sum()) / (n * k), 6),
+        }
+
+    # -- judging -------------------------------------------------------------------------------------
+    def _judge(self, m: Measurement) -> list[Finding]:
+        p = self.params
+        out: list[Finding] = []
+        collapsed, hubby = [], []
+        for split in ("train", "val"):
+            e = m.metrics.get(split, {})
+            r = e.get("collapse_ratio")
+            # large (point below the threshold) and clear (the whole CI below it too)
+            if isinstance(r, Estimate) and np.isfinite(r.value) and r.below(p["collapse_ratio"]):
+                collapsed.append(split)
+            sk = e.get("k_occurrence_skewness")
+            large = isinstance(sk, Estimate) and np.isfinite(sk.value) and sk.value > p["warn_skewness"]
+            if large and sk.above(0.0):
+                hubby.append(split)
+        if collapsed:
+            parts = []
+            for split in collapsed:
+                e = m.metrics[split]
+                extra = ""
+                if "alignment" in e:
+                    extra = f", alignment {e['alignment']:.2f} (positives, 0 = identical)"
+                parts.append(
+                    f"{split}: effective rank {e['effective_rank']:.2f} of {e['dimension']} dimensions, against the "
+                    f"{e['rank_needed']} directions its identities need ({e['rank_needed_from']}): ratio "
+                    f"{e['collapse_ratio']:.2f} (< {p['collapse_ratio']}){extra}, uniformity "
+                    f"{e['uniformity']:.2f} (0 = all on one point, about -4 = spread)"
+                )
+            message = (
+                "The embeddings occupy far fewer directions than needed to tell the identities apart. "
+                + "; ".join(parts)
+                + ". Effective rank = exp(entropy of the normalised singular values of the centred embeddings)."
+            )
+            evidence = {s: _plain(m.metrics[s], _COLLAPSE_KEYS) for s in collapsed}
+            out.append(self.finding("GD203", Severity.WARN, message, evidence=evidence))
+        if hubby:
+            parts = []
+            for split in hubby:
+                e = m.metrics[split]
+                parts.append(
+                    f"{split}: k-occurrence skewness {e['k_occurrence_skewness']:.2f} (k={e['hub_k']}, > "
+                    f"{p['warn_skewness']}; 0 = no hubs); the top hub is among the {e['hub_k']} nearest neighbours "
+                    f"of {e['top_hub_occurrence']} of {e['n_items_hubness']} items ({e['top_hub_over_mean']:.1f}x "
+                    f"the mean), the top 1% of items fill {e['hubs_share_of_lists']:.0%} of all neighbour-list slots (1% without "
+                    f"hubs), and "
+                    f"{e['antihub_share'].value:.0%} of items are never a neighbour"
+                )
+            message = (
+                "A few items are the nearest neighbour of very many others, so n-way identification tends to "
+                "pick them whatever the anchor. " + "; ".join(parts) + "."
+            )
+            evidence = {s: _plain(m.metrics[s], _HUB_KEYS) for s in hubby}
+            out.append(self.finding("GD204", Severity.WARN, message, evidence=evidence))
+        return out
+
+
+_COLLAPSE_KEYS = (
+    "effective_rank",
+    "effective_rank_over_d",
+    "rank_needed",
+    "rank_needed_from",
+    "collapse_ratio",
+    "n_identities",
+    "n_items_spectrum",
+    "alignment",
+    "uniformity",
+    "dimension",
+)
+_HUB_KEYS = (
+    "hub_k",
+    "k_occurrence_skewness",
+    "antihub_share",
+    "top_hub_occurrence",
+    "top_hub_item",
+    "top_hub_over_mean",
+    "hubs_share_of_lists",
+    "n_items_hubness",
+)
+
+
+def _plain(entry: dict, keys: tuple[str, ...]) -> dict:
+    return {
+        k: (entry[k].to_dict() if isinstance(entry[k], Estimate) else entry[k]) for k in keys if k in entry
+    }

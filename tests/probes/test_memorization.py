@@ -1,0 +1,174 @@
+"""GD201 — pair memorization, on small real models trained in-test."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from sklearn.metrics import roc_auc_score
+
+import gapdiag
+from gapdiag import Items, Severity, SiameseModel, Split
+from gapdiag.data import make_episodes, make_pairs
+from gapdiag.digits import SiameseCNN, load_digits_images, train_on_pairs
+from gapdiag.probes.memorization import draw_fresh_partners
+
+
+def _audit(model, train, val, **kw):
+    return gapdiag.audit(model, train, val, probes=["memorization"], progress=False, **kw)
+
+
+@pytest.fixture(scope="module")
+def memorizing():
+    """A fixed set of 400 training pairs over 300 digits, trained 60 epochs without regularization.
+
+    The identities are random groups of 5 digits, so nothing in the images tells them apart: whatever the
+    model gets right on its training pairs it can only have memorized. (On the real digit classes the
+    CNN learns the classes themselves, and fresh pairs of its training items are as easy as the given
+    ones, however long it trains: that case is checked below as a non-finding.)
+    """
+    images, labels = load_digits_images()
+    rng = np.random.default_rng(0)
+    order = rng.permutation(labels.size)
+    tr, va = np.sort(order[:300]), np.sort(order[300:800])
+    identity = rng.permutation(np.arange(300) % 60)
+    items = Items(images[tr], labels=identity)
+    pairs = make_pairs(items, n_pairs=400, seed=0)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        net = SiameseCNN()
+    train_on_pairs(net, images[tr][pairs.left], images[tr][pairs.right], pairs.label, epochs=60, seed=0)
+    val_items = Items(images[va], labels=labels[va])
+    val = Split("val", val_items, episodes=make_episodes(val_items, n_way=10, n_episodes=300, seed=1))
+    model = SiameseModel(net)
+    return model, Split("train", items, pairs=pairs), val, net
+
+
+def test_memorized_pairs_raise_gd201(memorizing):
+    model, train, val, _ = memorizing
+    report = _audit(model, train, val)
+    assert "GD201" in report.codes(min_severity=Severity.WARN)
+    m = report.result("memorization").metrics
+    assert m["accuracy_gap"].low > 0.1
+    assert m["auc_gap"].low > 0.05
+    assert m["right_only_in_original_pairing"].value > 2 * m["right_only_in_fresh_pairing"].value
+    finding = next(f for f in report.findings if f.code == "GD201")
+    assert "right only in their original pairing" in finding.message
+    assert finding.figures == ["memorization_scores"]
+
+
+def test_numbers_match_a_plain_computation(memorizing):
+    """Fresh pairs obey the rules, and every number equals a plain recomputation with the user's net."""
+    model, train, val, net = memorizing
+    report = _audit(model, train, val)
+    result = report.result("memorization")
+    m, table = result.metrics, result.evidence["pairs"]
+    pairs, identity = train.pairs, train.items.labels
+    originals = {frozenset((int(a), int(b))) for a, b in zip(pairs.left, pairs.right)}
+    pos_pool = set(pairs.left[pairs.label == 1]) | set(pairs.right[pairs.label == 1])
+    neg_pool = set(pairs.left[pairs.label == 0]) | set(pairs.right[pairs.label == 0])
+    x = train.items.get_batch(np.arange(len(train.items)))
+    with torch.no_grad():
+        emb = net.encode(x)
+
+    def score(a: int, b: int) -> float:  # oriented: minus the user's distance
+        return -float(net.distance(emb[a : a + 1], emb[b : b + 1])[0])
+
+    # The audit's threshold is the best-accuracy threshold on the given pairs: recompute it by brute force.
+    all_scores = np.array([score(a, b) for a, b in zip(pairs.left, pairs.right)])
+    cands = np.unique(all_scores)
+    accs = [np.mean((all_scores >= t) == (pairs.label == 1)) for t in cands]
+    best = cands[int(np.argmax(accs))]
+    assert np.mean((all_scores >= m["threshold"]) == (pairs.label == 1)) == pytest.approx(max(accs))
+    assert m["threshold"] <= best + 1e-6
+
+    t = m["threshold"]
+    c_orig, c_fresh, s_orig, s_fresh, labels = [], [], [], [], []
+    for i in range(len(table["kept_item"])):
+        a, b, lab = int(table["kept_item"][i]), int(table["original_partner"][i]), int(table["label"][i])
+        assert frozenset((a, b)) in originals
+        s = score(a, b)
+        s_orig.append(s)
+        c_orig.append(float((s >= t) == bool(lab)))
+        row = []
+        for f in table["fresh_partners"][i]:
+            f = int(f)
+            assert f not in (a, b) and frozenset((a, f)) not in originals
+            assert identity[f] == identity[b]  # the partner's identity...
+            assert f in (pos_pool if lab else neg_pool)  # ...and its role
+            sf = score(a, f)
+            s_fresh.append(sf)
+            labels.append(lab)
+            row.append(float((sf >= t) == bool(lab)))
+        c_fresh.append(np.mean(row))
+    c_orig, c_fresh = np.array(c_orig), np.array(c_fresh)
+    lab_orig = np.asarray(table["label"])
+    assert m["accuracy_original"].value == pytest.approx(c_orig.mean())
+    assert m["accuracy_fresh"].value == pytest.approx(c_fresh.mean())
+    assert m["accuracy_gap"].value == pytest.approx(c_orig.mean() - c_fresh.mean())
+    only_orig = np.mean(c_orig * (1 - c_fresh))
+    only_fresh = np.mean((1 - c_orig) * c_fresh)
+    assert m["right_only_in_original_pairing"].value == pytest.approx(only_orig)
+    assert m["accuracy_gap"].value == pytest.approx(only_orig - only_fresh)  # the discordant pairs
+    assert m["auc_original"].value == pytest.approx(roc_auc_score(lab_orig, s_orig), abs=1e-6)
+    assert m["auc_fresh"].value == pytest.approx(roc_auc_score(labels, s_fresh), abs=1e-6)
+    assert m["auc_gap"].value == pytest.approx(m["auc_original"].value - m["auc_fresh"].value)
+    assert m["n_compared_pairs"] + m["n_pairs_without_fresh_partner"] == len(pairs)
+
+
+def test_long_training_on_digit_classes_is_not_pair_memorization():
+    """Few fixed pairs, long training, no regularization, but real digit classes: the model learns the
+    classes, fresh pairs of its training items are as easy, and GD201 stays silent."""
+    from gapdiag.digits import build_scenario
+
+    sc = build_scenario(n_train_items=200, n_pairs=300, epochs=60)
+    report = _audit(sc.model, sc.train, sc.val)
+    assert "GD201" not in report.codes(min_severity=Severity.WARN)
+    m = report.result("memorization").metrics
+    assert m["measured"] and m["accuracy_gap"].value < 0.1
+
+
+def test_identities_from_positive_pair_components():
+    """Without labels, identities are connected components; fresh partners stay inside the right one."""
+    rng = np.random.default_rng(1)
+    n_items, n_groups = 200, 20
+    group = np.arange(n_items) % n_groups
+    centres = rng.normal(size=(n_groups, 8)) * 3
+    emb = (centres[group] + rng.normal(size=(n_items, 8))).astype(np.float32)
+    # a chain of positives through each group (one component per group) plus random negatives
+    left, right, label = [], [], []
+    for g in range(n_groups):
+        members = np.flatnonzero(group == g)
+        left += list(members[:-1])
+        right += list(members[1:])
+        label += [1] * (members.size - 1)
+    for _ in range(300):
+        a, b = rng.integers(0, n_items, 2)
+        if group[a] != group[b]:
+            left.append(a)
+            right.append(b)
+            label.append(0)
+    train = Split.from_embeddings(emb, None, name="train", pairs=(left, right, label))
+    val = Split.from_embeddings(emb, group, name="val")
+    report = gapdiag.audit(None, train, val, probes=["memorization"], progress=False)
+    result = report.result("memorization")
+    assert result.status == "ok" and result.metrics["measured"]
+    assert result.metrics["identities_from"] == "connected components of positive pairs"
+    table = result.evidence["pairs"]
+    partners = np.asarray(table["original_partner"])
+    for col in np.asarray(table["fresh_partners"]).T:
+        assert np.array_equal(group[col], group[partners])
+    assert not [f for f in report.findings if f.severity >= Severity.WARN]  # an embedding, not memorized
+
+
+def test_draw_fresh_partners_reports_impossible_pairs():
+    """An identity with a single pair has no fresh positive: the pair is marked -1, never repeated."""
+    identity = np.array([0, 0, 1, 1, 1])
+    pool = {1: np.ones(5, bool), 0: np.ones(5, bool)}
+    anchor, partner, label = np.array([0, 2]), np.array([1, 3]), np.array([1, 1])
+    keys = np.unique(np.minimum(anchor, partner) * 5 + np.maximum(anchor, partner))
+    out = draw_fresh_partners(
+        anchor, partner, label, identity, pool, keys, n_items=5, replicates=4, rng=np.random.default_rng(0)
+    )
+    assert (out[0] == -1).all()  # identity 0 has no third member
+    assert (out[1] == 4).all()  # the only valid fresh partner of item 2

@@ -1,0 +1,73 @@
+"""GD205 — split shift: a cross-validated classifier telling train embeddings from val embeddings."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import gapdiag
+from gapdiag import Severity, SiameseModel, Split
+from gapdiag.digits import build_scenario
+from gapdiag.probes.split_shift import _matched_sample
+
+
+def _audit(model, train, val):
+    return gapdiag.audit(model, train, val, probes=["split_shift"], progress=False)
+
+
+@pytest.fixture(scope="module")
+def shifted():
+    """Validation images dimmed and lifted (x * 0.5 + 0.3): a loader that skips the training normalisation."""
+    return build_scenario(n_pairs=1500, epochs=4, val_transform=lambda x: x * 0.5 + 0.3)
+
+
+def test_shifted_validation_inputs_raise_gd205(shifted):
+    report = _audit(shifted.model, shifted.train, shifted.val)
+    assert "GD205" in report.codes(min_severity=Severity.WARN)
+    m = report.result("split_shift").metrics
+    assert m["auc"].low > 0.9
+    assert m["sampling"].startswith("per shared identity")
+    finding = next(f for f in report.findings if f.code == "GD205")
+    assert "GD305" in finding.message and "0.5 = same distribution" in finding.message
+
+
+def test_healthy_closed_set_split_is_indistinguishable(healthy_episodes):
+    s = healthy_episodes
+    report = _audit(s.model, s.train, s.val)
+    assert not report.findings
+    auc = report.result("split_shift").metrics["auc"]
+    assert abs(auc.value - 0.5) < 0.1  # chance: the splits come from one distribution
+
+
+def test_open_set_separability_is_only_info(healthy_episodes):
+    """Train on digits 0-6, validate on 7-9 (same healthy embeddings): different identities separate the
+    splits by construction, which is not a distribution shift of the inputs."""
+    s = healthy_episodes
+    model = SiameseModel(s.model.module)
+    emb = np.concatenate(
+        [model.embed(sp.items.get_batch(np.arange(len(sp.items)))) for sp in (s.train, s.val)]
+    )
+    labels = np.concatenate([s.train.items.labels, s.val.items.labels])
+    is_val = labels >= 7
+    train = Split.from_embeddings(emb[~is_val], labels[~is_val], name="train")
+    val = Split.from_embeddings(emb[is_val], labels[is_val], name="val")
+    report = _audit(None, train, val)
+    assert "GD205" in report.codes()
+    assert "GD205" not in report.codes(min_severity=Severity.WARN)
+    finding = next(f for f in report.findings if f.code == "GD205")
+    assert finding.severity == Severity.INFO and "open set" in finding.message
+
+
+def test_matched_sample_balances_each_shared_identity():
+    rng = np.random.default_rng(0)
+    train_labels = np.repeat([0, 1, 2, 3], [50, 30, 20, 10])
+    val_labels = np.repeat([0, 1, 2, 9], [10, 40, 5, 30])  # 3 never occurs in val, 9 never in train
+    tr, va, how = _matched_sample(train_labels, val_labels, 110, 85, 1000, rng)
+    for lab, k in ((0, 10), (1, 30), (2, 5)):
+        assert np.sum(train_labels[tr] == lab) == np.sum(val_labels[va] == lab) == k
+    assert not np.isin(train_labels[tr], [3]).any() and not np.isin(val_labels[va], [9]).any()
+    assert how.startswith("per shared identity")
+    tr, va, _ = _matched_sample(train_labels, val_labels, 110, 85, 20, rng)
+    assert tr.size == va.size == 20
+    tr, va, how = _matched_sample(None, val_labels, 110, 85, 1000, rng)
+    assert tr.size == va.size == 85 and how.startswith("at random")
