@@ -37,6 +37,7 @@ REQUIREMENTS: dict[str, str] = {
     "train_episodes_any": "training episodes, given or derived from labels or the positive-pair graph",
     "val_episodes_any": "validation episodes, given or derived from labels",
     "train_identities": "training identities, from labels or from the graph of positive pairs",
+    "val_identities": "validation identities, from labels or from the graph of positive (or anchor-correct) pairs",
 }
 
 
@@ -135,15 +136,18 @@ class AuditContext:
             s = self.splits[split]
             if s.items.labels is not None:
                 return s.items.labels
-            if s.pairs is not None and s.pairs.label.any():
-                return labels_from_pairs(s.pairs)
+            pairs = s.pairs if s.pairs is not None else self.pairs(split)
+            if pairs is not None and pairs.label.any():
+                return labels_from_pairs(pairs)
             return None
 
         return self.memo(("identities", split), compute)
 
     def identities_origin(self, split: str) -> str:
         s = self.splits[split]
-        return "labels" if s.items.labels is not None else "connected components of positive pairs"
+        if s.items.labels is not None:
+            return "labels"
+        return "connected components of " + ("positive pairs" if s.pairs is not None else "anchor-correct pairs of the episodes")
 
     def pairs(self, split: str) -> Pairs | None:
         """The split's pairs: given, else derived from its episodes, else generated from labels."""

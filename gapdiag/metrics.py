@@ -27,9 +27,9 @@ from .stats import (
     DEFAULT_LEVEL,
     DEFAULT_N_BOOT,
     Estimate,
-    _percentile_estimate,
     bootstrap_auc,
     bootstrap_mean,
+    estimate_from_draws,
     roc_auc,
     wilson,
 )
@@ -377,7 +377,7 @@ def _joint_bootstrap_means(
         idx += (np.arange(b, dtype=np.int64) * q)[:, None]
         counts = np.bincount(idx.ravel(), minlength=b * q).reshape(b, q)
         samples[start : start + b] = counts @ values / q
-    return [_percentile_estimate(float(points[j]), samples[:, j], q, level) for j in range(values.shape[1])]
+    return [estimate_from_draws(float(points[j]), samples[:, j], q, level) for j in range(values.shape[1])]
 
 
 def per_class_retrieval(result: RetrievalMetrics) -> dict[str, np.ndarray]:
@@ -584,7 +584,7 @@ def fnmr_at_fmr(
         fmr = (n_neg - np.searchsorted(neg_sorted, tau, side="right")) / n_neg
         boot = np.concatenate(samples[f]) if samples[f] else np.empty(0)
         out[f] = {
-            "fnmr": _percentile_estimate(float(fnmr), boot, n_pos, level),
+            "fnmr": estimate_from_draws(float(fnmr), boot, n_pos, level),
             "threshold": threshold,
             "fmr": float(fmr),
             "resolvable": bool(n_neg * f >= 1.0),
@@ -670,7 +670,7 @@ def verification_metrics(
         "threshold": threshold,
         "threshold_source": source,
         "accuracy": wilson(correct, s.size, level),
-        "balanced_accuracy": _percentile_estimate(0.5 * (tpr + tnr), boot, int(s.size), level),
+        "balanced_accuracy": estimate_from_draws(0.5 * (tpr + tnr), boot, int(s.size), level),
     }
 
 

@@ -171,10 +171,6 @@ def bootstrap(
     value = statistic(np.arange(n)) if point is None else point
     idx = rng.integers(0, n, size=(n_boot, n))
     samples = np.array([statistic(row) for row in idx], dtype=float)
-    return _percentile_estimate(value, samples, n, level)
-
-
-def _percentile_estimate(value: float, samples: np.ndarray, n: int, level: float) -> Estimate:
     return estimate_from_draws(value, samples, n, level)
 
 
@@ -209,7 +205,7 @@ def bootstrap_difference(
         return Estimate(float("nan"), float("nan"), float("nan"), 0, level)
     sa = a[rng.integers(0, a.size, size=(n_boot, a.size))].mean(axis=1)
     sb = b[rng.integers(0, b.size, size=(n_boot, b.size))].mean(axis=1)
-    return _percentile_estimate(float(a.mean() - b.mean()), sa - sb, min(a.size, b.size), level)
+    return estimate_from_draws(float(a.mean() - b.mean()), sa - sb, min(a.size, b.size), level)
 
 
 def wilson(successes: int, n: int, level: float = DEFAULT_LEVEL) -> Estimate:

@@ -6,9 +6,12 @@ import functools
 
 import pytest
 import torch
+from threadpoolctl import threadpool_limits
 
-# Two xdist workers on two cores: one thread each avoids oversubscription.
+# Two xdist workers on two cores: one thread each avoids oversubscription (torch and BLAS alike;
+# small LAPACK calls were 30x slower with two BLAS threads competing on a busy machine).
 torch.set_num_threads(1)
+threadpool_limits(1)
 
 
 @functools.cache

@@ -44,7 +44,9 @@ def test_each_unique_item_is_embedded_exactly_once():
     # probes that only read the embedding pass (the mode and reliance probes embed bounded samples of their own)
     readers = ["protocol", "memorization", "class_gap", "geometry"]
     config = {"probes": {"class_gap": {"umap": False}}}
-    report = gapdiag.audit(SiameseModel(net, batch_size=7), train, val, probes=readers, config=config, progress=False)
+    report = gapdiag.audit(
+        SiameseModel(net, batch_size=7), train, val, probes=readers, config=config, progress=False
+    )
     n_unique = len({*train.items.content_hashes(), *val.items.content_hashes()})
     assert report.meta["embedding"]["probe_sample_items_embedded"] == 0
     assert report.meta["embedding"]["unique_items_embedded"] == n_unique

@@ -4,10 +4,11 @@ Adding a probe is one file in this folder with one ``@register_probe`` class; th
 module here on first use.
 """
 
-from .base import FigureSpec, Measurement, Probe, ProbeResult, Status
+from .base import FigureSpec, Measurement, Probe, ProbeResult, ProbeSkipped, Status
 from .registry import get_probe, register_probe, registered_probes, unregister_probe
 
 __all__ = [
+    "ProbeSkipped",
     "Probe",
     "ProbeResult",
     "Measurement",

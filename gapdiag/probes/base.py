@@ -22,7 +22,15 @@ from ..findings.finding import Finding, Severity
 if TYPE_CHECKING:
     from ..context import AuditContext
 
-__all__ = ["Probe", "ProbeResult", "Measurement", "FigureSpec", "Status"]
+__all__ = ["Probe", "ProbeResult", "Measurement", "FigureSpec", "Status", "ProbeSkipped"]
+
+
+class ProbeSkipped(Exception):
+    """Raised inside ``_measure`` when the data turns out not to support the probe (a reason a person reads).
+
+    Requirements that can be declared belong in ``requires``; this is for what only the measurement can see
+    (e.g. no attribute column shared by both splits).
+    """
 
 
 class Status:
@@ -164,7 +172,10 @@ class Probe:
         if missing:
             return ProbeResult(self.name, self.family, Status.SKIPPED, reason=missing)
         try:
-            m = self._measure(ctx)
+            try:
+                m = self._measure(ctx)
+            except ProbeSkipped as skip:
+                return ProbeResult(self.name, self.family, Status.SKIPPED, reason=str(skip), duration_s=time.perf_counter() - start)
             findings = self._judge(m)
             for f in findings:
                 if f.code not in self.codes:

@@ -9,7 +9,7 @@ from threadpoolctl import threadpool_limits
 
 from ..findings.finding import Finding, Severity
 from ..metrics import cluster_metrics, per_class_retrieval, retrieval_metrics
-from ..stats import Estimate, _percentile_estimate, bootstrap_mean
+from ..stats import Estimate, bootstrap_mean, estimate_from_draws
 from .base import FigureSpec, Measurement, Probe
 from .registry import register_probe
 
@@ -149,7 +149,7 @@ class ClassGapProbe(Probe):
     codes = ("GD202",)
     # Val identities (labels or the val positive-pair graph) are checked in _measure: REQUIREMENTS has no
     # "val_identities" entry.
-    requires = frozenset({"train_identities"})
+    requires = frozenset({"train_identities", "val_identities"})
     defaults: dict[str, Any] = {
         "warn_ratio": 0.6,  # val/train R-precision above chance
         "fail_ratio": 0.3,
@@ -270,18 +270,16 @@ class ClassGapProbe(Probe):
             lifts[split] = (float(vals.mean()) - c) / (1.0 - c)
             samples[split] = (_boot_means(vals, rng, n_boot) - c) / (1.0 - c)
         n = min(per_split["train"]["retrieval"].n_queries, per_split["val"]["retrieval"].n_queries)
-        diff = _percentile_estimate(
-            lifts["train"] - lifts["val"], samples["train"] - samples["val"], n, level
-        )
+        diff = estimate_from_draws(lifts["train"] - lifts["val"], samples["train"] - samples["val"], n, level)
         out: dict[str, Any] = {
-            "lift_train": _percentile_estimate(lifts["train"], samples["train"], n, level),
-            "lift_val": _percentile_estimate(lifts["val"], samples["val"], n, level),
+            "lift_train": estimate_from_draws(lifts["train"], samples["train"], n, level),
+            "lift_val": estimate_from_draws(lifts["val"], samples["val"], n, level),
             "lift_difference": diff,
         }
         if lifts["train"] > 0:
             with np.errstate(divide="ignore", invalid="ignore"):
                 ratio_s = np.where(samples["train"] > 0, samples["val"] / samples["train"], np.nan)
-            out["ratio"] = _percentile_estimate(lifts["val"] / lifts["train"], ratio_s, n, level)
+            out["ratio"] = estimate_from_draws(lifts["val"] / lifts["train"], ratio_s, n, level)
         return out
 
     def _worst_classes_figure(

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..findings.finding import Finding, Severity
-from ..stats import Estimate, _percentile_estimate, wilson
+from ..stats import Estimate, estimate_from_draws, wilson
 from .base import FigureSpec, Measurement, Probe
 from .registry import register_probe
 from .shortcut import _multiplicities, thumbnails, weighted_auc
@@ -259,9 +259,9 @@ class DuplicatesProbe(Probe):
             ones_p, ones_n = np.ones((1, n_pos), np.float32), np.ones((1, n_neg), np.float32)
             v_all = float(weighted_auc(s, y, ones_p, ones_n)[0])
             v_clean = float(weighted_auc(s, y, ones_p * (~touch[y]), ones_n * (~touch[~y]))[0])
-        out["all"] = _percentile_estimate(v_all, all_b, out["n_all"], level).to_dict()
-        out["clean"] = _percentile_estimate(v_clean, clean_b, out["n_clean"], level).to_dict()
-        out["change"] = _percentile_estimate(v_all - v_clean, all_b - clean_b, out["n_all"], level).to_dict()
+        out["all"] = estimate_from_draws(v_all, all_b, out["n_all"], level).to_dict()
+        out["clean"] = estimate_from_draws(v_clean, clean_b, out["n_clean"], level).to_dict()
+        out["change"] = estimate_from_draws(v_all - v_clean, all_b - clean_b, out["n_all"], level).to_dict()
         return out
 
     # -- figures ------------------------------------------------------------------------------------

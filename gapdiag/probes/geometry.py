@@ -9,7 +9,7 @@ from threadpoolctl import threadpool_limits
 
 from ..findings.finding import Finding, Severity
 from ..neighbors import k_occurrence, k_occurrence_skewness, knn
-from ..stats import Estimate, _percentile_estimate, bootstrap_mean, wilson
+from ..stats import Estimate, bootstrap_mean, estimate_from_draws, wilson
 from .base import Measurement, Probe
 from .class_gap import neighbour_metric
 from .registry import register_probe
@@ -188,7 +188,7 @@ class GeometryProbe(Probe):
         # Resampling blocks adds sampling noise to the spectrum, which spreads the eigenvalues and biases
         # every resample's entropy low; the percentile interval is re-centred on the estimate (its width
         # kept), or it would sit wholly below the value it belongs to.
-        raw = _percentile_estimate(erank, samples, m, level)
+        raw = estimate_from_draws(erank, samples, m, level)
         shift = erank - float(np.median(samples))
         erank_est = Estimate(erank, raw.low + shift, raw.high + shift, m, level)
         ratio_est = (
@@ -250,7 +250,7 @@ class GeometryProbe(Probe):
             var = (centred**2).mean(axis=1)
             with np.errstate(invalid="ignore", divide="ignore"):
                 samples.append((centred**3).mean(axis=1) / var**1.5)
-        skew_est = _percentile_estimate(skew, np.concatenate(samples) if samples else np.empty(0), n, level)
+        skew_est = estimate_from_draws(skew, np.concatenate(samples) if samples else np.empty(0), n, level)
         top = int(np.argmax(counts))
         return {
             "hub_k": k,

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..findings.finding import Finding, Severity
-from ..stats import Estimate, _percentile_estimate, bootstrap_mean, roc_auc, roc_auc_rows
+from ..stats import Estimate, bootstrap_mean, estimate_from_draws, roc_auc, roc_auc_rows
 from .base import FigureSpec, Measurement, Probe
 from .registry import register_probe
 
@@ -405,7 +405,7 @@ def _paired_auc_gap(
     so_all, sf_all = np.concatenate(so), np.concatenate(sf)
     n = int(y.size)
     return (
-        _percentile_estimate(a_orig, so_all, n, level),
-        _percentile_estimate(a_fresh, sf_all, n * r, level),
-        _percentile_estimate(a_orig - a_fresh, so_all - sf_all, n, level),
+        estimate_from_draws(a_orig, so_all, n, level),
+        estimate_from_draws(a_fresh, sf_all, n * r, level),
+        estimate_from_draws(a_orig - a_fresh, so_all - sf_all, n, level),
     )

@@ -8,7 +8,7 @@ import numpy as np
 
 from ..errors import ConfigError, GapdiagError
 from ..findings.finding import Finding, Severity
-from ..stats import Estimate, _percentile_estimate, wilson
+from ..stats import Estimate, estimate_from_draws, wilson
 from .base import FigureSpec, Measurement, Probe
 from .registry import register_probe
 from .shortcut import (
@@ -132,7 +132,7 @@ def _paired_mean_diff(
         return Estimate(float("nan"), float("nan"), float("nan"), 0, level)
     boot = d[rng.integers(0, n, size=(n_boot, n))].mean(axis=1)
     if z is None:
-        return _percentile_estimate(float(d.mean()), boot, n, level)
+        return estimate_from_draws(float(d.mean()), boot, n, level)
     se = float(boot.std(ddof=1))
     return Estimate(float(d.mean()), float(d.mean() - z * se), float(d.mean() + z * se), n, level)
 

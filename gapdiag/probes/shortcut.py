@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from ..findings.finding import Finding, Severity
-from ..stats import Estimate, _percentile_estimate
+from ..stats import Estimate, estimate_from_draws
 from .base import FigureSpec, Measurement, Probe
 from .registry import register_probe
 
@@ -443,15 +443,15 @@ def feature_rows(res: AttributeAUCs, *, level: float) -> list[dict[str, Any]]:
             if attr in res.attributes["train"]
             else "numeric",
             "direction": "higher" if sign > 0 else "lower",
-            "auc_train": _percentile_estimate(a_tr, b_tr, n_tr, level),
-            "separability_train": _percentile_estimate(sep_tr, sep_tr_b, n_tr, level),
+            "auc_train": estimate_from_draws(a_tr, b_tr, n_tr, level),
+            "separability_train": estimate_from_draws(sep_tr, sep_tr_b, n_tr, level),
             "separability_train_adj": _normal_interval(sep_tr, sep_tr_b, z, n_tr, level),
             "compared": bool(np.isfinite(a_va)),
         }
         if np.isfinite(a_va):
             sep_va, sep_va_b = sign * (2 * a_va - 1), sign * (2 * b_va - 1)
-            row["auc_val"] = _percentile_estimate(a_va, b_va, n_va, level)
-            row["separability_val"] = _percentile_estimate(sep_va, sep_va_b, n_va, level)
+            row["auc_val"] = estimate_from_draws(a_va, b_va, n_va, level)
+            row["separability_val"] = estimate_from_draws(sep_va, sep_va_b, n_va, level)
             # a cue that reverses on validation is as useless as one that vanishes: clip at 0, so a reversal
             # does not make the drop larger than the training separability itself
             row["drop"] = _normal_interval(
@@ -460,7 +460,7 @@ def feature_rows(res: AttributeAUCs, *, level: float) -> list[dict[str, Any]]:
         if "fresh" in res.auc and np.isfinite(res.auc["fresh"][j]):
             a_fr, b_fr = float(res.auc["fresh"][j]), res.boot["fresh"][:, j]
             sep_fr, sep_fr_b = sign * (2 * a_fr - 1), sign * (2 * b_fr - 1)
-            row["auc_identity_only"] = _percentile_estimate(a_fr, b_fr, n_tr, level)
+            row["auc_identity_only"] = estimate_from_draws(a_fr, b_fr, n_tr, level)
             row["excess_identity"] = _normal_interval(
                 sep_tr - max(sep_fr, 0.0), sep_tr_b - np.maximum(sep_fr_b, 0.0), z, n_tr, level
             )
@@ -768,14 +768,14 @@ class ShortcutProbe(Probe):
             if key in clf:
                 c = clf[key]
                 name = "auc_identity_only" if key == "fresh" else f"auc_{key}"
-                out[name] = _percentile_estimate(c["auc"], c["boot"], c["n"], level).to_dict()
+                out[name] = estimate_from_draws(c["auc"], c["boot"], c["n"], level).to_dict()
         tr = clf["cv_train"]
         for key, name in (("transfer", "separability_drop"), ("fresh", "excess_identity")):
             if key in clf:
                 other = clf[key]
                 d = (2 * tr["auc"] - 1) - max(2 * other["auc"] - 1, 0.0)
                 d_b = (2 * tr["boot"] - 1) - np.maximum(2 * other["boot"] - 1, 0.0)
-                out[name] = _percentile_estimate(d, d_b, min(tr["n"], other["n"]), level).to_dict()
+                out[name] = estimate_from_draws(d, d_b, min(tr["n"], other["n"]), level).to_dict()
         out["top_features"] = [{"feature": f, "coefficient": round(c, 4)} for f, c in clf["top_features"]]
         return out
 

@@ -113,8 +113,8 @@ def test_healthy_three_channel_16px_cosine_model_is_clean():
     assert m["metric"] == "cosine"  # neighbours ranked like the user's cosine similarity
 
 
-def test_val_without_identities_is_reported_not_judged(healthy_pairs):
-    """Validation pairs with no positive pair and no labels: no identities, a note, no finding."""
+def test_val_without_identities_is_skipped_with_a_reason(healthy_pairs):
+    """Validation pairs with no positive pair and no labels: no identities, skipped with the reason."""
     s = healthy_pairs
     emb = gapdiag.SiameseModel(s.model.module).embed(s.val.items.get_batch(np.arange(len(s.val.items))))
     neg = s.val.pairs.label == 0
@@ -132,6 +132,5 @@ def test_val_without_identities_is_reported_not_judged(healthy_pairs):
     )
     report = gapdiag.audit(None, train, val, probes=["class_gap"], config=NO_UMAP, progress=False)
     r = report.result("class_gap")
-    assert r.status == "ok" and not r.findings
-    assert r.metrics["measured"] is False
-    assert any("val split has no identities" in n for n in r.notes)
+    assert r.status == "skipped" and not r.findings
+    assert "validation identities" in r.reason
