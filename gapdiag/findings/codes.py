@@ -36,13 +36,16 @@ _ENTRIES = [
         "A network rewarded for getting training pairs right will take the cheapest cue that works. If both "
         "images of every positive pair share a tint, 'same tint' is a perfect similarity signal in training "
         "and worthless at validation time, where it is absent: high training accuracy, poor validation.",
-        "Every built-in and user attribute is turned into pair features: the pair's level (mean of the two "
-        "items) and its agreement (minus the absolute difference; equality for categories). For each feature "
-        "and split, the ROC-AUC of the feature for the pair label is computed with a bootstrap CI (AUC far from "
-        "0.5 in either direction means the feature predicts the label), and a small cross-validated classifier "
-        "on all features measures whether the pairs can be solved without looking at identity at all. An "
-        "attribute is flagged when its training separability is large with a CI clear of chance and clearly "
-        "above its validation separability.",
+        "Every built-in and user attribute is turned into pair features: level (mean of the two items), agreement "
+        "(minus the absolute difference), deviation (distance of the level from the split's median item, which "
+        "catches a shared random-sign change) and, for categories, equality. Per split, the ROC-AUC of each "
+        "feature for the pair label has a stratified bootstrap CI; separability = |2 AUC - 1| read in the "
+        "training direction. An attribute is flagged when its training separability is large, its drop from train "
+        "to val is large, both CIs (Bonferroni-adjusted over all features) exclude 0, and the excess over a "
+        "control passes the same test: the same training pairs with both sides re-drawn at random from their "
+        "identities, on which a cue of the pairing vanishes and a cue of identity does not. A cross-validated "
+        "logistic regression on all features tells whether the training pairs can be solved without looking at "
+        "identity at all. Attributes moved by the same intervention are reported as one artifact.",
         (
             "Remove the artifact from the training pipeline (apply augmentations independently to each image of a pair, or to none).",
             "Augment against the named attribute: random colour jitter, brightness, translation or blur applied independently per image.",
@@ -59,12 +62,15 @@ _ENTRIES = [
         "GD101 shows that a shortcut exists in the data; GD102 shows the network took it. A model that relies on "
         "the attribute will fail on any data where the attribute is distributed differently.",
         "Two measurements. (1) Within-label correlation: the Spearman correlation between the model's oriented "
-        "score and each attribute's pair feature, computed separately among positive and among negative "
-        "pairs, so identity cannot explain it. (2) A counterfactual: the attribute is transplanted (tint, "
-        "brightness, contrast, translation, blur, or a user intervention, with its size estimated from the "
-        "training data) onto a bounded sample of validation pairs that lack it; both images are re-embedded and "
-        "the flip rate of decisions at the training threshold and the mean score shift are reported with "
-        "bootstrap CIs.",
+        "score and each flagged attribute feature, among positive and among negative training pairs separately "
+        "(Fisher-z CI, Bonferroni-adjusted), so identity cannot explain it. (2) A counterfactual on a bounded "
+        "sample of validation pairs: the attribute of a positive training pair (tint, brightness, contrast, "
+        "translation, blur, or a user intervention, fitted per source pair) is transplanted onto both items, "
+        "which are re-embedded. The flip rate of decisions at the decision threshold is compared with a control "
+        "transplant of the same kind from negative training pairs, which carries no label link; the excess flip "
+        "rate (paired bootstrap CI), the false-accept rate on validation negatives and the score shift in "
+        "validation-score standard deviations are reported. Attributes no intervention can move are judged on the "
+        "correlation alone.",
         (
             "Retrain without the shortcut (see GD101) or with augmentation that randomises the attribute independently per image.",
             "Add the counterfactual as a test: scores should not move when only the attribute moves.",
@@ -78,11 +84,13 @@ _ENTRIES = [
         "Some validation items are exact or near duplicates of training items.",
         "Duplicates across splits make the validation number optimistic and hide a real generalization gap; "
         "in metric learning they also turn unseen-identity evaluation into seen-identity evaluation.",
-        "Exact duplicates by content hash. Near duplicates by nearest-neighbour distance from each validation item "
-        "to the training items, in input space and in embedding space, compared with the distribution of "
-        "within-train nearest-neighbour distances: an item closer than a low quantile of that distribution is a "
-        "near copy. The count is reported as a curve over thresholds, and the validation metric is recomputed "
-        "without the duplicates to show their effect.",
+        "Exact duplicates by content hash. Near duplicates by the distance from each validation item to its "
+        "nearest training item, in input space (images average-pooled, other inputs randomly projected) and in "
+        "embedding space: a near copy is closer than half the 1st percentile of within-train nearest-neighbour "
+        "distances (exact within-train duplicates excluded), a scale at which distinct items of a healthy split "
+        "essentially never meet. The count is shown as a curve over thresholds against the chance background, and "
+        "the validation metric (n-way top-1, else pair AUC) is recomputed on episodes or pairs that touch no "
+        "duplicate, with a paired bootstrap CI of the change.",
         (
             "De-duplicate across splits before training (hash and near-duplicate search).",
             "Split by identity, source or capture session instead of by item.",
@@ -96,9 +104,11 @@ _ENTRIES = [
         "States whether validation is closed-set (its identities were seen in training) or open-set.",
         "Every other number reads differently: a closed-set validation measures recognition of known "
         "identities, an open-set one measures transfer of the embedding to new ones.",
-        "By label: the share of validation identities and items whose label occurs in training. When labels are not "
-        "shared between splits, by embedding: validation identity centroids whose nearest training centroid is "
-        "closer than training centroids are to each other.",
+        "By label: the share of validation identities and items whose label occurs in training, and whether each "
+        "shared identity's validation centroid lies nearest to the training centroid of the same label. When "
+        "labels cannot be compared (pseudo-identities from positive pairs, different label kinds), by embedding: "
+        "a validation identity counts as seen when a training centroid lies within half its distance to the "
+        "nearest other validation centroid. Always reported as information.",
         (
             "Decide which question validation should answer and build the split accordingly (disjoint identities for open-set).",
             "Read GD202 in that light: a gap on unseen identities calls for more identities, not more epochs.",
@@ -113,10 +123,12 @@ _ENTRIES = [
         "the same training items.",
         "A net that memorized pairs has not learned an embedding: it will not generalize to new pairs even of known "
         "items, let alone to new identities.",
-        "The given training pairs are scored against fresh pairs of the same items with the same label balance "
-        "(identities from labels, or from the connected components of positive pairs). The accuracy and AUC gap "
-        "(original minus fresh) is reported with a bootstrap CI, plus the share of items whose pairs are right "
-        "only in their original pairing.",
+        "Each given training pair keeps one side, chosen at random; the other side is replaced (several times) by "
+        "another item of the same identity that played the same role in the given pairs, never recreating a given "
+        "pair. Identities come from labels or from the connected components of positive pairs. Accuracy at the "
+        "decision threshold and ROC-AUC on original vs fresh pairs, their gaps with paired bootstrap CIs, and the "
+        "share of pairs right only in their original pairing against the mirror share right only in the fresh "
+        "pairing (the accuracy gap is their difference, the discordant pairs of a McNemar test).",
         (
             "Sample pairs anew every epoch instead of training on a fixed list.",
             "Use weight decay, early stopping on a validation metric, and augmentation.",
@@ -130,9 +142,12 @@ _ENTRIES = [
         "Retrieval and clustering quality on validation identities is far below the training identities.",
         "This is the real generalization gap of a metric-learning model: the embedding separates the classes it "
         "was trained on but not the validation ones.",
-        "Precision@1, R-precision and MAP@R (self-match excluded, as in pytorch-metric-learning), NMI/AMI of k-means "
-        "and silhouette per split, with bootstrap CIs over queries; the ratio val/train is compared with the "
-        "threshold. The message says whether validation identities are seen or unseen (GD104).",
+        "Precision@1, R-precision and MAP@R (self-match excluded, as in pytorch-metric-learning), NMI/AMI of "
+        "k-means and a sampled silhouette per split, with bootstrap CIs over queries. The decision reads "
+        "R-precision above its chance level (the mean share of same-class items among the others), so splits with "
+        "different numbers of identities compare fairly; the ratio val/train of the above-chance values and the "
+        "CI of their difference are compared with the thresholds. The message says whether validation identities "
+        "are seen, unseen or mixed (share of validation labels found in training).",
         (
             "More identities (not more items per identity) in training.",
             "Losses that shape the whole space (triplet with hard-negative mining, proxy losses, n-way episodes).",
@@ -147,9 +162,11 @@ _ENTRIES = [
         "A collapsed embedding cannot separate many identities; it is typical of too-strong a margin, a dead "
         "projection head or a shortcut that needs only a few directions.",
         "Effective rank = exp(H(p)), where p are the singular values of the centred embedding matrix divided by "
-        "their sum and H is Shannon entropy (Roy & Vetterli, 2007). It ranges from 1 to min(N, d). Reported with "
-        "its ratio to d, alignment (mean squared distance between normalised embeddings of positive pairs) and "
-        "uniformity (log of the mean Gaussian potential over normalised embeddings, Wang & Isola 2020).",
+        "their sum and H is Shannon entropy (Roy & Vetterli, 2007); it ranges from 1 to min(N, d). It is compared "
+        "with the number of directions the identities need, min(d, C - 1, N - 1) for C identities with two or "
+        "more items (a simplex of C points spans C - 1 dimensions), with a block-bootstrap CI. Alignment (mean "
+        "squared distance between L2-normalised embeddings of positive pairs) and uniformity (log of the mean "
+        "Gaussian potential over a sample of normalised pairs, Wang & Isola 2020) are reported, not judged.",
         (
             "Check the projection head and normalisation; lower the margin or temperature.",
             "Add a decorrelation or uniformity term, or use a loss with more negatives per anchor.",
@@ -162,8 +179,11 @@ _ENTRIES = [
         "A few items are the nearest neighbour of very many others.",
         "Hubs dominate n-way identification: a hub is picked as the match whatever the anchor, which lowers top-1 "
         "accuracy without any visible loss in pairwise verification.",
-        "The k-occurrence of each item (how often it appears in other items' k nearest neighbours) and the "
-        "skewness of its distribution (Radovanovic et al., 2010), with a bootstrap CI.",
+        "The k-occurrence of each item (how often it appears in other items' k nearest neighbours, k = 10, "
+        "chunked exact kNN) and the skewness of its distribution (Radovanovic et al., 2010) with a bootstrap CI; "
+        "also the share of anti-hubs (never a neighbour), the top hub's count and the share of neighbour slots "
+        "taken by the top 1% of items. The default threshold sits above the skew of isotropic Gaussian data of "
+        "moderate dimension, so only marked hubness is flagged.",
         (
             "L2-normalise and centre embeddings; consider cosine distance.",
             "Use hubness reduction (CSLS, mutual proximity) in the identification step.",
@@ -176,8 +196,11 @@ _ENTRIES = [
         "A classifier can tell training embeddings from validation embeddings.",
         "The model maps validation data to a different region than training data: a distribution shift between "
         "the splits (different capture, preprocessing, identities) that the model sees.",
-        "A cross-validated logistic regression on the embeddings predicts the split; its ROC-AUC (0.5 = no shift) "
-        "with a bootstrap CI.",
+        "A standardised logistic regression predicts the split from the embeddings, 5-fold stratified "
+        "cross-validation on a bounded, balanced sample (when labels are shared, the same number of items per "
+        "shared identity from each split, so identity cannot give the split away); the out-of-fold ROC-AUC (0.5 = "
+        "no shift) with a bootstrap CI. Never a fail on its own: the probes that name a cause (GD305, "
+        "GD101/GD102) carry it; with all validation identities unseen it is information.",
         (
             "Look at GD305 (preprocessing) and GD103/GD104 (what the splits contain).",
             "Make the splits come from the same capture distribution, or adapt the model to the validation domain.",
@@ -193,11 +216,16 @@ _ENTRIES = [
         "Pairwise accuracy at a threshold and n-way top-1 accuracy live on different scales: with 10 candidates, "
         "chance is 0.1 and a model that verifies 90% of pairs correctly can still pick the wrong candidate often, "
         "because one confusable distractor out of nine suffices. Comparing them as one 'accuracy' overstates the gap.",
-        "Both splits are evaluated under both protocols: pairwise verification (accuracy at the threshold, "
-        "balanced accuracy, ROC-AUC) and n-way identification (top-1, chance 1/n). Train episodes come from "
-        "labels or from the graph of positive pairs; validation pairs from validation episodes. The observed gap "
-        "is decomposed as protocol part (train pairwise - train n-way) plus generalization part (train n-way - "
-        "val n-way), each with a bootstrap CI; lift over chance (acc - chance)/(1 - chance) is reported per cell.",
+        "Both splits are evaluated under both protocols: pairwise verification (accuracy at the decision "
+        "threshold, balanced accuracy, ROC-AUC) and n-way identification (top-1, chance 1/n, ties share credit). "
+        "Train episodes come from labels or from the graph of positive pairs; validation pairs from validation "
+        "episodes. The observed gap (train under its protocol minus val under its protocol) is decomposed into a "
+        "protocol part (train under the train protocol minus train under the val protocol) and a generalization "
+        "part (train minus val under the val protocol), each with a bootstrap CI from independent resampling of "
+        "each cell. When the given training pairs score materially better than fresh pairs of the same items, "
+        "that pair-specific part is split off as a third term, so a shortcut or memorized pairs are not booked as "
+        "protocol. Raised when the protocols differ and the protocol part is both material and a material share "
+        "of the explanation.",
         (
             "Validate under the protocol you train for, or train for the protocol you deploy (episodic n-way training, triplet loss).",
             "Report both numbers side by side with their chance levels.",
@@ -227,8 +255,11 @@ _ENTRIES = [
         "the best validation threshold.",
         "Score scales drift between splits (calibration), so a fixed threshold turns an embedding that still ranks "
         "well (good AUC) into poor accuracy.",
-        "Validation accuracy at the train-tuned (or user) threshold against the best validation threshold, with a "
-        "bootstrap CI of the difference.",
+        "Validation balanced accuracy at the decision threshold (yours, or tuned on training pairs) against the "
+        "best validation threshold, chosen on one half of the validation pairs and scored on the other "
+        "(cross-fitted, so no in-sample optimism), with a bootstrap CI of the loss. Balanced accuracy keeps the "
+        "positive ratio (GD304) out of it. A warning when validation is pairwise; information when it is n-way, "
+        "which needs no threshold.",
         (
             "Calibrate the threshold on a held-out set drawn like the deployment data.",
             "L2-normalise embeddings so score scales are stable; use a score normalisation.",
@@ -241,8 +272,10 @@ _ENTRIES = [
         "The splits have very different shares of positive pairs or negatives of very different difficulty.",
         "Plain accuracy depends on the positive ratio: 90% negatives make an always-'different' model 90% accurate. "
         "Numbers from splits of different composition are not comparable; balanced accuracy is.",
-        "Positive ratio per split (Wilson CI), negative difficulty (share of negatives whose score exceeds the median "
-        "positive score), accuracy and balanced accuracy side by side.",
+        "Positive ratio per split (Wilson CI) and negative difficulty (share of negatives scoring above the "
+        "median positive), with accuracy and balanced accuracy side by side. Judged only when both splits' pairs "
+        "were given by the user, since derived pairs have the ratio their protocol implies; difficulty is "
+        "reported, not judged, because it also moves with model quality.",
         (
             "Compare balanced accuracy or ROC-AUC, not plain accuracy.",
             "Build validation pairs with the same positive ratio as training.",
@@ -256,9 +289,12 @@ _ENTRIES = [
         "to a different preprocessing (for example a validation loader without normalisation).",
         "The model sees validation inputs on a scale it never saw in training; embeddings and distances are then "
         "meaningless.",
-        "Per split: shapes, dtype, min/max, per-channel mean and standard deviation. A shift of the channel means "
-        "measured in training standard deviations, and scale ratios of the standard deviations, against the "
-        "thresholds.",
+        "Per split, on a bounded sample of items: shapes, dtype, min/max, per-channel mean and standard "
+        "deviation. The validation channel means' shift in training standard deviations and the ratio of standard "
+        "deviations, with bootstrap CIs, plus coverage: the share of validation items whose own mean, std, min or "
+        "max falls outside the range of the training items. A fail needs a large scale difference and a majority "
+        "of validation items outside the training range (augmentation that only touches training pairs moves the "
+        "statistics but not the coverage); different shapes are a fail, a different dtype kind a warning.",
         (
             "Apply exactly the same transforms (Normalize, resize, channel order, dtype scaling) to validation.",
             "Share one preprocessing function between training and evaluation code.",
@@ -271,9 +307,11 @@ _ENTRIES = [
         "Embeddings of the same inputs differ a lot between model.train() and model.eval().",
         "If the validation code forgets model.eval(), Dropout and BatchNorm batch statistics change the embeddings; "
         "if training accuracy was measured in train mode, it is not comparable with an eval-mode validation.",
-        "On a deep copy of the model (BatchNorm statistics of the user's model are never touched) a bounded sample is "
-        "embedded in both modes; the relative change of embeddings and the agreement of n-way decisions are "
-        "reported with bootstrap CIs.",
+        "On a deep copy of the model (BatchNorm statistics of the user's model are never touched, the global "
+        "random state is untouched) a bounded sample of validation items is embedded in both modes with the same "
+        "batches. The relative change of embeddings (bootstrap CI) and the agreement of n-way (or "
+        "nearest-neighbour) decisions between modes (Wilson CI) are reported; a model without mode-dependent "
+        "layers gives exactly zero.",
         (
             "Call model.eval() before validation and model.train() before training steps.",
             "Measure training accuracy in eval mode too.",
