@@ -147,7 +147,9 @@ class AuditContext:
         s = self.splits[split]
         if s.items.labels is not None:
             return "labels"
-        return "connected components of " + ("positive pairs" if s.pairs is not None else "anchor-correct pairs of the episodes")
+        return "connected components of " + (
+            "positive pairs" if s.pairs is not None else "anchor-correct pairs of the episodes"
+        )
 
     def pairs(self, split: str) -> Pairs | None:
         """The split's pairs: given, else derived from its episodes, else generated from labels."""

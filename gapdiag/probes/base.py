@@ -175,7 +175,13 @@ class Probe:
             try:
                 m = self._measure(ctx)
             except ProbeSkipped as skip:
-                return ProbeResult(self.name, self.family, Status.SKIPPED, reason=str(skip), duration_s=time.perf_counter() - start)
+                return ProbeResult(
+                    self.name,
+                    self.family,
+                    Status.SKIPPED,
+                    reason=str(skip),
+                    duration_s=time.perf_counter() - start,
+                )
             findings = self._judge(m)
             for f in findings:
                 if f.code not in self.codes:

@@ -48,6 +48,11 @@ def _figure_uri(spec: FigureSpec) -> str:
     return "data:image/png;base64," + base64.b64encode(to_png(spec)).decode("ascii")
 
 
+def _index_of(findings: list) -> Any:
+    positions = {id(f): i for i, f in enumerate(findings)}
+    return lambda f: positions.get(id(f))
+
+
 def render_html(report: Report) -> str:
     import jinja2
 
@@ -71,7 +76,14 @@ def render_html(report: Report) -> str:
                 "caption": spec.caption,
                 "error": err,
             }
-    shown_in_findings = {(f.probe, fid) for f in report.findings for fid in f.figures}
+    # each figure is embedded once: at the first finding that shows it, else in its probe's details;
+    # later findings link to it
+    first_shown: dict[tuple[str, str], int] = {}
+    for i, f in enumerate(report.findings):
+        for fid in f.figures:
+            if (f.probe, fid) in figures:
+                first_shown.setdefault((f.probe, fid), i)
+    shown_in_findings = set(first_shown)
     sections = {
         sev: [f for f in report.findings if f.severity == sev and f.code != "GD900"]
         for sev in (Severity.FAIL, Severity.WARN, Severity.INFO)
@@ -87,6 +99,8 @@ def render_html(report: Report) -> str:
         catalogue=CATALOGUE,
         figures=figures,
         shown_in_findings=shown_in_findings,
+        first_shown=first_shown,
+        finding_index=_index_of(report.findings),
         results=report.results,
         Status=Status,
         flatten=flatten,
