@@ -117,7 +117,10 @@ class Items:
         return tuple(self.get_batch(np.array([0])).shape[1:])
 
     def get_batch(self, indices: np.ndarray) -> torch.Tensor:
-        """Inputs of ``indices`` (shape (B,)) as a new float32 tensor (B, ...) on the CPU."""
+        """Inputs of ``indices`` (shape (B,)) as a new tensor (B, ...) on the CPU.
+
+        The user's dtype is kept (float64 becomes float32); consumers that need floats convert.
+        """
         if self.inputs is None:
             raise InputError("These items carry embeddings only; raw inputs are not available.")
         indices = np.asarray(indices, dtype=np.int64)
@@ -139,9 +142,9 @@ class Items:
                 raise InputError(
                     f"Items {indices[:5].tolist()}... have different shapes and cannot be batched: {exc}"
                 ) from exc
-        if not torch.is_floating_point(batch):
-            batch = batch.to(torch.float32)
-        return batch if batch.dtype == torch.float32 else batch.to(torch.float32)
+        # float64 (numpy's default) becomes float32, what models expect; integer inputs (token ids,
+        # uint8 images) keep their dtype so the user's encoder receives what it was written for
+        return batch.to(torch.float32) if batch.dtype == torch.float64 else batch
 
     def iter_batches(self, batch_size: int) -> Iterable[tuple[np.ndarray, torch.Tensor]]:
         """Yield ``(indices (B,), inputs (B, ...))`` over all items in order."""

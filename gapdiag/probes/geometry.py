@@ -73,7 +73,7 @@ class GeometryProbe(Probe):
     directions used. It is compared with what the identities need: separating ``C`` identities takes
     ``C - 1`` directions (a simplex), so the reference is ``r_need = min(d, C - 1, n - 1)`` with ``C`` the
     number of identities with two or more items. Collapse ratio ``= erank / r_need``; a split without
-    identities gets no reference and is reported, not judged. CI: bootstrap over ``n_blocks`` random
+    identity labels gets no reference and is reported, not judged. CI: bootstrap over ``n_blocks`` random
     blocks of items, each resample re-weighting the blocks' scatter matrices: one pass over the items
     plus one ``q x q`` eigen-decomposition per resample (``q = min(d, max_dim_boot)``; above it the
     resampled spectrum is the top-``q`` principal subspace's, the tail held at its full-sample values);
@@ -150,14 +150,16 @@ class GeometryProbe(Probe):
         # Singular values of the centred matrix = square roots of the eigenvalues of its scatter matrix.
         lam, vec = np.linalg.eigh(x.T @ x)
         erank = _erank_from_singular(np.sqrt(np.clip(lam, 0.0, None)))
-        ids = ctx.identities(split)
+        # Identity labels only: pseudo-identities from the positive-pair graph are fragments of the true
+        # identities, and their count would overstate the directions needed.
+        ids = ctx.splits[split].items.labels
         if ids is not None:
             _, counts = np.unique(np.asarray(ids)[rows], return_counts=True)
             n_classes = int((counts >= 2).sum())
             need = max(1, min(d, n_classes - 1, m - 1))
             need_from = f"min(d={d}, identities-1={n_classes - 1}, n-1={m - 1})"
         else:
-            n_classes, need, need_from = None, None, "unknown (no identities)"
+            n_classes, need, need_from = None, None, "unknown (no identity labels)"
         # Block bootstrap on sufficient statistics (count, sum, scatter) per random block of items. Above
         # ``max_dim_boot`` dimensions the resampled spectrum is that of the top principal subspace, the
         # tail eigenvalues held at their full-sample values (memory stays n_blocks x q x q).
