@@ -145,6 +145,7 @@ def audit(
             "unique_items": embedded.n_unique,
             "from_cache": embedded.from_cache,
             "probe_sample_items_embedded": ctx.extra_items_encoded,
+            "integer_inputs_cast_to_float32": bool(siamese is not None and siamese.cast_inputs_to_float),
         },
         "model": None if siamese is None else {"class": type(siamese.module).__name__, "kind": siamese.kind},
         "scoring": scorer.rule,

@@ -83,6 +83,8 @@ class SiameseModel:
         self.scorer = Scorer(kind)
         self.encoder_calls = 0
         self.items_encoded = 0
+        # integer inputs go to the encoder as they are (token ids); set when the encoder refuses them
+        self.cast_inputs_to_float = False
 
     def __repr__(self) -> str:
         return f"SiameseModel({type(self.module).__name__}, kind={self.kind!r}, device={self.device!r})"
@@ -153,11 +155,19 @@ class SiameseModel:
     def embed_batch(self, module: torch.nn.Module, x: torch.Tensor, *, where: str = "") -> np.ndarray:
         """Embed one input batch (B, ...) with ``module`` (from :meth:`frozen`) -> float32 array (B, d)."""
         x = x.to(self._device_of(module))
+        if self.cast_inputs_to_float and not torch.is_floating_point(x):
+            x = x.to(torch.float32)
         try:
             out = self._encode_fn(module, x)
         except Exception as exc:  # the user's code: report where it broke, keep the cause
+            if not torch.is_floating_point(x) and not self.cast_inputs_to_float:
+                # integer inputs (uint8 images) to a float model: the user's loop casts them somewhere;
+                # do the same once, and remember it for the rest of the audit
+                self.cast_inputs_to_float = True
+                return self.embed_batch(module, x, where=where)
             raise EncoderError(
-                f"The encoder raised on {where or 'a batch'} (inputs of shape {tuple(x.shape)}): {type(exc).__name__}: {exc}"
+                f"The encoder raised on {where or 'a batch'} (inputs of shape {tuple(x.shape)}, dtype "
+                f"{str(x.dtype).replace('torch.', '')}): {type(exc).__name__}: {exc}"
             ) from exc
         self.encoder_calls += 1
         self.items_encoded += int(x.shape[0])
