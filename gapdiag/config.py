@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError
+from .errors import ConfigError, UnknownCodeError
 
 __all__ = ["Config", "GLOBAL_DEFAULTS", "load_config"]
 
@@ -36,7 +36,7 @@ GLOBAL_DEFAULTS: dict[str, Any] = {
     "probes": None,  # names of probes to run; None = all registered
     "ignore": (),  # finding codes reported but never gating
     "fail_on": "fail",  # "warn" or "fail": the lowest severity that makes the exit code 1
-    "max_pairs_per_split": 200_000,  # pair and episode scoring is subsampled above this
+    "max_pairs_per_split": 200_000,  # the protocol grid scores a seeded subsample of at most this many pairs
 }
 
 
@@ -103,7 +103,10 @@ class Config:
         from .findings.codes import lookup
 
         for code in o["ignore"]:
-            lookup(code)
+            try:
+                lookup(code)
+            except UnknownCodeError as exc:
+                raise ConfigError(f"{source}: ignore lists {exc}") from None
         if o["probes"] is not None:
             names = [o["probes"]] if isinstance(o["probes"], str) else list(o["probes"])
             for name in names:
