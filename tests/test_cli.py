@@ -98,3 +98,31 @@ def test_compare_reports(tmp_path, capsys):
     assert main(["compare", str(tmp_path / "a.json"), str(tmp_path / "b.json")]) == 1
     assert "GD101: pass -> fail (new)" in capsys.readouterr().out
     assert main(["compare", str(tmp_path / "b.json"), str(tmp_path / "a.json")]) == 0
+
+
+def test_audit_embeddings_from_parquet(tmp_path):
+    import pandas as pd
+
+    rng = np.random.default_rng(1)
+    labels = np.repeat(np.arange(6), 10)
+    for name in ("train", "val"):
+        emb = rng.normal(size=(60, 8)) + labels[:, None]
+        frame = pd.DataFrame({f"emb_{j}": emb[:, j] for j in range(8)})
+        frame["label"] = labels
+        frame.to_parquet(tmp_path / f"{name}.parquet")
+    out = tmp_path / "r"
+    code = main(
+        [
+            "audit-embeddings",
+            str(tmp_path / "train.parquet"),
+            str(tmp_path / "val.parquet"),
+            "--out",
+            str(out),
+            "--format",
+            "json",
+            "--quiet",
+        ]
+    )
+    data = json.loads((out / "report.json").read_text())
+    assert code == data["exit_code"]
+    assert data["meta"]["sizes"]["train_items"] == 60 and data["meta"]["embedding"]["dimension"] == 8

@@ -93,3 +93,26 @@ def test_registry_rejects_bad_probes(temporary_probes):
 def test_unknown_probe_options_are_refused():
     with pytest.raises(gapdiag.ConfigError, match="Valid options: limit"):
         _healthy_probe()(limt=0.3)
+
+
+def test_entry_point_probes_are_loaded(monkeypatch):
+    """A third-party package exposes probes through the ``gapdiag.probes`` entry-point group."""
+    import importlib.metadata
+
+    from gapdiag.probes import registry
+
+    plugin = _healthy_probe(name="from_plugin", code="XG010")
+
+    class EntryPoint:
+        def load(self):
+            return plugin
+
+    def fake_entry_points(group=None, **kw):
+        return [EntryPoint()] if group == "gapdiag.probes" else []
+
+    monkeypatch.setattr(importlib.metadata, "entry_points", fake_entry_points)
+    monkeypatch.setattr(registry, "_loaded", False)
+    try:
+        assert "from_plugin" in registry.registered_probes()
+    finally:
+        unregister_probe("from_plugin")
