@@ -48,6 +48,14 @@ def _figure_uri(spec: FigureSpec) -> str:
     return "data:image/png;base64," + base64.b64encode(to_png(spec)).decode("ascii")
 
 
+def headline(message: str) -> str:
+    """The first sentence of a finding's message (its claim and main number), for the top of the report."""
+    import re
+
+    match = re.search(r"(?<=[.!?])\s+(?=[A-Z(])", message)
+    return message if match is None else message[: match.start()]
+
+
 def _index_of(findings: list) -> Any:
     positions = {id(f): i for i, f in enumerate(findings)}
     return lambda f: positions.get(id(f))
@@ -105,5 +113,6 @@ def render_html(report: Report) -> str:
         Status=Status,
         flatten=flatten,
         fmt=_fmt,
+        headline=headline,
         meta=jsonable(report.meta),
     )
