@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from ..findings.codes import CATALOGUE
 from ..findings.finding import Severity
 from ..probes.base import FigureSpec, Status
-from .renderers import _fmt, jsonable
+from .renderers import _fmt, headline, jsonable
 
 if TYPE_CHECKING:
     from .report import Report
@@ -46,14 +46,6 @@ def _figure_uri(spec: FigureSpec) -> str:
     from .figures import to_png
 
     return "data:image/png;base64," + base64.b64encode(to_png(spec)).decode("ascii")
-
-
-def headline(message: str) -> str:
-    """The first sentence of a finding's message (its claim and main number), for the top of the report."""
-    import re
-
-    match = re.search(r"(?<=[.!?])\s+(?=[A-Z(])", message)
-    return message if match is None else message[: match.start()]
 
 
 def _index_of(findings: list) -> Any:

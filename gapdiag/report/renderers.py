@@ -18,7 +18,15 @@ from ..stats import Estimate
 if TYPE_CHECKING:
     from .report import Report
 
-__all__ = ["render_json", "render_text", "render_markdown", "render_junit", "render_html", "jsonable"]
+__all__ = [
+    "render_json",
+    "render_text",
+    "render_markdown",
+    "render_junit",
+    "render_html",
+    "jsonable",
+    "headline",
+]
 
 # Meta keys that change from run to run (wall-clock); kept out of the JSON so it is byte-stable per seed.
 _VOLATILE = ("timings",)
@@ -81,6 +89,14 @@ def _symptom_lines(report: Report) -> list[str]:
     return lines
 
 
+def headline(message: str) -> str:
+    """The first sentence of a finding's message (its claim and main number), for the top of the report."""
+    import re
+
+    match = re.search(r"(?<=[.!?])\s+(?=[A-Z(])", message)
+    return message if match is None else message[: match.start()]
+
+
 def render_text(report: Report) -> str:
     out = [
         f"gapdiag verdict: {report.verdict.upper()} (gating at {report.fail_on}; exit code {report.exit_code})"
@@ -95,7 +111,7 @@ def render_text(report: Report) -> str:
     for f in report.findings:
         flag = " (ignored)" if f.ignored else ""
         out.append(f"  {str(f.severity).upper():4} {f.code} {f.title}{flag}")
-        out.append(f"       {f.message}")
+        out.append(f"       {headline(f.message)}")
     skipped = [r for r in report.results if r.status == Status.SKIPPED]
     if skipped:
         out.append("")
@@ -103,6 +119,9 @@ def render_text(report: Report) -> str:
         out += [f"  {r.probe}: {r.reason}" for r in skipped]
     if not report.findings:
         out.append("No findings: every probe that ran came out clean.")
+    else:
+        out.append("")
+        out.append("Each finding's full message, evidence and remedies are in the HTML and JSON reports.")
     return "\n".join(out) + "\n"
 
 
