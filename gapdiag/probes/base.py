@@ -10,6 +10,7 @@ thresholds). The final :meth:`Probe.run` checks requirements, times the work, ca
 
 from __future__ import annotations
 
+import abc
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -102,7 +103,7 @@ class ProbeResult:
         }
 
 
-class Probe:
+class Probe(abc.ABC):
     """Base class of every probe. Subclasses set the class attributes and implement ``_measure`` and ``_judge``."""
 
     name: ClassVar[str] = ""
@@ -129,11 +130,13 @@ class Probe:
         self.params: dict[str, Any] = {**self.defaults, **params}
 
     # -- the two steps a subclass writes -------------------------------------------------------------
+    @abc.abstractmethod
     def _measure(self, ctx: AuditContext) -> Measurement:
-        raise NotImplementedError(f"{type(self).__name__} must implement _measure")
+        """Compute the probe's numbers, tables and figures from the context (never renders)."""
 
+    @abc.abstractmethod
     def _judge(self, m: Measurement) -> list[Finding]:
-        raise NotImplementedError(f"{type(self).__name__} must implement _judge")
+        """Turn the measurement into findings using ``self.params`` (the thresholds)."""
 
     # -- helpers for subclasses ----------------------------------------------------------------------
     def finding(

@@ -5,6 +5,7 @@ can also expose probes through the entry-point group ``gapdiag.probes``.
 from __future__ import annotations
 
 import importlib
+import inspect
 import pkgutil
 
 from ..errors import ConfigError, ProbeDefinitionError
@@ -22,6 +23,9 @@ def register_probe(cls: type[Probe]) -> type[Probe]:
     """Class decorator: validate a probe class and add it to the registry; returns the class."""
     if not (isinstance(cls, type) and issubclass(cls, Probe)):
         raise ProbeDefinitionError(f"register_probe expects a Probe subclass; got {cls!r}.")
+    if inspect.isabstract(cls):
+        missing = ", ".join(sorted(cls.__abstractmethods__))
+        raise ProbeDefinitionError(f"{cls.__name__} does not implement {missing}.")
     if not cls.name or not cls.name.isidentifier():
         raise ProbeDefinitionError(f"{cls.__name__}.name must be a non-empty identifier; got {cls.name!r}.")
     if cls.name in _REGISTRY and _REGISTRY[cls.name] is not cls:

@@ -83,6 +83,17 @@ def test_registry_rejects_bad_probes(temporary_probes):
         register_probe(_healthy_probe(name="dup", code="XG005"))
     with pytest.raises(ProbeDefinitionError, match="not in the catalogue"):
         register_probe(_healthy_probe(name="other", code="GD999"))
+    with pytest.raises(ProbeDefinitionError, match="does not implement _judge"):
+
+        class Half(Probe):
+            name = "half"
+            family = "custom"
+            codes = ("XG006",)
+
+            def _measure(self, ctx):
+                return Measurement()
+
+        register_probe(Half)
     with pytest.raises(ProbeDefinitionError, match="overrides Probe.run"):
 
         class Sneaky(Probe):
