@@ -64,6 +64,7 @@ class SiameseModel:
     def __init__(
         self,
         module: torch.nn.Module,
+        *,
         encode: str | Callable | None = None,
         distance: Callable | None = None,
         kind: str = "distance",
