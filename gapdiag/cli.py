@@ -93,7 +93,9 @@ def build_parser() -> argparse.ArgumentParser:
     exp = sub.add_parser(
         "explain", help="what a finding code means, why it matters, how it is measured and fixed"
     )
-    exp.add_argument("code")
+    exp.add_argument(
+        "code", nargs="?", help="a finding code such as GD101; without it, the list of all codes"
+    )
     return parser
 
 
@@ -208,9 +210,17 @@ def _load_target(target: str) -> tuple[Any, Any, Any]:
     )
 
 
-def _explain(code: str) -> int:
-    from .findings.codes import lookup
+def _explain(code: str | None) -> int:
+    from .findings.codes import CATALOGUE, lookup
     from .probes.registry import owner_of
+
+    if code is None:
+        for info in CATALOGUE.values():
+            owner = owner_of(info.code)
+            print(
+                f"{info.code}  {info.family:9}  {info.title}" + (f"  (probe {owner.name})" if owner else "")
+            )
+        return 0
 
     info = lookup(code)
     lines = [

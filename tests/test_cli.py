@@ -20,6 +20,14 @@ def test_explain_prints_the_catalogue_entry(capsys):
     assert out.startswith("GD101: ") and "How to fix it" in out and "How it is measured" in out
 
 
+def test_explain_without_a_code_lists_every_code(capsys):
+    from gapdiag.findings.codes import CATALOGUE
+
+    assert main(["explain"]) == 0
+    out = capsys.readouterr().out
+    assert all(code in out for code in CATALOGUE) and "(probe protocol)" in out
+
+
 def test_user_errors_exit_2_with_one_line_and_no_traceback():
     for args, needle in [
         (["explain", "GD999"], "Unknown finding code"),

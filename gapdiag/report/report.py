@@ -97,6 +97,16 @@ class Report:
     def result(self, probe: str) -> ProbeResult | None:
         return next((r for r in self.results if r.probe == probe), None)
 
+    def findings_frame(self):
+        """The findings as a pandas DataFrame (one row each: code, severity, title, message, probe, ignored)."""
+        import pandas as pd
+
+        columns = ["code", "severity", "title", "message", "probe", "ignored"]
+        rows = [
+            {c: str(f.severity) if c == "severity" else getattr(f, c) for c in columns} for f in self.findings
+        ]
+        return pd.DataFrame(rows, columns=columns)
+
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict with a versioned schema (see docs/report-schema.md)."""
         cause = self.primary_cause

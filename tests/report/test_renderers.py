@@ -66,6 +66,15 @@ def test_json_junit_and_exit_code_agree_on_the_verdict():
         assert props["verdict"] == r.verdict and int(props["exit_code"]) == r.exit_code
 
 
+def test_findings_frame_for_notebooks():
+    frame = _report().findings_frame()
+    assert list(frame["code"]) == ["GD101", "GD204", "GD104"] and list(frame["severity"]) == [
+        "fail",
+        "warn",
+        "info",
+    ]
+
+
 def test_json_drops_wall_clock_timings_and_is_sorted():
     text = _report().render("json")
     assert "timings" not in json.loads(text)["meta"]
