@@ -14,10 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from ._io import atomic_write_bytes
 from .data import Split
-from .errors import EncoderError
+from .errors import EncoderError, InputError
 from .model import SiameseModel
 
 __all__ = ["EmbeddingPass", "embed_splits"]
@@ -118,9 +119,11 @@ def _encode_unique(
                 while stop < len(sources) and stop - start < batch_size and sources[stop][0] is split:
                     stop += 1
                 idx = np.array([sources[j][1] for j in range(start, stop)])
+                x = split.items.get_batch(idx)
+                _check_finite_inputs(x, idx, split.name)
                 emb = model.embed_batch(
                     module,
-                    split.items.get_batch(idx),
+                    x,
                     where=f"batch {batch_no} of split {split.name!r} (items {int(idx[0])}..{int(idx[-1])})",
                 )
                 if table is None:
@@ -137,3 +140,16 @@ def _encode_unique(
         bar.close()
     assert table is not None
     return table
+
+
+def _check_finite_inputs(x: torch.Tensor, idx: np.ndarray, split: str) -> None:
+    """Name the first item with NaN or inf before the encoder turns it into an unexplained NaN embedding."""
+    if not torch.is_floating_point(x):
+        return
+    bad = ~torch.isfinite(x.reshape(x.shape[0], -1)).all(dim=1)
+    if bool(bad.any()):
+        first = int(idx[int(torch.nonzero(bad)[0])])
+        raise InputError(
+            f"Item {first} of split {split!r} contains NaN or inf ({int(bad.sum())} such item(s) in its batch). "
+            "Repair or drop those inputs before auditing."
+        )

@@ -106,3 +106,12 @@ def test_callable_encode_and_distance_are_used():
     assert emb.shape == (5, 3)
     scores = m.raw_scores(emb[:2], emb[2:4])
     assert seen["called"] and scores.shape == (2,)
+
+
+def test_nan_inputs_are_named_before_the_encoder_runs():
+    train, val = _splits()
+    bad = val.items.inputs.clone()
+    bad[17, 0, 1, 2] = float("nan")
+    val_bad = Split("val", Items(bad, labels=val.items.labels), episodes=None, pairs=None)
+    with pytest.raises(gapdiag.InputError, match="Item 17 of split 'val' contains NaN"):
+        gapdiag.audit(SiameseModel(BNNet()), train, val_bad, progress=False)
