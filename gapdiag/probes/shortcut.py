@@ -494,12 +494,19 @@ def flagged_rows(rows: list[dict[str, Any]], params: dict[str, Any]) -> list[dic
         if not r["compared"]:
             continue
         sep, drop, excess = r["separability_train_adj"], r["drop"], r.get("excess_identity")
+        # Without the identity control a cue of identity (which legitimately differs between open-set
+        # splits) cannot be told from a cue of the pairing, so a larger effect is required.
+        suffix = "" if excess is not None else "_uncontrolled"
+        min_sep, min_drop = (
+            params["min_train_separability" + suffix],
+            params["min_separability_drop" + suffix],
+        )
         if (
-            sep.value >= params["min_train_separability"]
+            sep.value >= min_sep
             and sep.low > 0
-            and drop.value >= params["min_separability_drop"]
+            and drop.value >= min_drop
             and drop.low > 0
-            and (excess is None or (excess.value >= params["min_separability_drop"] and excess.low > 0))
+            and (excess is None or (excess.value >= min_drop and excess.low > 0))
         ):
             by_attr.setdefault(r["attribute"], []).append(r)
     leads = []
@@ -698,11 +705,16 @@ class ShortcutProbe(Probe):
     defaults = {
         "max_pairs": 4000,  # pairs per split (stratified): bounds the bootstrap and the classifier
         "cv_folds": 5,
-        # separability |2 AUC - 1| on train: 0.5 = AUC 0.75 (or 0.25), the attribute alone orders three
-        # quarters of the (positive, negative) pair combinations right
-        "min_train_separability": 0.5,
-        # train minus val separability: at least 0.3 of the training signal must be gone on validation
-        "min_separability_drop": 0.3,
+        # separability |2 AUC - 1| on train: 0.3 = AUC 0.65 (or 0.35). Where the identity control ran (the
+        # same pairs re-drawn from their identities), the cue must also exceed that control by the drop,
+        # which removes identity cues; healthy models measured at most 0.07 of excess there.
+        "min_train_separability": 0.3,
+        # train minus val separability: at least 0.2 of the training signal must be gone on validation
+        "min_separability_drop": 0.2,
+        # the same two thresholds when no identity control is possible (no identity labels on train):
+        # 0.5 = AUC 0.75, three quarters of (positive, negative) combinations ordered by the cue alone
+        "min_train_separability_uncontrolled": 0.5,
+        "min_separability_drop_uncontrolled": 0.3,
         # a near-perfect training cue that is gone on validation: a fail
         "fail_separability_drop": 0.8,
         "max_findings": 3,  # artifacts reported as separate findings; the rest are named in the last one
@@ -903,13 +915,14 @@ class ShortcutProbe(Probe):
             sev = Severity.FAIL if drop.value >= p["fail_separability_drop"] else Severity.WARN
             also = ", ".join(f"{r['attribute']} ({r['part']}, drop {r['drop'].value:.2f})" for r in group[1:])
             words = direction_words(lead)
+            sfx = "" if lead.get("excess_identity") is not None else "_uncontrolled"
             msg = (
                 f"{words[0].upper()}{words[1:]}: AUC {lead['auc_train']} on {n_tr} training pairs vs "
                 f"{lead['auc_val']} on {n_va} validation pairs (0.5 = no signal). On its own this cue "
                 f"({plain_name(lead['attribute'])}; {part_text(lead['part'])}) gives a training separability of "
                 f"{sep.value:.2f} (|2 AUC - 1|: 0 = none, 1 = perfect) but {max(lead['separability_val'].value, 0):.2f} "
                 f"on validation: a drop of {drop:.2f} (CI simultaneous over {n_tests} attribute features; "
-                f"flagged at separability >= {p['min_train_separability']} and drop >= {p['min_separability_drop']})."
+                f"flagged at separability >= {p['min_train_separability' + sfx]} and drop >= {p['min_separability_drop' + sfx]})."
                 f" Attribute: {descriptions.get(lead['attribute'], lead['attribute'])}."
             )
             if lead.get("auc_identity_only") is not None:
