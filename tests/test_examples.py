@@ -40,3 +40,10 @@ def test_custom_probe_example():
 def test_ci_target_example_returns_model_and_splits():
     model, train, val = _load("ci_target").make()
     assert isinstance(model, gapdiag.SiameseModel) and train.pairs is not None and val.pairs is not None
+
+
+def test_open_set_example_reports_the_class_gap(tmp_path):
+    report = _load("open_set_identities").main(str(tmp_path))
+    assert "GD202" in report.codes(min_severity=Severity.WARN)
+    overlap = report.by_code("GD104")
+    assert overlap and "open" in overlap[0].message.lower()
