@@ -12,8 +12,9 @@ $(STAMP): setup.cfg pyproject.toml constraints.txt
 	$(PIP) install -q -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
+# Exit code 1 means gapdiag found the faults the demo plants: that is the demo working, so make succeeds.
 demo: $(STAMP)
-	$(BIN)/gapdiag demo
+	@$(BIN)/gapdiag demo; status=$$?; [ $$status -le 1 ] || exit $$status
 
 # The HTML report is checked in a real headless browser: Debian's chromium, installed here when missing.
 browser:
