@@ -115,3 +115,28 @@ def test_real_audit_json_is_byte_identical_for_the_same_seed(healthy_episodes):
     a = gapdiag.audit(s.model, s.train, s.val, seed=3, progress=False).render("json")
     b = gapdiag.audit(s.model, s.train, s.val, seed=3, progress=False).render("json")
     assert a == b
+
+
+def test_json_is_byte_identical_across_processes_and_hash_seeds(tmp_path):
+    """Set and dict orders must not leak into the report: two interpreters, two hash seeds, same bytes."""
+    import os
+    import subprocess
+    import sys
+
+    script = (
+        "import sys, torch, gapdiag\n"
+        "torch.set_num_threads(1)\n"
+        "from gapdiag.digits import build_scenario\n"
+        "s = build_scenario(channels=3, n_pairs=600, epochs=2, seed=3)\n"
+        "r = gapdiag.audit(s.model, s.train, s.val, progress=False, config={'probes': {'class_gap': {'umap': False}}})\n"
+        "open(sys.argv[1], 'w').write(r.render('json'))\n"
+    )
+    outs = []
+    for hash_seed in ("1", "2"):
+        out = tmp_path / f"r{hash_seed}.json"
+        env = {**os.environ, "PYTHONHASHSEED": hash_seed}
+        subprocess.run(
+            [sys.executable, "-c", script, str(out)], check=True, env=env, timeout=300, capture_output=True
+        )
+        outs.append(out.read_bytes())
+    assert outs[0] == outs[1]
