@@ -27,8 +27,13 @@ CAUSE_PRIORITY = (
 
 
 def rank_key(f: Finding) -> tuple:
+    """Sort key: gating before ignored, severity, likelihood of being the root cause, code.
+
+    Findings of one code keep the order their probe emitted them in (strongest first), since the
+    sort is stable.
+    """
     prio = CAUSE_PRIORITY.index(f.code) if f.code in CAUSE_PRIORITY else len(CAUSE_PRIORITY)
-    return (f.ignored, -int(f.severity), prio, f.code, f.message)
+    return (f.ignored, -int(f.severity), prio, f.code)
 
 
 def _counted(findings: Iterable[Finding]) -> list[Finding]:
