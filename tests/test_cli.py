@@ -134,3 +134,16 @@ def test_audit_embeddings_from_parquet(tmp_path):
     data = json.loads((out / "report.json").read_text())
     assert code == data["exit_code"]
     assert data["meta"]["sizes"]["train_items"] == 60 and data["meta"]["embedding"]["dimension"] == 8
+
+
+def test_demo_prints_the_symptom_and_writes_both_reports(tmp_path, capsys):
+    code = main(["demo", "--out", str(tmp_path), "--quiet"])
+    out = capsys.readouterr().out
+    assert "Symptom reproduced: training pairwise accuracy" in out and "10-way accuracy" in out
+    data = json.loads((tmp_path / "report.json").read_text())
+    assert (tmp_path / "report.html").stat().st_size > 10_000
+    assert code == data["exit_code"] == 1
+    codes = {f["code"] for f in data["findings"] if f["severity"] in ("warn", "fail")}
+    assert {"GD101", "GD102", "GD301"} <= codes
+    assert data["primary_cause"]["code"] == "GD101"
+    assert "comes from switching pairwise verification to 10-way identification" in data["gap"]["sentence"]
