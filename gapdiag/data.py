@@ -646,7 +646,11 @@ class Split:
 
 
 def as_split(obj: Any, name: str, *, seed: int = 0, n_way: int = 10) -> Split:
-    """Wrap what ``audit()`` was given (Split, Pairs, Episodes or Items) into a ``Split`` named ``name``."""
+    """Wrap what ``audit()`` was given into a ``Split`` named ``name``.
+
+    Accepts a Split, Pairs, Episodes, Items, or a loader (any iterable) of pair or episode batches, read
+    with :meth:`Pairs.from_loader` or :meth:`Episodes.from_loader`.
+    """
     if isinstance(obj, Split):
         return obj
     if isinstance(obj, Pairs):
@@ -655,4 +659,41 @@ def as_split(obj: Any, name: str, *, seed: int = 0, n_way: int = 10) -> Split:
         return Split(name, obj.items, episodes=obj)
     if isinstance(obj, Items):
         return Split.from_items(name, obj, n_way=n_way, seed=seed)
-    raise InputError(f"The {name} split must be a Split, Pairs, Episodes or Items; got {type(obj).__name__}.")
+    if hasattr(obj, "__iter__") and not isinstance(obj, (str, bytes, dict, np.ndarray, torch.Tensor)):
+        return Split(name, *_from_iterable(obj, name))
+    raise InputError(
+        f"The {name} split must be a Split, Pairs, Episodes, Items or a loader of pair or episode batches; "
+        f"got {type(obj).__name__}."
+    )
+
+
+def _from_iterable(loader: Any, name: str) -> tuple:
+    """Items and pairs or episodes from a loader, told apart by its first batch.
+
+    ``(x1, x2, label[, y1, y2])`` with ``x2`` shaped like ``x1`` is a pair loader; ``(anchor, candidates,
+    correct[, ...])`` with candidates a list or one dimension more than the anchor is an episode loader.
+    """
+    import itertools
+
+    it = iter(loader)
+    try:
+        first = next(it)
+    except StopIteration:
+        raise InputError(f"The {name} loader yielded no batches.") from None
+    batches = itertools.chain([first], it)
+    if not isinstance(first, (tuple, list)) or len(first) not in (3, 5):
+        raise InputError(
+            f"The {name} loader's batches must be (x1, x2, label) pairs or (anchor, candidates, correct_index) "
+            f"episodes; the first batch is a {type(first).__name__}"
+            + (f" of length {len(first)}." if hasattr(first, "__len__") else ".")
+        )
+    second = first[1]
+    is_episodes = isinstance(second, (list, tuple)) or np.ndim(np.asarray(_to_tensor(first[2]))) == 0
+    if not is_episodes:
+        a, b = _to_tensor(first[0]), _to_tensor(second)
+        is_episodes = b.dim() == a.dim() + 1
+    if is_episodes:
+        episodes = Episodes.from_loader(batches)
+        return episodes.items, None, episodes
+    pairs = Pairs.from_loader(batches)
+    return pairs.items, pairs, None

@@ -166,9 +166,15 @@ class SiameseModel:
                 # do the same once, and remember it for the rest of the audit
                 self.cast_inputs_to_float = True
                 return self.embed_batch(module, x, where=where)
+            hint = ""
+            if isinstance(exc, TypeError) and "positional argument" in str(exc):
+                hint = (
+                    " If the module's forward() takes both inputs of a pair, pass encode= the method (or a callable)"
+                    " that embeds one input, e.g. SiameseModel(net, encode='forward_one')."
+                )
             raise EncoderError(
                 f"The encoder raised on {where or 'a batch'} (inputs of shape {tuple(x.shape)}, dtype "
-                f"{str(x.dtype).replace('torch.', '')}): {type(exc).__name__}: {exc}"
+                f"{str(x.dtype).replace('torch.', '')}): {type(exc).__name__}: {exc}.{hint}"
             ) from exc
         self.encoder_calls += 1
         self.items_encoded += int(x.shape[0])

@@ -156,3 +156,20 @@ def test_items_keep_user_attributes_in_row_order():
         1,
         2,
     ]
+
+
+def test_audit_inputs_can_be_loaders_of_pairs_or_episodes():
+    from gapdiag.data import as_split
+
+    x = torch.rand(8, 1, 4, 4)
+    pair_batches = [(x[[0, 1]], x[[2, 3]], torch.tensor([1, 0]))]
+    episode_batches = [(x[[0, 1]], x[torch.tensor([[2, 3, 4], [5, 6, 7]])], torch.tensor([0, 2]))]
+    collated = [(x[[0, 1]], [x[[2, 5]], x[[3, 6]], x[[4, 7]]], torch.tensor([0, 2]))]
+    assert as_split(iter(pair_batches), "train").pairs is not None
+    for batches in (episode_batches, collated):
+        split = as_split((b for b in batches), "val")
+        assert split.episodes is not None and split.episodes.n_way == 3 and split.pairs is None
+    with pytest.raises(InputError, match="yielded no batches"):
+        as_split(iter([]), "val")
+    with pytest.raises(InputError, match="first batch is a"):
+        as_split([(x[0], 1)], "val")

@@ -115,3 +115,24 @@ def test_nan_inputs_are_named_before_the_encoder_runs():
     val_bad = Split("val", Items(bad, labels=val.items.labels), episodes=None, pairs=None)
     with pytest.raises(gapdiag.InputError, match="Item 17 of split 'val' contains NaN"):
         gapdiag.audit(SiameseModel(BNNet()), train, val_bad, progress=False)
+
+
+def test_a_two_input_forward_gets_a_hint_to_name_the_encoder():
+    class PairNet(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = nn.Linear(16, 4)
+
+        def forward_one(self, x):
+            return self.lin(x.flatten(1))
+
+        def forward(self, x1, x2):
+            return torch.linalg.vector_norm(self.forward_one(x1) - self.forward_one(x2), dim=1)
+
+    train, val = _splits()
+    with pytest.raises(EncoderError, match="pass encode= the method"):
+        gapdiag.audit(PairNet(), train, val, progress=False)
+    report = gapdiag.audit(
+        SiameseModel(PairNet(), encode="forward_one"), train, val, probes=["protocol"], progress=False
+    )
+    assert report.result("protocol").status == "ok"
