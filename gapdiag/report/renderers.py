@@ -101,6 +101,10 @@ def render_text(report: Report) -> str:
     out = [
         f"gapdiag verdict: {report.verdict.upper()} (gating at {report.fail_on}; exit code {report.exit_code})"
     ]
+    if report.errored:
+        out.append(
+            f"  Probe error (GD900) in {', '.join(f.probe for f in report.errored)}: those checks did not run."
+        )
     out += ["  " + line for line in _symptom_lines(report)]
     cause = report.primary_cause
     if cause is not None:
@@ -128,6 +132,12 @@ def render_text(report: Report) -> str:
 def render_markdown(report: Report) -> str:
     icon = {"pass": "✅", "warn": "⚠️", "fail": "❌"}[report.verdict]
     out = [f"## gapdiag: {icon} {report.verdict.upper()}", ""]
+    if report.errored:
+        names = ", ".join(f"`{f.probe}`" for f in report.errored)
+        out += [
+            f"**Probe error (GD900)** in {names}: those checks did not run (exit code {report.exit_code}).",
+            "",
+        ]
     out += [f"> {_md(line)}" for line in _symptom_lines(report)]
     if report.findings:
         out += ["", "| severity | code | finding |", "|---|---|---|"]
