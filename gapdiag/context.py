@@ -246,8 +246,8 @@ class AuditContext:
     def decision_threshold(self) -> tuple[float, str]:
         """The pairwise decision threshold on the oriented scale and where it comes from.
 
-        The user's ``threshold`` option (raw scale) if given, else the threshold that maximizes accuracy
-        on the training pairs.
+        The user's ``threshold`` option (raw scale) if given, else the threshold that maximizes accuracy on
+        the training pairs the user gave (balanced accuracy on pairs derived from episodes or labels).
         """
 
         def compute() -> tuple[float, str]:
@@ -256,15 +256,16 @@ class AuditContext:
                 return float(self.scorer.orient(np.asarray(float(user)))), "given by the user"
             from .metrics import best_threshold
 
-            p = self.pairs("train")
-            if p is None:
-                p = self.pairs("val")
-                return float(
-                    best_threshold(self.pair_scores("val"), p.label)[0]
-                ), "tuned on validation pairs (no training pairs)"
-            return float(
-                best_threshold(self.pair_scores("train"), p.label)[0]
-            ), "tuned on training pairs (maximum accuracy)"
+            split = "train" if self.pairs("train") is not None else "val"
+            p = self.pairs(split)
+            # Pairs the user gave: the threshold that maximizes their accuracy, as their own tuning would.
+            # Derived pairs (1 similar to n-1 dissimilar from episodes) would push a plain-accuracy threshold
+            # to "always dissimilar"; balanced accuracy keeps it meaningful.
+            balanced = self.pairs_origin(split) != "given"
+            threshold = float(best_threshold(self.pair_scores(split), p.label, balanced=balanced)[0])
+            where = "training" if split == "train" else "validation (no training pairs)"
+            rule = "maximum balanced accuracy, the pairs being derived" if balanced else "maximum accuracy"
+            return threshold, f"tuned on {where} pairs ({rule})"
 
         return self.memo("decision_threshold", compute)
 
