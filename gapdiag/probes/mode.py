@@ -157,6 +157,8 @@ class ModeProbe(Probe):
             "n_decisions": int(pick_eval.size),
             "decision_agreement": agree,
             "mode_dependent_layers": _mode_dependent_layers(ctx.model.module),
+            # the audit restores every flag, so this is the state the user handed the model over in
+            "handed_over_in_train_mode": bool(ctx.model.module.training),
             "exactly_equal": bool(np.array_equal(e_eval, e_train)),
         }
         if correct is not None:
@@ -221,7 +223,14 @@ class ModeProbe(Probe):
             f"In train mode the embeddings of {mt['n_items']} {mt['split']} items move by {change:.2f} of their "
             f"length on average (0 = the mode does not matter), and the decisions of {agree.value:.0%} "
             f"[{agree.low:.0%}, {agree.high:.0%}] of {mt['n_decisions']} {mt['decision_unit']} stay the same{acc}. "
-            f"Mode-dependent layers: {layers}. If the validation code forgets model.eval(), or training accuracy "
+            f"Mode-dependent layers: {layers}. "
+            + (
+                "The model was handed over in train mode, as it is after a training loop: if validation ran "
+                "like this, its numbers come from the train-mode embeddings. "
+                if mt.get("handed_over_in_train_mode")
+                else ""
+            )
+            + "If the validation code forgets model.eval(), or training accuracy "
             f"was measured in train mode, the numbers are not comparable. (warn: change >= "
             f"{p['max_relative_change']:g} or more than {p['max_decision_flips']:.0%} of decisions flip.)"
         )

@@ -107,3 +107,13 @@ def test_without_episodes_nearest_neighbours_are_compared(bn_dropout):
     m = report.result("mode").metrics
     assert m["decision_unit"] == "nearest-neighbour queries" and m["n_decisions"] == 128
     assert report.by_code("GD306")
+
+
+def test_a_model_handed_over_in_train_mode_is_named_and_left_in_train_mode():
+    s = build_scenario(model_kwargs={"batchnorm": True, "dropout": 0.3}, n_pairs=600, epochs=2, seed=5)
+    s.net.train()  # as it is right after a training loop
+    report = gapdiag.audit(s.model, s.train, s.val, probes=["mode"], progress=False)
+    (finding,) = report.by_code("GD306")
+    assert "handed over in train mode" in finding.message
+    assert report.result("mode").metrics["handed_over_in_train_mode"] is True
+    assert s.net.training and all(m.training for m in s.net.modules())
