@@ -41,14 +41,6 @@ class Scorer:
         """Oriented scores or thresholds back to the user's raw scale (for messages and thresholds)."""
         return self.sign * oriented
 
-    def flipped(self) -> Scorer:
-        """The other reading of the same raw score."""
-        return Scorer("similarity" if self.kind == "distance" else "distance")
-
-    def pick(self, raw_rows: np.ndarray) -> np.ndarray:
-        """The candidate the user's evaluation picks per row of raw scores (E, n) -> (E,)."""
-        return np.argmin(raw_rows, axis=1) if self.kind == "distance" else np.argmax(raw_rows, axis=1)
-
     @property
     def rule(self) -> str:
         """How the user's evaluation reads the score, in words."""

@@ -85,6 +85,7 @@ class Report:
         return None
 
     def gating(self) -> list[Finding]:
+        """The findings that make the exit code 1 under ``fail_on`` (non-ignored, at or above the gate)."""
         return [f for f in self.findings if gates(f, self.fail_on)]
 
     def by_code(self, code: str) -> list[Finding]:

@@ -60,6 +60,7 @@ def test_json_junit_and_exit_code_agree_on_the_verdict():
         suite = ET.fromstring(r.render("junit")).find("testsuite")
         failures = int(suite.get("failures"))
         assert data["exit_code"] == r.exit_code == exit_code_of(r.findings, fail_on) == expected
+        assert bool(r.gating()) == (expected == 1)
         assert (failures > 0) == (expected == 1)
         assert data["verdict"] == r.verdict
         props = {p.get("name"): p.get("value") for p in suite.iter("property")}
