@@ -659,19 +659,56 @@ def as_split(obj: Any, name: str, *, seed: int = 0, n_way: int = 10) -> Split:
         return Split(name, obj.items, episodes=obj)
     if isinstance(obj, Items):
         return Split.from_items(name, obj, n_way=n_way, seed=seed)
-    if hasattr(obj, "__iter__") and not isinstance(obj, (str, bytes, dict, np.ndarray, torch.Tensor)):
-        return Split(name, *_from_iterable(obj, name))
+    if isinstance(obj, (str, bytes, dict, np.ndarray, torch.Tensor)):
+        raise InputError(
+            f"The {name} split must be a Split, Pairs, Episodes, Items, a loader of pair, episode or (x, label) "
+            f"batches, or a dataset of (x, label) rows; got {type(obj).__name__}."
+        )
+    if hasattr(obj, "__iter__"):
+        return _from_iterable(obj, name, seed=seed, n_way=n_way)
+    if hasattr(obj, "__getitem__") and hasattr(obj, "__len__"):  # a map-style dataset
+        if len(obj) == 0:
+            raise InputError(f"The {name} dataset is empty.")
+        first = obj[0]
+        if isinstance(first, (tuple, list)) and len(first) == 2:  # (x, label) rows, read lazily
+            return Split.from_items(name, Items.from_dataset(obj), n_way=n_way, seed=seed)
+        return _from_iterable(_rows_as_batches(obj), name, seed=seed, n_way=n_way)
     raise InputError(
-        f"The {name} split must be a Split, Pairs, Episodes, Items or a loader of pair or episode batches; "
-        f"got {type(obj).__name__}."
+        f"The {name} split must be a Split, Pairs, Episodes, Items, a loader of pair, episode or (x, label) "
+        f"batches, or a dataset of (x, label) rows; got {type(obj).__name__}."
     )
 
 
-def _from_iterable(loader: Any, name: str) -> tuple:
-    """Items and pairs or episodes from a loader, told apart by its first batch.
+def _rows_as_batches(dataset: Any, batch_size: int = 256):
+    """Rows of a map-style pair or episode dataset as loader batches.
+
+    Pair rows ``(x1, x2, label[, y1, y2])`` are stacked into batches; episode rows ``(anchor, candidates,
+    correct[, ...])`` are passed one by one, as unbatched episodes with a scalar ``correct``.
+    """
+    first = dataset[0]
+    episode_rows = (
+        isinstance(first, (tuple, list))
+        and len(first) >= 3
+        and (
+            isinstance(first[1], (list, tuple))
+            or _to_tensor(first[1]).dim() == _to_tensor(first[0]).dim() + 1
+        )
+    )
+    if episode_rows:
+        for i in range(len(dataset)):
+            yield dataset[i]
+        return
+    for start in range(0, len(dataset), batch_size):
+        rows = [dataset[i] for i in range(start, min(start + batch_size, len(dataset)))]
+        yield tuple(torch.stack([_to_tensor(v) for v in field]) for field in zip(*rows))
+
+
+def _from_iterable(loader: Any, name: str, *, seed: int, n_way: int) -> Split:
+    """A split from a loader, whose kind is told by its first batch.
 
     ``(x1, x2, label[, y1, y2])`` with ``x2`` shaped like ``x1`` is a pair loader; ``(anchor, candidates,
-    correct[, ...])`` with candidates a list or one dimension more than the anchor is an episode loader.
+    correct[, ...])`` with candidates a list or one dimension more than the anchor is an episode loader;
+    ``(x, label)`` batches are labelled items, from which pairs and episodes are generated.
     """
     import itertools
 
@@ -681,6 +718,13 @@ def _from_iterable(loader: Any, name: str) -> tuple:
     except StopIteration:
         raise InputError(f"The {name} loader yielded no batches.") from None
     batches = itertools.chain([first], it)
+    if isinstance(first, (tuple, list)) and len(first) == 2:
+        xs, ys = zip(*((_to_tensor(x), np.asarray(_to_tensor(y)).reshape(-1)) for x, y in batches))
+        items = Items(torch.cat(xs), labels=np.concatenate(ys))
+        check_finite(
+            items.inputs.reshape(len(items), -1).float().numpy(), name=f"inputs of the {name} loader"
+        )
+        return Split.from_items(name, items, n_way=n_way, seed=seed)
     if not isinstance(first, (tuple, list)) or len(first) not in (3, 5):
         raise InputError(
             f"The {name} loader's batches must be (x1, x2, label) pairs or (anchor, candidates, correct_index) "
@@ -694,6 +738,6 @@ def _from_iterable(loader: Any, name: str) -> tuple:
         is_episodes = b.dim() == a.dim() + 1
     if is_episodes:
         episodes = Episodes.from_loader(batches)
-        return episodes.items, None, episodes
+        return Split(name, episodes.items, episodes=episodes)
     pairs = Pairs.from_loader(batches)
-    return pairs.items, pairs, None
+    return Split(name, pairs.items, pairs=pairs)

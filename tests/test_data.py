@@ -172,4 +172,48 @@ def test_audit_inputs_can_be_loaders_of_pairs_or_episodes():
     with pytest.raises(InputError, match="yielded no batches"):
         as_split(iter([]), "val")
     with pytest.raises(InputError, match="first batch is a"):
-        as_split([(x[0], 1)], "val")
+        as_split([x[0]], "val")
+
+
+def test_audit_inputs_can_be_labelled_loaders_or_datasets():
+    from gapdiag.data import as_split
+
+    x, y = torch.rand(40, 1, 4, 4), torch.arange(40) % 4
+    loader = [(x[s : s + 16], y[s : s + 16]) for s in range(0, 40, 16)]
+    split = as_split(loader, "val", n_way=3)
+    assert len(split.items) == 40 and split.items.labels.tolist() == y.tolist()
+    assert split.pairs is not None and split.episodes.n_way == 3
+
+    class Dataset:
+        def __len__(self):
+            return 40
+
+        def __getitem__(self, i):
+            return x[i], int(y[i])
+
+    split = as_split(Dataset(), "train", n_way=4)
+    assert len(split.items) == 40 and split.episodes.n_way == 4
+
+    class PairDataset:
+        def __len__(self):
+            return 30
+
+        def __getitem__(self, i):
+            return x[i], x[i + 1], int(y[i] == y[i + 1])
+
+    split = as_split(PairDataset(), "train")
+    assert len(split.pairs) == 30 and len(split.items) == 31 and split.items.item_shape == (1, 4, 4)
+
+    class EpisodeDataset:
+        def __len__(self):
+            return 5
+
+        def __getitem__(self, i):
+            return x[i], [x[i + 10], x[i + 20], x[i + 30]], i % 3
+
+    split = as_split(EpisodeDataset(), "val")
+    assert (
+        len(split.episodes) == 5
+        and split.episodes.n_way == 3
+        and split.episodes.correct.tolist() == [0, 1, 2, 0, 1]
+    )
