@@ -34,6 +34,7 @@ __all__ = [
     "make_pairs",
     "make_episodes",
     "pairs_from_episodes",
+    "stratified_pair_indices",
     "labels_from_pairs",
     "as_split",
 ]
@@ -525,6 +526,21 @@ def make_episodes(
     candidates[mask] = distractors.ravel()
     candidates[np.arange(n_episodes), correct] = match
     return Episodes(items, anchor, candidates, correct)
+
+
+def stratified_pair_indices(label: np.ndarray, max_pairs: int, rng: np.random.Generator) -> np.ndarray:
+    """Sorted indices of at most ``max_pairs`` pairs (labels (P,)): up to half positives, negatives fill the rest.
+
+    All pairs when they fit; drawn without replacement otherwise (bounded samples for costly probes).
+    """
+    pos, neg = np.flatnonzero(label == 1), np.flatnonzero(label == 0)
+    if pos.size + neg.size <= max_pairs:
+        return np.arange(label.size)
+    n_pos = min(pos.size, max_pairs // 2)
+    n_neg = min(neg.size, max_pairs - n_pos)
+    n_pos = min(pos.size, max_pairs - n_neg)
+    take = np.concatenate([rng.choice(pos, n_pos, replace=False), rng.choice(neg, n_neg, replace=False)])
+    return np.sort(take)
 
 
 def pairs_from_episodes(episodes: Episodes) -> Pairs:

@@ -9,7 +9,7 @@ from threadpoolctl import threadpool_limits
 
 from ..findings.finding import Finding, Severity
 from ..metrics import cluster_metrics, per_class_retrieval, retrieval_metrics
-from ..stats import Estimate, bootstrap_mean, estimate_from_draws
+from ..stats import Estimate, bootstrap_mean, estimate_from_draws, mean_bootstrap_draws
 from .base import FigureSpec, Measurement, Probe
 from .registry import register_probe
 
@@ -88,17 +88,6 @@ def label_overlap(ctx: AuditContext) -> dict[str, Any]:
         "n_val_identities": n_all,
         "words": words,
     }
-
-
-def _boot_means(values: np.ndarray, rng: np.random.Generator, n_boot: int) -> np.ndarray:
-    """Bootstrap resample means (n_boot,) of ``values`` (n,), in chunks."""
-    n = values.size
-    out = np.empty(n_boot)
-    step = max(1, min(n_boot, (1 << 22) // max(n, 1)))
-    for s in range(0, n_boot, step):
-        k = min(step, n_boot - s)
-        out[s : s + k] = values[rng.integers(0, n, (k, n))].mean(axis=1)
-    return out
 
 
 def _chance(labels: np.ndarray, query_labels: np.ndarray) -> float:
@@ -268,7 +257,7 @@ class ClassGapProbe(Probe):
             c = e["chance_r_precision"]
             vals = e["retrieval"].per_query["r_precision"]
             lifts[split] = (float(vals.mean()) - c) / (1.0 - c)
-            samples[split] = (_boot_means(vals, rng, n_boot) - c) / (1.0 - c)
+            samples[split] = (mean_bootstrap_draws(vals, rng, n_boot) - c) / (1.0 - c)
         n = min(per_split["train"]["retrieval"].n_queries, per_split["val"]["retrieval"].n_queries)
         diff = estimate_from_draws(lifts["train"] - lifts["val"], samples["train"] - samples["val"], n, level)
         out: dict[str, Any] = {

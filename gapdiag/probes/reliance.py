@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..data import stratified_pair_indices
 from ..errors import ConfigError, GapdiagError
 from ..findings.finding import Finding, Severity
 from ..stats import Estimate, estimate_from_draws, wilson
@@ -110,16 +111,6 @@ def transplant(
             continue
         out_l[idx], out_r[idx] = moved[: rows.size], moved[rows.size :]
     return out_l, out_r, ok
-
-
-def _stratified(label: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
-    pos, neg = np.flatnonzero(label == 1), np.flatnonzero(label == 0)
-    n_pos = min(pos.size, n // 2)
-    n_neg = min(neg.size, n - n_pos)
-    n_pos = min(pos.size, n - n_neg)
-    return np.sort(
-        np.concatenate([rng.choice(pos, n_pos, replace=False), rng.choice(neg, n_neg, replace=False)])
-    )
 
 
 def _paired_mean_diff(
@@ -264,7 +255,7 @@ class RelianceProbe(Probe):
 
         pairs_va = ctx.pairs("val")
         rng = ctx.rng("reliance.sample")
-        sel = _stratified(pairs_va.label, int(self.params["n_pairs"]), rng)
+        sel = stratified_pair_indices(pairs_va.label, int(self.params["n_pairs"]), rng)
         pos_tr, neg_tr = np.flatnonzero(pairs_tr.label == 1), np.flatnonzero(pairs_tr.label == 0)
         n_src = int(self.params["n_sources"])
         src_pos = rng.choice(pos_tr, min(n_src, pos_tr.size), replace=False)

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from ..data import stratified_pair_indices
 from ..findings.finding import Finding, Severity
 from ..stats import Estimate, estimate_from_draws
 from .base import FigureSpec, Measurement, Probe
@@ -188,18 +189,6 @@ def _normal_interval(value: float, samples: np.ndarray, z: float, n: int, level:
 # --------------------------------------------------------------------------------------------------
 
 
-def _stratified_sample(label: np.ndarray, max_pairs: int, rng: np.random.Generator) -> np.ndarray:
-    """Sorted pair indices: up to ``max_pairs // 2`` positives, negatives fill the rest of ``max_pairs``."""
-    pos, neg = np.flatnonzero(label == 1), np.flatnonzero(label == 0)
-    if pos.size + neg.size <= max_pairs:
-        return np.arange(label.size)
-    n_pos = min(pos.size, max_pairs // 2)
-    n_neg = min(neg.size, max_pairs - n_pos)
-    n_pos = min(pos.size, max_pairs - n_neg)
-    take = np.concatenate([rng.choice(pos, n_pos, replace=False), rng.choice(neg, n_neg, replace=False)])
-    return np.sort(take)
-
-
 def pair_feature_table(attr: pd.DataFrame, left: np.ndarray, right: np.ndarray) -> pd.DataFrame:
     """:func:`gapdiag.attributes.pair_features` plus a ``deviation`` part for each numeric attribute.
 
@@ -293,7 +282,7 @@ def _measure_aucs(ctx: AuditContext, max_pairs: int, cv_folds: int) -> Attribute
     samples, tables, labels, attrs = {}, {}, {}, {}
     for split in ("train", "val"):
         pairs = ctx.pairs(split)
-        sample = _stratified_sample(pairs.label, int(max_pairs), ctx.rng(f"shortcut.sample.{split}"))
+        sample = stratified_pair_indices(pairs.label, int(max_pairs), ctx.rng(f"shortcut.sample.{split}"))
         attr = ctx.attributes(split)
         samples[split] = sample
         attrs[split] = attr
