@@ -269,6 +269,79 @@ class AuditContext:
 
         return self.memo("decision_threshold", compute)
 
+    def neighbour_metric(self, *, n_pairs: int = 256) -> str:
+        """The embedding distance, "euclidean" or "cosine", that ranks pairs like the user's own score.
+
+        Scores ``n_pairs`` random training item pairs with the user's score and with both distances and keeps
+        the one with the higher Spearman correlation (ties, e.g. unit-norm embeddings, give "euclidean").
+        Memoised on the context.
+        """
+
+        def compute() -> str:
+            from scipy.stats import spearmanr
+
+            emb = self.embeddings("train")
+            n = emb.shape[0]
+            if n < 3:
+                return "euclidean"
+            rng = self.rng("neighbour_metric")
+            a, b = rng.integers(0, n, n_pairs), rng.integers(0, n, n_pairs)
+            keep = a != b
+            a, b = a[keep], b[keep]
+            user = self.scorer.orient(self.raw_scores_of(emb[a], emb[b]))
+            x, y = emb[a].astype(np.float64), emb[b].astype(np.float64)
+            euc = -np.linalg.norm(x - y, axis=1)
+            norms = np.linalg.norm(x, axis=1) * np.linalg.norm(y, axis=1)
+            if np.any(norms == 0) or np.ptp(user) == 0:
+                return "euclidean"
+            cos = (x * y).sum(axis=1) / norms
+            r_euc = spearmanr(user, euc).statistic
+            r_cos = spearmanr(user, cos).statistic
+            return "cosine" if np.nan_to_num(r_cos) > np.nan_to_num(r_euc) + 1e-9 else "euclidean"
+
+        return self.memo("neighbour_metric", compute)
+
+    def label_overlap(self) -> dict[str, Any]:
+        """Whether validation identities occur in training, by label (the numbers of GD104, for messages).
+
+        Returns ``{"known": bool, "share_identities", "share_items", "n_val_identities", "setting", "words"}``;
+        ``setting`` is "closed" (every val identity seen), "open" (none seen), "mixed", or "unknown" (labels
+        missing on a split: pseudo-identities from pair graphs cannot be matched across splits).
+        """
+        tl, vl = self.train.items.labels, self.val.items.labels
+        if tl is None or vl is None:
+            return {
+                "known": False,
+                "setting": "unknown",
+                "words": "whether validation identities occur in training is unknown (labels missing; see GD104)",
+            }
+        val_ids = np.unique(vl)
+        seen_ids = np.isin(val_ids, np.unique(tl))
+        share_ids = float(seen_ids.mean())
+        share_items = float(np.isin(vl, tl).mean())
+        n_seen, n_all = int(seen_ids.sum()), int(val_ids.size)
+        if n_seen == n_all:
+            setting, words = (
+                "closed",
+                f"all {n_all} validation identities also occur in training (closed set)",
+            )
+        elif n_seen == 0:
+            setting, words = (
+                "open",
+                f"none of the {n_all} validation identities occurs in training (open set)",
+            )
+        else:
+            setting = "mixed"
+            words = f"{n_seen} of {n_all} validation identities ({share_items:.0%} of val items) occur in training"
+        return {
+            "known": True,
+            "setting": setting,
+            "share_identities": share_ids,
+            "share_items": share_items,
+            "n_val_identities": n_all,
+            "words": words,
+        }
+
     # -- items ----------------------------------------------------------------------------------------
     def attributes(self, split: str):
         """Per-item attributes (pandas DataFrame, N rows): built-in properties plus the user's columns."""

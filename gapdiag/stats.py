@@ -27,6 +27,9 @@ __all__ = [
     "estimate_from_draws",
     "mean_bootstrap_draws",
     "auc_bootstrap_draws",
+    "bonferroni_z",
+    "bootstrap_multiplicities",
+    "weighted_auc",
 ]
 
 DEFAULT_LEVEL = 0.95
@@ -284,3 +287,43 @@ def roc_curve_points(scores: np.ndarray, labels: np.ndarray, max_points: int = 2
         keep = np.unique(np.linspace(0, fpr.size - 1, max_points).astype(int))
         fpr, tpr = fpr[keep], tpr[keep]
     return {"fpr": fpr.round(4).tolist(), "tpr": tpr.round(4).tolist()}
+
+
+def bonferroni_z(level: float, m: int) -> float:
+    """The two-sided normal quantile of a ``level`` interval made simultaneous over ``m`` tests."""
+    from scipy.stats import norm
+
+    return float(norm.ppf(1.0 - (1.0 - level) / (2.0 * max(int(m), 1))))
+
+
+def bootstrap_multiplicities(rng: np.random.Generator, n: int, n_boot: int) -> np.ndarray:
+    """How often each of ``n`` units occurs in each of ``n_boot`` resamples: (n_boot, n) float64."""
+    idx = rng.integers(0, n, size=(n_boot, n))
+    flat = (idx + (np.arange(n_boot, dtype=np.int64) * n)[:, None]).ravel()
+    # float32 holds these integer counts (and their running sums below 2**24) exactly, at half the traffic
+    return np.bincount(flat, minlength=n_boot * n).reshape(n_boot, n).astype(np.float32)
+
+
+def weighted_auc(values: np.ndarray, y: np.ndarray, wp: np.ndarray, wn: np.ndarray) -> np.ndarray:
+    """ROC-AUC of finite ``values`` (P,) for ``y`` (P,) under each row of case weights, vectorized.
+
+    ``wp`` (B, n_pos) and ``wn`` (B, n_neg) weight the positives and negatives (in the order they appear in
+    ``values``); a bootstrap resample is a row of integer multiplicities. Ties count one half. O(B x P):
+    the negatives' weights are accumulated in sorted order once, and each positive's place among them is a
+    fixed search position. Returns (B,); NaN where a row has no positive or no negative weight.
+    """
+    y = np.asarray(y).astype(bool)
+    pos, neg = np.asarray(values, dtype=np.float64)[y], np.asarray(values, dtype=np.float64)[~y]
+    order = np.argsort(neg, kind="stable")
+    neg_sorted = neg[order]
+    lo = np.searchsorted(neg_sorted, pos, side="left")
+    hi = np.searchsorted(neg_sorted, pos, side="right")
+    wn = np.asarray(wn, dtype=np.float32)[:, order]
+    wp = np.asarray(wp, dtype=np.float32)
+    cum = np.zeros((wn.shape[0], neg_sorted.size + 1), dtype=np.float32)
+    np.cumsum(wn, axis=1, out=cum[:, 1:])
+    # sum_i w_i (C[lo_i] + C[hi_i]) / 2: the weighted count of negatives below each positive, ties half
+    num = np.einsum("bi,bi->b", wp, cum[:, lo], dtype=np.float64)
+    num += np.einsum("bi,bi->b", wp, cum[:, hi], dtype=np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return 0.5 * num / (wp.sum(axis=1, dtype=np.float64) * cum[:, -1].astype(np.float64))

@@ -16,78 +16,7 @@ from .registry import register_probe
 if TYPE_CHECKING:
     from ..context import AuditContext
 
-__all__ = ["ClassGapProbe", "neighbour_metric", "label_overlap"]
-
-
-def neighbour_metric(ctx: AuditContext, *, n_pairs: int = 256) -> str:
-    """The embedding distance, "euclidean" or "cosine", that ranks pairs like the user's own score.
-
-    Scores ``n_pairs`` random training item pairs with the user's score and with both distances and keeps
-    the one with the higher Spearman correlation (ties, e.g. unit-norm embeddings, give "euclidean").
-    Memoised on the context.
-    """
-
-    def compute() -> str:
-        from scipy.stats import spearmanr
-
-        emb = ctx.embeddings("train")
-        n = emb.shape[0]
-        if n < 3:
-            return "euclidean"
-        rng = ctx.rng("neighbour_metric")
-        a, b = rng.integers(0, n, n_pairs), rng.integers(0, n, n_pairs)
-        keep = a != b
-        a, b = a[keep], b[keep]
-        user = ctx.scorer.orient(ctx.raw_scores_of(emb[a], emb[b]))
-        x, y = emb[a].astype(np.float64), emb[b].astype(np.float64)
-        euc = -np.linalg.norm(x - y, axis=1)
-        norms = np.linalg.norm(x, axis=1) * np.linalg.norm(y, axis=1)
-        if np.any(norms == 0) or np.ptp(user) == 0:
-            return "euclidean"
-        cos = (x * y).sum(axis=1) / norms
-        r_euc = spearmanr(user, euc).statistic
-        r_cos = spearmanr(user, cos).statistic
-        return "cosine" if np.nan_to_num(r_cos) > np.nan_to_num(r_euc) + 1e-9 else "euclidean"
-
-    return ctx.memo("neighbour_metric", compute)
-
-
-def label_overlap(ctx: AuditContext) -> dict[str, Any]:
-    """Whether validation identities occur in training, by label (the numbers of GD104, for messages).
-
-    Returns ``{"known": bool, "share_identities", "share_items", "n_val_identities", "setting", "words"}``;
-    ``setting`` is "closed" (every val identity seen), "open" (none seen), "mixed", or "unknown" (labels
-    missing on a split: pseudo-identities from pair graphs cannot be matched across splits).
-    """
-    tl, vl = ctx.train.items.labels, ctx.val.items.labels
-    if tl is None or vl is None:
-        return {
-            "known": False,
-            "setting": "unknown",
-            "words": "whether validation identities occur in training is unknown (labels missing; see GD104)",
-        }
-    val_ids = np.unique(vl)
-    seen_ids = np.isin(val_ids, np.unique(tl))
-    share_ids = float(seen_ids.mean())
-    share_items = float(np.isin(vl, tl).mean())
-    n_seen, n_all = int(seen_ids.sum()), int(val_ids.size)
-    if n_seen == n_all:
-        setting, words = "closed", f"all {n_all} validation identities also occur in training (closed set)"
-    elif n_seen == 0:
-        setting, words = "open", f"none of the {n_all} validation identities occurs in training (open set)"
-    else:
-        setting = "mixed"
-        words = (
-            f"{n_seen} of {n_all} validation identities ({share_items:.0%} of val items) occur in training"
-        )
-    return {
-        "known": True,
-        "setting": setting,
-        "share_identities": share_ids,
-        "share_items": share_items,
-        "n_val_identities": n_all,
-        "words": words,
-    }
+__all__ = ["ClassGapProbe"]
 
 
 def _chance(labels: np.ndarray, query_labels: np.ndarray) -> float:
@@ -155,8 +84,8 @@ class ClassGapProbe(Probe):
     # -- measuring ----------------------------------------------------------------------------------
     def _measure(self, ctx: AuditContext) -> Measurement:
         n_boot, level = int(ctx.option("n_boot")), float(ctx.option("ci_level"))
-        metric = neighbour_metric(ctx)
-        overlap = label_overlap(ctx)
+        metric = ctx.neighbour_metric()
+        overlap = ctx.label_overlap()
         metrics: dict[str, Any] = {"metric": metric, "identity_overlap": overlap}
         notes: list[str] = []
         per_split: dict[str, dict[str, Any]] = {}
@@ -280,7 +209,7 @@ class ClassGapProbe(Probe):
         order = np.argsort(table["r_precision"], kind="stable")[: int(self.params["n_worst_classes"])]
         train = per_split["train"]["retrieval"]
         # the training bar only where validation identities also occur in training
-        closed = label_overlap(ctx)["setting"] in ("closed", "mixed")
+        closed = ctx.label_overlap()["setting"] in ("closed", "mixed")
         groups, series = [], {"val": {"value": [], "low": [], "high": []}}
         if closed:
             series["train (same identity)"] = {"value": [], "low": [], "high": []}

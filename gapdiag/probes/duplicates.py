@@ -7,10 +7,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..findings.finding import Finding, Severity
-from ..stats import Estimate, estimate_from_draws, wilson
+from ..stats import Estimate, bootstrap_multiplicities, estimate_from_draws, weighted_auc, wilson
+from ..thumbnails import thumbnails
 from .base import FigureSpec, Measurement, Probe
 from .registry import register_probe
-from .shortcut import _multiplicities, thumbnails, weighted_auc
 
 if TYPE_CHECKING:
     from ..context import AuditContext
@@ -253,7 +253,10 @@ class DuplicatesProbe(Probe):
                 "n_clean": int((~touch).sum()),
             }
             n_pos, n_neg = int(y.sum()), int((~y).sum())
-            wp, wn = _multiplicities(rng, n_pos, n_boot), _multiplicities(rng, n_neg, n_boot)
+            wp, wn = (
+                bootstrap_multiplicities(rng, n_pos, n_boot),
+                bootstrap_multiplicities(rng, n_neg, n_boot),
+            )
             all_b = weighted_auc(s, y, wp, wn)
             clean_b = weighted_auc(s, y, wp * (~touch[y]), wn * (~touch[~y]))
             ones_p, ones_n = np.ones((1, n_pos), np.float32), np.ones((1, n_neg), np.float32)

@@ -11,7 +11,6 @@ from ..findings.finding import Finding, Severity
 from ..neighbors import k_occurrence, k_occurrence_skewness, knn
 from ..stats import Estimate, bootstrap_mean, estimate_from_draws, wilson
 from .base import Measurement, Probe
-from .class_gap import neighbour_metric
 from .registry import register_probe
 
 if TYPE_CHECKING:
@@ -119,7 +118,7 @@ class GeometryProbe(Probe):
 
     def _measure(self, ctx: AuditContext) -> Measurement:
         n_boot, level = int(ctx.option("n_boot")), float(ctx.option("ci_level"))
-        metric = neighbour_metric(ctx)
+        metric = ctx.neighbour_metric()
         metrics: dict[str, Any] = {"metric": metric}
         notes: list[str] = []
         for split in ("train", "val"):

@@ -9,11 +9,10 @@ import numpy as np
 from ..data import stratified_pair_indices
 from ..errors import ConfigError, GapdiagError
 from ..findings.finding import Finding, Severity
-from ..stats import Estimate, estimate_from_draws, wilson
+from ..stats import Estimate, bonferroni_z, estimate_from_draws, wilson
 from .base import FigureSpec, Measurement, Probe
 from .registry import register_probe
 from .shortcut import (
-    bonferroni_z,
     describe,
     direction_words,
     feature_rows,
@@ -444,7 +443,7 @@ class RelianceProbe(Probe):
         """A few validation pairs as given and after each transplant (one row each)."""
         import torch
 
-        from .shortcut import thumbnails
+        from ..thumbnails import thumbnails
 
         k = _THUMB_PAIRS
         items = ctx.val.items

@@ -15,13 +15,12 @@ import pandas as pd
 
 from ..data import stratified_pair_indices
 from ..findings.finding import Finding, Severity
-from ..stats import Estimate, estimate_from_draws
+from ..stats import Estimate, bonferroni_z, bootstrap_multiplicities, estimate_from_draws, weighted_auc
+from ..thumbnails import thumbnails
 from .base import FigureSpec, Measurement, Probe
 from .registry import register_probe
 
 if TYPE_CHECKING:
-    import torch
-
     from ..context import AuditContext
 
 __all__ = [
@@ -30,12 +29,9 @@ __all__ = [
     "MEMO_KEY",
     "attribute_auc",
     "auc_bootstrap",
-    "weighted_auc",
     "feature_rows",
     "flagged_rows",
     "shortcut_candidates",
-    "thumbnails",
-    "bonferroni_z",
 ]
 
 MEMO_KEY = "leakage.attribute_auc"
@@ -87,46 +83,6 @@ _MORE_LESS: dict[str, tuple[str, str]] = {
 # --------------------------------------------------------------------------------------------------
 
 
-def bonferroni_z(level: float, m: int) -> float:
-    """The two-sided normal quantile of a ``level`` interval made simultaneous over ``m`` tests."""
-    from scipy.stats import norm
-
-    return float(norm.ppf(1.0 - (1.0 - level) / (2.0 * max(int(m), 1))))
-
-
-def _multiplicities(rng: np.random.Generator, n: int, n_boot: int) -> np.ndarray:
-    """How often each of ``n`` units occurs in each of ``n_boot`` resamples: (n_boot, n) float64."""
-    idx = rng.integers(0, n, size=(n_boot, n))
-    flat = (idx + (np.arange(n_boot, dtype=np.int64) * n)[:, None]).ravel()
-    # float32 holds these integer counts (and their running sums below 2**24) exactly, at half the traffic
-    return np.bincount(flat, minlength=n_boot * n).reshape(n_boot, n).astype(np.float32)
-
-
-def weighted_auc(values: np.ndarray, y: np.ndarray, wp: np.ndarray, wn: np.ndarray) -> np.ndarray:
-    """ROC-AUC of finite ``values`` (P,) for ``y`` (P,) under each row of case weights, vectorized.
-
-    ``wp`` (B, n_pos) and ``wn`` (B, n_neg) weight the positives and negatives (in the order they appear in
-    ``values``); a bootstrap resample is a row of integer multiplicities. Ties count one half. O(B x P):
-    the negatives' weights are accumulated in sorted order once, and each positive's place among them is a
-    fixed search position. Returns (B,); NaN where a row has no positive or no negative weight.
-    """
-    y = np.asarray(y).astype(bool)
-    pos, neg = np.asarray(values, dtype=np.float64)[y], np.asarray(values, dtype=np.float64)[~y]
-    order = np.argsort(neg, kind="stable")
-    neg_sorted = neg[order]
-    lo = np.searchsorted(neg_sorted, pos, side="left")
-    hi = np.searchsorted(neg_sorted, pos, side="right")
-    wn = np.asarray(wn, dtype=np.float32)[:, order]
-    wp = np.asarray(wp, dtype=np.float32)
-    cum = np.zeros((wn.shape[0], neg_sorted.size + 1), dtype=np.float32)
-    np.cumsum(wn, axis=1, out=cum[:, 1:])
-    # sum_i w_i (C[lo_i] + C[hi_i]) / 2: the weighted count of negatives below each positive, ties half
-    num = np.einsum("bi,bi->b", wp, cum[:, lo], dtype=np.float64)
-    num += np.einsum("bi,bi->b", wp, cum[:, hi], dtype=np.float64)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return 0.5 * num / (wp.sum(axis=1, dtype=np.float64) * cum[:, -1].astype(np.float64))
-
-
 def auc_bootstrap(
     x: np.ndarray, y: np.ndarray, *, rng: np.random.Generator, n_boot: int
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -158,8 +114,8 @@ def auc_bootstrap(
     n_pos, n_neg = int(y.sum()), int((~y).sum())
     if n_pos == 0 or n_neg == 0:
         return auc, boot
-    wp_all = _multiplicities(rng, n_pos, n_boot)
-    wn_all = _multiplicities(rng, n_neg, n_boot)
+    wp_all = bootstrap_multiplicities(rng, n_pos, n_boot)
+    wn_all = bootstrap_multiplicities(rng, n_neg, n_boot)
     ones_p, ones_n = np.ones((1, n_pos), np.float32), np.ones((1, n_neg), np.float32)
     for f in range(n_f):
         finite = np.isfinite(x[:, f])
@@ -593,41 +549,6 @@ def direction_words(row: dict[str, Any], split_word: str = "training") -> str:
 # --------------------------------------------------------------------------------------------------
 # Thumbnails
 # --------------------------------------------------------------------------------------------------
-
-
-def thumbnails(batch: torch.Tensor, *, lo: float | None = None, hi: float | None = None, max_side: int = 48):
-    """Images (B, C, H, W) or (B, H, W) -> list of (H, W) or (H, W, 3) arrays in [0, 1] for ``images`` figures.
-
-    Values already in [0, 1] are kept; other ranges are mapped linearly with ``lo``/``hi`` (default: the
-    batch's own range, so a tint stays visible relative to the other images). Larger images are
-    average-pooled to at most ``max_side`` pixels a side. Returns None for inputs that are not image-like.
-    """
-    import torch
-    import torch.nn.functional as F
-
-    from ..attributes import is_image_like
-
-    x = batch.detach().to(torch.float32).cpu()
-    if not is_image_like(x):
-        return None
-    if x.ndim == 3:
-        x = x.unsqueeze(1)
-    h, w = x.shape[2], x.shape[3]
-    if max(h, w) > max_side:
-        scale = max_side / max(h, w)
-        x = F.adaptive_avg_pool2d(x, (max(1, int(h * scale)), max(1, int(w * scale))))
-    lo = float(x.min()) if lo is None else lo
-    hi = float(x.max()) if hi is None else hi
-    if not (lo >= 0.0 and hi <= 1.0):
-        x = (x - lo) / max(hi - lo, 1e-12)
-    x = x.clamp(0, 1)
-    out = []
-    for img in x:
-        if img.shape[0] == 3:
-            out.append(np.round(img.permute(1, 2, 0).numpy(), 3))
-        else:
-            out.append(np.round(img.mean(dim=0).numpy(), 3))
-    return out
 
 
 def _pair_rows(items, left, right, picks, caption: str) -> dict[str, Any] | None:

@@ -9,7 +9,6 @@ import numpy as np
 from ..findings.finding import Finding, Severity
 from ..stats import Estimate, bootstrap_auc
 from .base import Measurement, Probe
-from .class_gap import label_overlap
 from .registry import register_probe
 
 if TYPE_CHECKING:
@@ -111,7 +110,7 @@ class SplitShiftProbe(Probe):
             int(self.params["max_per_split"]),
             rng,
         )
-        overlap = label_overlap(ctx)
+        overlap = ctx.label_overlap()
         metrics: dict[str, Any] = {"sampling": how, "identity_overlap": overlap}
         n_folds = int(self.params["n_folds"])
         if min(tr.size, va.size) < max(n_folds, 5):
