@@ -349,7 +349,7 @@ class AuditContext:
         def compute():
             import pandas as pd
 
-            from .attributes import compute_attributes, merge_attributes
+            from .probes.leakage.attributes import compute_attributes, merge_attributes
 
             s = self.splits[split]
             frame = compute_attributes(s.items.get_batch, len(s.items)) if s.items.has_inputs else None

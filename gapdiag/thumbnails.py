@@ -19,7 +19,7 @@ def thumbnails(batch: torch.Tensor, *, lo: float | None = None, hi: float | None
     """
     import torch.nn.functional as F
 
-    from .attributes import is_image_like
+    from .modality import is_image_like
 
     x = batch.detach().to(torch.float32).cpu()
     if not is_image_like(x):

@@ -63,11 +63,12 @@ def _load_builtin() -> None:
         return
     _loaded = True
     from . import __name__ as package
-    from . import __path__ as path
 
-    for mod in sorted(pkgutil.iter_modules(path), key=lambda m: m.name):
-        if mod.name not in ("base", "registry") and not mod.name.startswith("_"):
-            importlib.import_module(f"{package}.{mod.name}")
+    for family in _FAMILIES[:-1]:
+        family_pkg = importlib.import_module(f"{package}.{family}")
+        for mod in sorted(pkgutil.iter_modules(family_pkg.__path__), key=lambda m: m.name):
+            if not mod.ispkg and not mod.name.startswith("_"):
+                importlib.import_module(f"{family_pkg.__name__}.{mod.name}")
     try:
         from importlib.metadata import entry_points
 

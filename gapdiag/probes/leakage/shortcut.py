@@ -13,15 +13,15 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from ..data import stratified_pair_indices
-from ..findings.finding import Finding, Severity
-from ..stats import Estimate, bonferroni_z, bootstrap_multiplicities, estimate_from_draws, weighted_auc
-from ..thumbnails import thumbnails
-from .base import FigureSpec, Measurement, Probe
-from .registry import register_probe
+from ...data import stratified_pair_indices
+from ...findings.finding import Finding, Severity
+from ...stats import Estimate, bonferroni_z, bootstrap_multiplicities, estimate_from_draws, weighted_auc
+from ...thumbnails import thumbnails
+from ..base import FigureSpec, Measurement, Probe
+from ..registry import register_probe
 
 if TYPE_CHECKING:
-    from ..context import AuditContext
+    from ...context import AuditContext
 
 __all__ = [
     "ShortcutProbe",
@@ -146,13 +146,13 @@ def _normal_interval(value: float, samples: np.ndarray, z: float, n: int, level:
 
 
 def pair_feature_table(attr: pd.DataFrame, left: np.ndarray, right: np.ndarray) -> pd.DataFrame:
-    """:func:`gapdiag.attributes.pair_features` plus a ``deviation`` part for each numeric attribute.
+    """:func:`gapdiag.probes.leakage.attributes.pair_features` plus a ``deviation`` part for each numeric attribute.
 
     ``a:deviation`` = ``|a:level - median(a over the split's items)|``: a shared shift of random sign (the
     same random brightness on both images of a positive pair) leaves the level's mean and the agreement
     unchanged and only shows as more extreme levels.
     """
-    from ..attributes import pair_features
+    from .attributes import pair_features
 
     feats = pair_features(attr, left, right)
     extra = {}
@@ -367,7 +367,7 @@ def feature_rows(res: AttributeAUCs, *, level: float) -> list[dict[str, Any]]:
     ``separability_train_adj``, are bootstrap normal intervals at ``level`` made simultaneous over all compared
     features (Bonferroni).
     """
-    from ..attributes import column_kind
+    from .attributes import column_kind
 
     z = bonferroni_z(level, res.n_tests)
     rows = []
@@ -485,7 +485,7 @@ def shortcut_candidates(ctx: AuditContext) -> tuple[AttributeAUCs, list[dict[str
 
 def intervention_group(attr: str) -> str:
     """Attributes moved by the same intervention describe one artifact (red, redness, saturation: a tint)."""
-    from ..attributes import intervention_for_attribute
+    from .attributes import intervention_for_attribute
 
     moves = intervention_for_attribute(attr)
     return moves[0] if moves else attr
@@ -498,7 +498,7 @@ def intervention_group(attr: str) -> str:
 
 def describe(attr: str, table: pd.DataFrame | None) -> str:
     """Plain-words description of an attribute column (built-in, registered or the user's)."""
-    from ..attributes import describe_attribute
+    from .attributes import describe_attribute
 
     try:
         return describe_attribute(attr, table=table)
@@ -513,7 +513,7 @@ def plain_name(attr: str) -> str:
 
 def part_text(part: str) -> str:
     """What a pair-feature part means, in words."""
-    from ..attributes import FEATURE_PARTS
+    from .attributes import FEATURE_PARTS
 
     return _DEVIATION_TEXT if part == "deviation" else FEATURE_PARTS.get(part, part)
 

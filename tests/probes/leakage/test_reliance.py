@@ -13,9 +13,13 @@ import torch
 from scipy.stats import spearmanr
 
 from gapdiag import Severity, audit
-from gapdiag.attributes import apply_intervention, register_intervention, unregister_intervention
 from gapdiag.digits import build_scenario
-from gapdiag.probes.reliance import spearman_with_ci, transplant
+from gapdiag.probes.leakage.attributes import (
+    apply_intervention,
+    register_intervention,
+    unregister_intervention,
+)
+from gapdiag.probes.leakage.reliance import spearman_with_ci, transplant
 
 COLOUR = {"red", "green", "blue", "redness", "greenness", "blueness", "saturation"}
 INTENSITY = {"brightness", "border"}

@@ -8,7 +8,7 @@ import pytest
 import gapdiag
 from gapdiag import Severity, SiameseModel, Split
 from gapdiag.digits import build_scenario
-from gapdiag.probes.split_shift import _matched_sample
+from gapdiag.probes.embedding.split_shift import _matched_sample
 
 
 def _audit(model, train, val):

@@ -14,11 +14,11 @@ import torch
 from torch import nn
 
 from gapdiag import Severity, audit
-from gapdiag.attributes import apply_intervention
 from gapdiag.data import Items, Pairs, Split, make_episodes, make_pairs
 from gapdiag.digits import load_digits_images, split_by_classes, split_by_items
 from gapdiag.model import SiameseModel
-from gapdiag.probes.shortcut import attribute_auc, auc_bootstrap, direction_words, pair_feature_table
+from gapdiag.probes.leakage.attributes import apply_intervention
+from gapdiag.probes.leakage.shortcut import attribute_auc, auc_bootstrap, direction_words, pair_feature_table
 from gapdiag.stats import bootstrap_auc, roc_auc
 
 COLOUR = {"red", "green", "blue", "redness", "greenness", "blueness", "saturation"}
@@ -282,7 +282,7 @@ def test_feature_table_and_aucs_match_a_direct_computation():
     model, train, val = planted(channels=3, size=8, transform=colour_cast)
     report, result = run(model, train, val)
     rows = {r["feature"]: r for r in result.evidence["features"]}
-    from gapdiag.attributes import compute_attributes_from_tensor
+    from gapdiag.probes.leakage.attributes import compute_attributes_from_tensor
 
     attrs = compute_attributes_from_tensor(train.items.inputs)
     feats = pair_feature_table(attrs, train.pairs.left, train.pairs.right)

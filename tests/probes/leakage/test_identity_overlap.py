@@ -7,7 +7,7 @@ import pytest
 
 from gapdiag import Severity, audit
 from gapdiag.data import Items, Pairs, Split, make_episodes, make_pairs
-from gapdiag.probes.identity_overlap import identity_centroids
+from gapdiag.probes.leakage.identity_overlap import identity_centroids
 
 
 def run(model, train, val):

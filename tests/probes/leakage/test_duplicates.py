@@ -13,7 +13,7 @@ from gapdiag.data import Items, Split, make_episodes, make_pairs
 from gapdiag.digits import load_digits_images, split_by_items
 from gapdiag.metrics import nway_accuracy
 from gapdiag.model import SiameseModel
-from gapdiag.probes.duplicates import input_vectors, near_threshold
+from gapdiag.probes.leakage.duplicates import input_vectors, near_threshold
 from gapdiag.stats import roc_auc
 
 N_NOISY, N_EXACT = 30, 5

@@ -7,14 +7,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from ..findings.finding import Finding, Severity
-from ..metrics import cluster_metrics, per_class_retrieval, retrieval_metrics
-from ..stats import Estimate, bootstrap_mean, estimate_from_draws, mean_bootstrap_draws
-from .base import FigureSpec, Measurement, Probe
-from .registry import register_probe
+from ...findings.finding import Finding, Severity
+from ...metrics import cluster_metrics, per_class_retrieval, retrieval_metrics
+from ...stats import Estimate, bootstrap_mean, estimate_from_draws, mean_bootstrap_draws
+from ..base import FigureSpec, Measurement, Probe
+from ..registry import register_probe
 
 if TYPE_CHECKING:
-    from ..context import AuditContext
+    from ...context import AuditContext
 
 __all__ = ["ClassGapProbe"]
 

@@ -6,14 +6,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..findings.finding import Finding, Severity
-from ..stats import Estimate, wilson
-from .base import FigureSpec, Measurement, Probe
-from .registry import register_probe
+from ...findings.finding import Finding, Severity
+from ...stats import Estimate, wilson
+from ..base import FigureSpec, Measurement, Probe
+from ..registry import register_probe
 
 if TYPE_CHECKING:
-    from ..context import AuditContext
-    from ..data import Items
+    from ...context import AuditContext
+    from ...data import Items
 
 __all__ = ["PreprocessingProbe"]
 

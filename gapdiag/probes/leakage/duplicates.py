@@ -6,15 +6,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..findings.finding import Finding, Severity
-from ..stats import Estimate, bootstrap_multiplicities, estimate_from_draws, weighted_auc, wilson
-from ..thumbnails import thumbnails
-from .base import FigureSpec, Measurement, Probe
-from .registry import register_probe
+from ...findings.finding import Finding, Severity
+from ...stats import Estimate, bootstrap_multiplicities, estimate_from_draws, weighted_auc, wilson
+from ...thumbnails import thumbnails
+from ..base import FigureSpec, Measurement, Probe
+from ..registry import register_probe
 
 if TYPE_CHECKING:
-    from ..context import AuditContext
-    from ..data import Items
+    from ...context import AuditContext
+    from ...data import Items
 
 __all__ = ["DuplicatesProbe", "input_vectors", "near_threshold"]
 
@@ -31,7 +31,7 @@ def input_vectors(items: Items, *, max_dim: int, seed: int, batch_size: int = 51
     import torch
     import torch.nn.functional as F
 
-    from ..attributes import is_image_like
+    from ...modality import is_image_like
 
     out = []
     projector = None
@@ -68,7 +68,7 @@ def near_threshold(within: np.ndarray, *, quantile: float, fraction: float) -> f
 
 
 def _nn(queries: np.ndarray, database: np.ndarray, *, exclude_self: bool) -> tuple[np.ndarray, np.ndarray]:
-    from ..neighbors import knn
+    from ...neighbors import knn
 
     idx, dist = knn(queries, database, 1, exclude_self=exclude_self)
     return idx[:, 0], dist[:, 0].astype(np.float64)
@@ -219,7 +219,7 @@ class DuplicatesProbe(Probe):
 
     def _effect(self, ctx: AuditContext, dup: np.ndarray, level: float) -> dict[str, Any]:
         """The validation metric on everything and without the episodes/pairs that touch a duplicate."""
-        from ..metrics import nway_accuracy
+        from ...metrics import nway_accuracy
 
         n_boot = int(ctx.option("n_boot"))
         rng = ctx.rng("duplicates.effect")

@@ -6,13 +6,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..findings.finding import Finding, Severity
-from ..stats import Estimate, bootstrap_mean, estimate_from_draws, roc_auc, roc_auc_rows
-from .base import FigureSpec, Measurement, Probe
-from .registry import register_probe
+from ...findings.finding import Finding, Severity
+from ...stats import Estimate, bootstrap_mean, estimate_from_draws, roc_auc, roc_auc_rows
+from ..base import FigureSpec, Measurement, Probe
+from ..registry import register_probe
 
 if TYPE_CHECKING:
-    from ..context import AuditContext
+    from ...context import AuditContext
 
 __all__ = ["MemorizationProbe", "draw_fresh_partners"]
 

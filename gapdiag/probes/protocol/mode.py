@@ -9,16 +9,16 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..findings.finding import Finding, Severity
-from ..metrics import nway_accuracy
-from ..stats import Estimate, bootstrap_mean, wilson
-from .base import FigureSpec, Measurement, Probe
-from .registry import register_probe
+from ...findings.finding import Finding, Severity
+from ...metrics import nway_accuracy
+from ...stats import Estimate, bootstrap_mean, wilson
+from ..base import FigureSpec, Measurement, Probe
+from ..registry import register_probe
 
 if TYPE_CHECKING:
     import torch
 
-    from ..context import AuditContext
+    from ...context import AuditContext
 
 __all__ = ["ModeProbe"]
 

@@ -11,7 +11,7 @@ import gapdiag
 from gapdiag import Items, Severity, SiameseModel, Split
 from gapdiag.data import make_episodes, make_pairs
 from gapdiag.digits import SiameseCNN, load_digits_images, train_on_pairs
-from gapdiag.probes.memorization import draw_fresh_partners
+from gapdiag.probes.embedding.memorization import draw_fresh_partners
 
 
 def _audit(model, train, val, **kw):

@@ -6,12 +6,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..data import stratified_pair_indices
-from ..errors import ConfigError, GapdiagError
-from ..findings.finding import Finding, Severity
-from ..stats import Estimate, bonferroni_z, estimate_from_draws, wilson
-from .base import FigureSpec, Measurement, Probe
-from .registry import register_probe
+from ...data import stratified_pair_indices
+from ...errors import ConfigError, GapdiagError
+from ...findings.finding import Finding, Severity
+from ...stats import Estimate, bonferroni_z, estimate_from_draws, wilson
+from ..base import FigureSpec, Measurement, Probe
+from ..registry import register_probe
 from .shortcut import (
     describe,
     direction_words,
@@ -24,7 +24,7 @@ from .shortcut import (
 if TYPE_CHECKING:
     import torch
 
-    from ..context import AuditContext
+    from ...context import AuditContext
 
 __all__ = ["RelianceProbe", "spearman_with_ci", "transplant"]
 
@@ -88,7 +88,7 @@ def transplant(
     """
     import torch
 
-    from ..attributes import apply_intervention, fit_intervention
+    from .attributes import apply_intervention, fit_intervention
 
     left, right = targets
     out_l, out_r = left.clone(), right.clone()
@@ -183,7 +183,7 @@ class RelianceProbe(Probe):
     def _measure(self, ctx: AuditContext) -> Measurement:
         import torch
 
-        from ..attributes import get_intervention, intervention_for_attribute
+        from .attributes import get_intervention, intervention_for_attribute
 
         level = float(ctx.option("ci_level"))
         n_boot = int(ctx.option("n_boot"))
@@ -443,7 +443,7 @@ class RelianceProbe(Probe):
         """A few validation pairs as given and after each transplant (one row each)."""
         import torch
 
-        from ..thumbnails import thumbnails
+        from ...thumbnails import thumbnails
 
         k = _THUMB_PAIRS
         items = ctx.val.items
@@ -546,7 +546,7 @@ class RelianceProbe(Probe):
                 f"Among {g} training pairs the model's score follows {r['feature']}: Spearman {e:.2f} over {e.n} "
                 f"pairs (CI simultaneous over the correlations tested; threshold |rho| >= {p['min_correlation']}). "
                 f"No intervention can move {r['attribute']}, so this is correlational evidence, not a counterfactual "
-                f"test (register one with gapdiag.attributes.register_intervention and map it in "
+                f"test (register one with gapdiag.probes.leakage.attributes.register_intervention and map it in "
                 f"probes.reliance.interventions). (GD101: {direction_words(r)}.)"
             )
             findings.append(

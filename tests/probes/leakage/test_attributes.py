@@ -13,8 +13,8 @@ import torch
 import torch.nn.functional as F
 from sklearn.datasets import load_digits
 
-from gapdiag import attributes as A
 from gapdiag.errors import ConfigError, InputError
+from gapdiag.probes.leakage import attributes as A
 
 N = 300
 

@@ -7,14 +7,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from ..findings.finding import Finding, Severity
-from ..neighbors import k_occurrence, k_occurrence_skewness, knn
-from ..stats import Estimate, bootstrap_mean, estimate_from_draws, wilson
-from .base import Measurement, Probe
-from .registry import register_probe
+from ...findings.finding import Finding, Severity
+from ...neighbors import k_occurrence, k_occurrence_skewness, knn
+from ...stats import Estimate, bootstrap_mean, estimate_from_draws, wilson
+from ..base import Measurement, Probe
+from ..registry import register_probe
 
 if TYPE_CHECKING:
-    from ..context import AuditContext
+    from ...context import AuditContext
 
 __all__ = ["GeometryProbe", "effective_rank", "alignment", "uniformity"]
 

@@ -8,7 +8,7 @@ from scipy.stats import skew
 
 import gapdiag
 from gapdiag import Severity, SiameseModel, Split
-from gapdiag.probes.geometry import alignment, effective_rank, uniformity
+from gapdiag.probes.embedding.geometry import alignment, effective_rank, uniformity
 
 
 def _embed(model, split):

@@ -6,13 +6,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..findings.finding import Finding, Severity
-from ..stats import Estimate, bootstrap_auc
-from .base import Measurement, Probe
-from .registry import register_probe
+from ...findings.finding import Finding, Severity
+from ...stats import Estimate, bootstrap_auc
+from ..base import Measurement, Probe
+from ..registry import register_probe
 
 if TYPE_CHECKING:
-    from ..context import AuditContext
+    from ...context import AuditContext
 
 __all__ = ["SplitShiftProbe"]
 

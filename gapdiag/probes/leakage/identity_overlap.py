@@ -6,13 +6,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..findings.finding import Finding, Severity
-from ..stats import wilson
-from .base import Measurement, Probe
-from .registry import register_probe
+from ...findings.finding import Finding, Severity
+from ...stats import wilson
+from ..base import Measurement, Probe
+from ..registry import register_probe
 
 if TYPE_CHECKING:
-    from ..context import AuditContext
+    from ...context import AuditContext
 
 __all__ = ["IdentityOverlapProbe", "identity_centroids"]
 
@@ -72,7 +72,7 @@ class IdentityOverlapProbe(Probe):
     }
 
     def _measure(self, ctx: AuditContext) -> Measurement:
-        from ..data import labels_from_pairs
+        from ...data import labels_from_pairs
 
         level = float(ctx.option("ci_level"))
         m = Measurement()
@@ -122,7 +122,7 @@ class IdentityOverlapProbe(Probe):
     def _centroids(
         self, ctx: AuditContext, t_ids, v_ids, by_label: bool, level: float
     ) -> dict[str, Any] | None:
-        from ..neighbors import knn
+        from ...neighbors import knn
 
         p = self.params
         k = int(p["min_items_per_identity"])

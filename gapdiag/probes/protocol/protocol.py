@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..findings.finding import Finding, Severity
-from ..metrics import best_threshold, nway_accuracy
-from ..stats import (
+from ...findings.finding import Finding, Severity
+from ...metrics import best_threshold, nway_accuracy
+from ...stats import (
     Estimate,
     auc_bootstrap_draws,
     estimate_from_draws,
@@ -23,11 +23,11 @@ from ..stats import (
     roc_curve_points,
     wilson,
 )
-from .base import FigureSpec, Measurement, Probe
-from .registry import register_probe
+from ..base import FigureSpec, Measurement, Probe
+from ..registry import register_probe
 
 if TYPE_CHECKING:
-    from ..context import AuditContext
+    from ...context import AuditContext
 
 __all__ = ["ProtocolProbe"]
 
@@ -273,7 +273,7 @@ class ProtocolProbe(Probe):
     def _measure(self, ctx: AuditContext) -> Measurement:
         for key in ("train_protocol", "val_protocol"):
             if self.params[key] not in _PROTOCOL_CHOICES:
-                from ..errors import ConfigError
+                from ...errors import ConfigError
 
                 raise ConfigError(
                     f"probes.protocol.{key} must be one of {_PROTOCOL_CHOICES}; got {self.params[key]!r}."
@@ -556,8 +556,8 @@ class ProtocolProbe(Probe):
 
         Only when the user gave the units (generated ones are fresh already). ``(None, reason)`` otherwise.
         """
-        from ..data import Items, make_episodes, make_pairs
-        from ..errors import InputError
+        from ...data import Items, make_episodes, make_pairs
+        from ...errors import InputError
 
         ids = ctx.identities("train")
         given = ctx.train.pairs if protocol == PAIRWISE else ctx.train.episodes
