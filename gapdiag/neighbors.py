@@ -47,6 +47,9 @@ BACKENDS = ("auto", "torch", "faiss")
 # back per call: about 16M entries (192 MB), in whole multiples of faiss's 4096-query block where k allows
 # (fewer, fuller calls are measurably faster than many small ones).
 _TORCH_BLOCK_ELEMENTS = 1 << 24
+# Databases above this many rows are searched block by block (each block's top-k merged), so that a
+# (chunk, block) tile keeps hundreds of queries per matmul even against millions of rows.
+_TORCH_DB_BLOCK = 1 << 16
 _FAISS_RESULT_ELEMENTS = 1 << 24
 _FAISS_QUERY_BLOCK = 4096
 
@@ -115,7 +118,7 @@ def _chunk_rows(chunk_size: Any, backend: str, n_database: int, k: int) -> int:
         if rows >= _FAISS_QUERY_BLOCK:
             return rows // _FAISS_QUERY_BLOCK * _FAISS_QUERY_BLOCK
         return max(256, rows)  # very deep lists: fewer queries per call to bound the results
-    return max(1, _TORCH_BLOCK_ELEMENTS // max(1, n_database))
+    return max(1, _TORCH_BLOCK_ELEMENTS // max(1, min(n_database, _TORCH_DB_BLOCK)))
 
 
 def _canonical_order(indices: np.ndarray, distances: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -172,30 +175,63 @@ def _search(
             yield start, stop, idx.astype(np.int64, copy=False), dist.astype(np.float32, copy=False)
         return
 
+    yield from _torch_search(queries, database, k, self_rows=self_rows, metric=metric, rows=rows)
+
+
+def _torch_search(
+    queries: np.ndarray, database: np.ndarray, k: int, *, self_rows: np.ndarray | None, metric: str, rows: int
+) -> Iterator[tuple[int, int, np.ndarray, np.ndarray]]:
+    """The torch backend of :func:`_search`: (rows, block) distance tiles from a matmul, reduced by topk.
+
+    A database of more than ``_TORCH_DB_BLOCK`` rows is cut into blocks whose top-k lists are merged, so
+    each matmul keeps a few hundred queries against one block (instead of a handful against all rows).
+    The database is only read: a read-only or memory-mapped array is used in place, never copied.
+    """
+    import warnings
+
     import torch
 
-    # torch.from_numpy shares memory and warns on read-only arrays; copy only those
-    queries = np.require(queries, requirements=["C", "W"])
-    database = np.require(database, requirements=["C", "W"])
-    db = torch.from_numpy(database)
-    db_t = db.T.contiguous()
-    db_sq = (db * db).sum(dim=1) if metric == "euclidean" else None
+    m, n = queries.shape[0], database.shape[0]
+    with warnings.catch_warnings():  # read-only arrays (memory maps): torch warns, but nothing writes here
+        warnings.simplefilter("ignore", UserWarning)
+        db = torch.from_numpy(database)
+        q_all = torch.from_numpy(queries)
+    step = min(n, _TORCH_DB_BLOCK)
+    blocks = [(b0, min(n, b0 + step)) for b0 in range(0, n, step)]
+    sq = [(db[b0:b1] * db[b0:b1]).sum(dim=1) for b0, b1 in blocks] if metric == "euclidean" else None
     with torch.no_grad():
         for start in range(0, m, rows):
             stop = min(m, start + rows)
-            q = torch.from_numpy(queries[start:stop])
-            if metric == "euclidean":
-                # ||q||^2 + ||x||^2 - 2 q.x, one (chunk, n) block
-                block = torch.addmm(db_sq.unsqueeze(0), q, db_t, beta=1.0, alpha=-2.0)
-                block.add_((q * q).sum(dim=1, keepdim=True))
-            else:
-                block = torch.mm(q, db_t).neg_().add_(1.0)
-            if self_rows is not None:
-                local = torch.arange(stop - start)
-                block[local, torch.from_numpy(self_rows[start:stop])] = float("inf")
-            values, idx = torch.topk(block, k, dim=1, largest=False, sorted=True)
-            dist = values.clamp_(min=0.0).sqrt_() if metric == "euclidean" else values
-            yield start, stop, idx.numpy().astype(np.int64, copy=False), dist.numpy()
+            q = q_all[start:stop]
+            q_sq = (q * q).sum(dim=1, keepdim=True) if metric == "euclidean" else None
+            own = torch.from_numpy(self_rows[start:stop]) if self_rows is not None else None
+            best_v = best_i = None
+            for j, (b0, b1) in enumerate(blocks):
+                if metric == "euclidean":
+                    # ||q||^2 + ||x||^2 - 2 q.x on one (chunk, block) tile
+                    tile = torch.addmm(sq[j].unsqueeze(0), q, db[b0:b1].T, beta=1.0, alpha=-2.0).add_(q_sq)
+                else:
+                    tile = torch.mm(q, db[b0:b1].T).neg_().add_(1.0)
+                if own is not None:
+                    inside = (own >= b0) & (own < b1)
+                    tile[torch.nonzero(inside).view(-1), own[inside] - b0] = float("inf")
+                values, idx = torch.topk(tile, min(k, b1 - b0), dim=1, largest=False, sorted=len(blocks) == 1)
+                if best_v is None:
+                    best_v, best_i = values, idx
+                else:
+                    cat_v, cat_i = (
+                        torch.cat([best_v, values], dim=1),
+                        torch.cat([best_i, idx.add_(b0)], dim=1),
+                    )
+                    best_v, pos = torch.topk(
+                        cat_v, min(k, cat_v.shape[1]), dim=1, largest=False, sorted=False
+                    )
+                    best_i = torch.gather(cat_i, 1, pos)
+            if len(blocks) > 1:
+                best_v, pos = torch.sort(best_v, dim=1)
+                best_i = torch.gather(best_i, 1, pos)
+            dist = best_v.clamp_(min=0.0).sqrt_() if metric == "euclidean" else best_v
+            yield start, stop, best_i.numpy().astype(np.int64, copy=False), dist.numpy()
 
 
 def _exact_distances(queries: np.ndarray, database: np.ndarray, idx: np.ndarray, metric: str) -> np.ndarray:
