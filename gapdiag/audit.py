@@ -117,11 +117,12 @@ def audit(
     results: list[ProbeResult] = []
     findings: list[Finding] = []
     timings: dict[str, float] = {"embedding_pass": round(t_embed, 3)}
+    probes_to_run = [get_probe(name)(**config.params_for(name)) for name in names]
+    _declare_neighbours(ctx, probes_to_run)
     bar = _probe_bar(len(names), progress)
     try:
-        for name in names:
+        for name, probe in zip(names, probes_to_run, strict=True):
             bar.set_postfix_str(name)
-            probe = get_probe(name)(**config.params_for(name))
             result = probe.run(ctx)
             for f in result.findings:
                 f.ignored = f.code in config.ignore
@@ -153,6 +154,19 @@ def audit(
         "timings": timings,
     }
     return Report(findings, results, gap=gap, meta=meta, fail_on=config.fail_on)
+
+
+def _declare_neighbours(ctx: AuditContext, probes: list) -> None:
+    """Tell the context how deep each split's shared kNN graph must be, before any probe runs."""
+    for probe in probes:
+        if ctx.missing(probe.requires):
+            continue  # it will be skipped: its needs must not deepen the graph
+        try:
+            needs = probe.neighbours_needed(ctx)
+        except Exception:  # noqa: BLE001 - the probe's own run reports its error as GD900
+            continue
+        for split, k in needs.items():
+            ctx.declare_neighbours(split, k)
 
 
 def _probe_bar(total: int, enabled: bool):

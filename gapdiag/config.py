@@ -37,6 +37,9 @@ GLOBAL_DEFAULTS: dict[str, Any] = {
     "ignore": (),  # finding codes reported but never gating
     "fail_on": "fail",  # "warn" or "fail": the lowest severity that makes the exit code 1
     "max_pairs_per_split": 200_000,  # the protocol grid scores a seeded subsample of at most this many pairs
+    # multiply-adds (queries x database x d) of one exact neighbour search; above it a seeded query sample
+    # searches all items and the numbers built on it are estimates (see docs/scale.md)
+    "neighbour_budget": 1e12,
 }
 
 
@@ -97,6 +100,13 @@ class Config:
             raise ConfigError(f"{source}: ci_level must lie in (0.5, 1); got {o['ci_level']!r}.")
         if o["n_way"] is not None and (not isinstance(o["n_way"], int) or o["n_way"] < 2):
             raise ConfigError(f"{source}: n_way must be an integer >= 2; got {o['n_way']!r}.")
+        if isinstance(o["neighbour_budget"], bool) or not (
+            isinstance(o["neighbour_budget"], (int, float)) and o["neighbour_budget"] > 0
+        ):
+            raise ConfigError(
+                f"{source}: neighbour_budget must be a positive number of multiply-adds, e.g. 1e12; "
+                f"got {o['neighbour_budget']!r}."
+            )
         if isinstance(o["ignore"], str):
             o["ignore"] = tuple(c.strip().upper() for c in o["ignore"].split(",") if c.strip())
         o["ignore"] = tuple(str(c).upper() for c in o["ignore"])

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -19,7 +19,14 @@ from .errors import InputError
 from .model import SiameseModel, euclidean_distance
 from .scoring import Scorer
 
+if TYPE_CHECKING:
+    from .neighbors import NeighbourGraph
+
 __all__ = ["AuditContext", "REQUIREMENTS"]
+
+# Memory bound of one neighbour graph (int64 indices + float32 distances): deeper needs are searched by
+# the probe that has them, block by block.
+_GRAPH_BYTES = 512 << 20
 
 # What a probe can declare in ``requires`` and what each means.
 REQUIREMENTS: dict[str, str] = {
@@ -61,6 +68,7 @@ class AuditContext:
         self.config = config
         self.seed = int(seed)
         self._memo: dict[Any, Any] = {}
+        self._neighbour_depth: dict[str, int] = {}
         self.extra_items_encoded = 0
 
     # -- basics ---------------------------------------------------------------------------------------
@@ -359,23 +367,86 @@ class AuditContext:
 
         return self.memo(("attributes", split), compute)
 
-    def knn(
-        self, split: str, k: int, *, database: str | None = None, metric: str = "euclidean"
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """k nearest neighbours of each item of ``split`` among ``database`` (default: same split, self excluded).
+    # -- neighbours -----------------------------------------------------------------------------------
+    def declare_neighbours(self, split: str, k: int) -> None:
+        """Record, before probes run, that one needs ``k`` neighbours per item of ``split``.
 
-        Returns indices (N, k) int64 and distances (N, k) float32, memoised per arguments.
+        The split's one neighbour graph is then built once, as deep as the deepest declared need (within
+        a memory bound), and every probe reads it through :meth:`neighbour_graph`.
+        """
+        if k > 0:
+            self._neighbour_depth[split] = max(self._neighbour_depth.get(split, 0), int(k))
+
+    def neighbour_depth(self, split: str) -> int:
+        """The deepest neighbour need declared for ``split`` (0 when none was)."""
+        return self._neighbour_depth.get(split, 0)
+
+    def neighbour_queries(self, split: str, database: str | None = None) -> np.ndarray:
+        """Rows (m,) of ``split`` that query a neighbour search against all of ``database`` (default: itself).
+
+        Every row while ``n_queries x n_database x d`` multiply-adds fit the ``neighbour_budget`` option
+        (the search is exact); beyond it a seeded uniform sample of as many rows as the budget allows
+        (at least 2000), so numbers from the graph become estimates whose intervals include the
+        sampling. The same rows for every probe and every call.
         """
 
-        def compute():
-            from .neighbors import knn
+        def compute() -> np.ndarray:
+            n = self.embeddings(split).shape[0]
+            n_db, d = self.embeddings(database or split).shape
+            m = max(2000, int(float(self.option("neighbour_budget")) // max(1, n_db * d)))
+            if m >= n:
+                return np.arange(n, dtype=np.int64)
+            rng = self.rng(f"neighbour_queries.{split}.{database or split}")
+            return np.sort(rng.choice(n, m, replace=False)).astype(np.int64)
 
-            db = database or split
-            return knn(
-                self.embeddings(split), self.embeddings(db), k, metric=metric, exclude_self=db == split
-            )
+        return self.memo(("neighbour_queries", split, database or split), compute)
 
-        return self.memo(("knn", split, database, k, metric), compute)
+    def neighbour_graph(self, split: str, k: int | None = None) -> NeighbourGraph:
+        """The split's self-excluded kNN graph (queries of :meth:`neighbour_queries` against all items).
+
+        Built once per split in the metric of :meth:`neighbour_metric`, ``max(k, declared depth)`` deep
+        (the declared depth bounded so the graph stays under ``_GRAPH_BYTES``); asking deeper than it was
+        built rebuilds it deeper. Returns the graph cut to ``k`` neighbours per row (``None``: as built).
+        """
+        from .neighbors import NeighbourGraph, self_knn_blocks
+
+        n = self.embeddings(split).shape[0]
+        if n < 2:
+            raise InputError(f"The {split} split has {n} item(s); a neighbour graph needs at least 2.")
+        graph = self._memo.get(("neighbour_graph", split))
+        if k is None and graph is not None:
+            return graph
+        k = min(int(k or 1), n - 1)
+        if graph is None or graph.k < k:
+            rows = self.neighbour_queries(split)
+            per_row = _GRAPH_BYTES // (12 * max(1, rows.size))
+            depth = min(n - 1, max(k, min(self._neighbour_depth.get(split, 0), per_row)))
+            idx = np.empty((rows.size, depth), dtype=np.int64)
+            dist = np.empty((rows.size, depth), dtype=np.float32)
+            done = 0
+            for block, i, d in self_knn_blocks(
+                self.embeddings(split), depth, rows=rows, metric=self.neighbour_metric()
+            ):
+                idx[done : done + block.size], dist[done : done + block.size] = i, d
+                done += block.size
+            graph = NeighbourGraph(rows, idx, dist, self.neighbour_metric(), n, n)
+            self._memo[("neighbour_graph", split)] = graph
+        return graph.head(k)
+
+    def cross_neighbours(self, split: str, database: str, k: int = 1) -> NeighbourGraph:
+        """k nearest ``database`` items of the :meth:`neighbour_queries` rows of ``split``, memoised."""
+
+        def compute() -> NeighbourGraph:
+            from .neighbors import NeighbourGraph, knn
+
+            rows = self.neighbour_queries(split, database)
+            emb = self.embeddings(split)
+            queries = emb if rows.size == emb.shape[0] else emb[rows]
+            db = self.embeddings(database)
+            idx, dist = knn(queries, db, min(int(k), db.shape[0]), metric=self.neighbour_metric())
+            return NeighbourGraph(rows, idx, dist, self.neighbour_metric(), emb.shape[0], db.shape[0])
+
+        return self.memo(("cross_neighbours", split, database, int(k)), compute)
 
     def embed_new(self, x, *, mode: str = "eval") -> np.ndarray:
         """Embed new inputs (B, ...) that probes build themselves (counterfactuals, mode checks) -> (B, d)."""

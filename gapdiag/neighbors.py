@@ -4,10 +4,12 @@ Two backends give the same neighbours (ties aside):
 
 - ``"faiss"``: ``IndexFlatL2`` (euclidean) or ``IndexFlatIP`` on L2-normalized rows (cosine), an exact
   brute-force index; faiss blocks the distance matrix internally. Imported lazily, only when used.
-- ``"torch"``: one ``(chunk, n)`` block of distances at a time from a matmul, reduced with ``torch.topk``.
+- ``"torch"``: one ``(chunk, block)`` tile of distances at a time from a matmul, reduced with
+  ``torch.topk``; databases above 65,536 rows are cut into blocks whose top-k lists are merged.
 
-``backend="auto"`` uses faiss when it is installed and torch otherwise. On CPU faiss is the faster of the
-two (about 2x at n = 30k, d = 64, k = 300; see ``benchmarks/bench_metrics.py``).
+``backend="auto"`` is torch: on the 2-core CPU machines we measure on it is 1.3-3x faster than faiss's
+flat index (k = 10 to 300, d = 64 to 1,000; ``python benchmarks/run.py`` prints the ratio), and it is
+always installed. Pass ``backend="faiss"`` to use faiss.
 
 Distances: euclidean distance ``||q - x||`` (not squared) or cosine distance ``1 - cos(q, x)``. The
 neighbours are selected with the fast ``||q||^2 + ||x||^2 - 2 q.x`` expansion in float32; the returned
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import importlib.util
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -29,6 +32,7 @@ from .errors import InputError
 from .validation import check_choice, check_finite, check_positive_int
 
 __all__ = [
+    "NeighbourGraph",
     "METRICS",
     "BACKENDS",
     "knn",
@@ -63,7 +67,7 @@ def resolve_backend(backend: str) -> str:
     """The concrete backend (``"torch"`` or ``"faiss"``) that ``backend`` stands for on this machine."""
     check_choice(backend, name="backend", choices=BACKENDS)
     if backend == "auto":
-        return "faiss" if faiss_available() else "torch"
+        return "torch"
     if backend == "faiss" and not faiss_available():
         raise InputError(
             "backend='faiss' was requested but faiss is not installed. "
@@ -306,7 +310,7 @@ def knn(
         internally, calls of about 16M results (a multiple of 4096 queries unless k > 4096). Never changes
         the result.
     backend : {"auto", "torch", "faiss"}
-        ``"auto"`` is faiss when installed, else torch.
+        ``"auto"`` is torch (see the module docstring).
 
     Returns
     -------
@@ -461,3 +465,63 @@ def k_occurrence_skewness(counts: Any) -> float:
     if var == 0.0:
         return float("nan")
     return float(np.mean(centred**3) / var**1.5)
+
+
+@dataclass(frozen=True, eq=False)
+class NeighbourGraph:
+    """The k nearest database rows of some query rows: one shared artifact of an audit.
+
+    Attributes
+    ----------
+    rows : ndarray of shape (m,), int64
+        The query rows (sorted), all of them when ``exact``; else a seeded uniform sample.
+    indices : ndarray of shape (m, k), int64
+        Database row of each neighbour, nearest first (a query's own row excluded in a self-graph).
+    distances : ndarray of shape (m, k), float32
+        The matching distances, non-decreasing along each row (lower = more similar).
+    metric : str
+        "euclidean" or "cosine".
+    n_queries_total : int
+        Rows that could have queried (the size of the query split).
+    n_database : int
+        Rows searched (the size of the database split): always all of them.
+    """
+
+    rows: np.ndarray = field(repr=False)
+    indices: np.ndarray = field(repr=False)
+    distances: np.ndarray = field(repr=False)
+    metric: str
+    n_queries_total: int
+    n_database: int
+
+    @property
+    def k(self) -> int:
+        return int(self.indices.shape[1])
+
+    @property
+    def exact(self) -> bool:
+        """True when every row queried (nothing is estimated from a sample)."""
+        return self.rows.size == self.n_queries_total
+
+    def head(self, k: int) -> NeighbourGraph:
+        """The same graph cut to its first ``k`` neighbours per row (views, no copy)."""
+        if k > self.k:
+            raise InputError(f"The graph holds {self.k} neighbours per row; {k} were asked for.")
+        return NeighbourGraph(
+            self.rows,
+            self.indices[:, :k],
+            self.distances[:, :k],
+            self.metric,
+            self.n_queries_total,
+            self.n_database,
+        )
+
+    def sampling(self) -> dict[str, Any]:
+        """JSON-ready description: ``{"exact", "n_queries", "n_queries_total", "n_database", "metric"}``."""
+        return {
+            "exact": self.exact,
+            "n_queries": int(self.rows.size),
+            "n_queries_total": int(self.n_queries_total),
+            "n_database": int(self.n_database),
+            "metric": self.metric,
+        }

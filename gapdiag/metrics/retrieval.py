@@ -65,6 +65,10 @@ class RetrievalMetrics:
     per_query : dict[str, ndarray of shape (n_queries,), float64]
         The per-query values behind each mean: "precision_at_1", "r_precision", "map_at_r" and
         "recall_at_{k}" for each k. Use :func:`per_class_retrieval` for per-class means.
+    n_queries_total : int
+        Items that could query (their class has another item). Above ``n_queries`` the values are
+        estimates from a random query sample against all items (``estimated``), and the intervals
+        include that sampling.
     """
 
     precision_at_1: Estimate
@@ -80,10 +84,23 @@ class RetrievalMetrics:
     query_rows: np.ndarray = field(repr=False)
     query_labels: np.ndarray = field(repr=False)
     per_query: dict[str, np.ndarray] = field(repr=False)
+    n_queries_total: int | None = None
+
+    @property
+    def estimated(self) -> bool:
+        """True when only a sample of the items queried: the values estimate the all-items values."""
+        return self.n_queries_total is not None and self.n_queries < self.n_queries_total
 
     def to_dict(self) -> dict:
         """JSON-ready summary (no per-query arrays)."""
+        sampling = {
+            "estimated": self.estimated,
+            "n_queries_total": int(
+                self.n_queries_total if self.n_queries_total is not None else self.n_queries
+            ),
+        }
         return {
+            **sampling,
             "precision_at_1": self.precision_at_1.to_dict(),
             "r_precision": self.r_precision.to_dict(),
             "map_at_r": self.map_at_r.to_dict(),
@@ -169,6 +186,8 @@ def retrieval_metrics(
     n_boot: int = DEFAULT_N_BOOT,
     level: float = DEFAULT_LEVEL,
     max_k: int | None = None,
+    query_rows: Any = None,
+    max_queries: int | None = None,
     knn_indices: Any = None,
     backend: str = "auto",
     chunk_size: int | None = None,
@@ -181,10 +200,14 @@ def retrieval_metrics(
     (``include=("precision_at_1", "r_precision", "mean_average_precision_at_r")``, ``k="max_bin_count"``,
     ``avg_of_avgs=False``) on the same embeddings, ties in distance aside.
 
+    With ``query_rows`` or ``max_queries`` only a sample of the items query, each against *all* items:
+    the means then estimate the full leave-one-out values (``RetrievalMetrics.estimated``), and the
+    bootstrap over the sampled queries carries that sampling into the intervals.
+
     Parameters
     ----------
     embeddings : array-like of shape (n, d)
-        One row per item, finite; converted to float32 (a torch tensor is accepted).
+        One row per item, finite; converted to float32 (a torch tensor or a memory map is accepted).
     labels : array-like of shape (n,)
         Class (identity) of each item, any hashable dtype; at least 2 classes.
     k_values : tuple of int
@@ -192,7 +215,8 @@ def retrieval_metrics(
     metric : {"euclidean", "cosine"}
         Distance between embeddings.
     rng : numpy Generator, int or None
-        Seed or generator for the bootstrap (None = seed 0). Results are deterministic for a given seed.
+        Seed or generator for the query sample and the bootstrap (None = seed 0). Results are
+        deterministic for a given seed.
     n_boot : int
         Bootstrap resamples over queries; 0 gives point values with NaN interval bounds.
     level : float
@@ -204,10 +228,17 @@ def retrieval_metrics(
         pytorch-metric-learning; memory per block is ``chunk x depth``. With a bound, queries whose
         ``R`` exceeds ``max_k`` are truncated (counted in ``n_truncated``): their precision@1 and recall@k
         stay exact, but R-precision and MAP@R count the unseen ranks as misses and become lower bounds.
-    knn_indices : array-like of shape (n, k'), int, optional
-        Precomputed self-excluded neighbour lists of all ``n`` rows, nearest first (as from
-        ``knn(x, x, k', exclude_self=True)``), to reuse a kNN graph built elsewhere. Lists shorter
-        than the depth needed truncate as with ``max_k``.
+    query_rows : array-like of shape (m,), int, optional
+        The items that query (a seeded random sample, for an estimate). Rows whose class has no other
+        item are dropped from it. Default: every item.
+    max_queries : int, optional
+        Without ``query_rows``: when more items than this could query, a uniform random sample (from
+        ``rng``) of this many does.
+    knn_indices : array-like of shape (m, k'), int, optional
+        Precomputed self-excluded neighbour lists, nearest first, of the ``query_rows`` (of all ``n``
+        rows when ``query_rows`` is None), as from ``knn(x, x, k', exclude_self=True)``: a kNN graph
+        built elsewhere. Queries that need more than ``k'`` neighbours are searched again as deep as
+        they need.
     backend, chunk_size
         Passed to the kNN search (see :func:`gapdiag.neighbors.knn`).
 
@@ -219,7 +250,7 @@ def retrieval_metrics(
     ------
     InputError
         Mismatched lengths, NaN or inf embeddings, fewer than 2 classes, no class with 2 or more items,
-        bad ``k_values`` or ``max_k`` or ``knn_indices``.
+        bad ``k_values``, ``max_k``, ``query_rows``, ``max_queries`` or ``knn_indices``.
     """
     check_choice(metric, name="metric", choices=METRICS)
     rng = _as_rng(rng)
@@ -232,44 +263,29 @@ def retrieval_metrics(
     n_boot = check_positive_int(n_boot, name="n_boot", minimum=0)
 
     r_all = counts[codes] - 1
-    query_rows = np.flatnonzero(r_all > 0)
-    if query_rows.size == 0:
+    n_eligible = int(np.count_nonzero(r_all > 0))
+    if n_eligible == 0:
         raise InputError(
             f"every one of the {counts.size} classes in labels has a single item, so no item has another "
             "item of its class to retrieve. Retrieval metrics need at least one class with 2+ items."
         )
-    k_need = min(max(int(r_all.max()), max(k_values)), n - 1)
+    rows, graph_pos = _queries(r_all, query_rows, max_queries, rng)
     k_recall = min(max(k_values), n - 1)
-    if knn_indices is not None:
-        knn_arr = check_index_array(knn_indices, name="knn_indices", n_items=n, ndim=2)
-        if knn_arr.shape[0] != n:
+    k = min(max(int(r_all[rows].max()), max(k_values)), n - 1)
+    if max_k is not None:
+        max_k = check_positive_int(max_k, name="max_k")
+        if max_k < k_recall:
             raise InputError(
-                f"knn_indices has {knn_arr.shape[0]} rows but there are {n} embeddings; pass the "
-                "self-excluded neighbour lists of every row (knn(x, x, k, exclude_self=True))."
+                f"max_k={max_k} is below the largest k in k_values ({k_recall}); raise max_k or drop "
+                "that k from k_values."
             )
-        if knn_arr.shape[1] < k_recall:
-            raise InputError(
-                f"knn_indices holds {knn_arr.shape[1]} neighbours per row but recall@{k_recall} needs "
-                f"{k_recall}. Build deeper lists or drop that k from k_values."
-            )
-        k = min(knn_arr.shape[1], k_need)
-        blocks = ((np.arange(query_rows.size), query_rows, knn_arr[query_rows, :k]),)
-    else:
-        k = k_need
-        if max_k is not None:
-            max_k = check_positive_int(max_k, name="max_k")
-            if max_k < k_recall:
-                raise InputError(
-                    f"max_k={max_k} is below the largest k in k_values ({k_recall}); raise max_k or drop "
-                    "that k from k_values."
-                )
-            k = min(k, max_k)
-        blocks = _depth_grouped_blocks(x, query_rows, r_all, k, k_recall, metric, chunk_size, backend)
+        k = min(k, max_k)
+    blocks = _blocks(x, rows, graph_pos, knn_indices, r_all, k, k_recall, metric, chunk_size, backend)
 
     names = ["precision_at_1", "r_precision", "map_at_r", *(f"recall_at_{kv}" for kv in k_values)]
-    per_query = {name: np.empty(query_rows.size, dtype=np.float64) for name in names}
-    for positions, rows, idx in blocks:
-        values = _retrieval_block(codes[idx], codes[rows], r_all[rows], k_values)
+    per_query = {name: np.empty(rows.size, dtype=np.float64) for name in names}
+    for positions, block_rows, idx in blocks:
+        values = _retrieval_block(codes[idx], codes[block_rows], r_all[block_rows], k_values)
         for name in names:
             per_query[name][positions] = values[name]
 
@@ -281,15 +297,78 @@ def retrieval_metrics(
         map_at_r=estimates["map_at_r"],
         recall_at_k={kv: estimates[f"recall_at_{kv}"] for kv in k_values},
         n_items=n,
-        n_queries=int(query_rows.size),
-        fraction_without_positive=float(1.0 - query_rows.size / n),
+        n_queries=int(rows.size),
+        fraction_without_positive=float(1.0 - n_eligible / n),
         k=int(k),
-        n_truncated=int(np.count_nonzero(r_all[query_rows] > k)),
+        n_truncated=int(np.count_nonzero(r_all[rows] > k)),
         metric=metric,
-        query_rows=query_rows,
-        query_labels=label_arr[query_rows],
+        query_rows=rows,
+        query_labels=label_arr[rows],
         per_query=per_query,
+        n_queries_total=n_eligible,
     )
+
+
+def _queries(
+    r_all: np.ndarray, query_rows: Any, max_queries: Any, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """The evaluated query rows (m,) and, for given ``query_rows``, their positions in it (else None)."""
+    n = r_all.size
+    if query_rows is None:
+        rows = np.flatnonzero(r_all > 0)
+        if max_queries is not None and rows.size > check_positive_int(max_queries, name="max_queries"):
+            rows = np.sort(rng.choice(rows, int(max_queries), replace=False))
+        return rows, None
+    if max_queries is not None:
+        raise InputError("Pass query_rows or max_queries, not both: max_queries samples the query rows.")
+    given = check_index_array(query_rows, name="query_rows", n_items=n, ndim=1)
+    positions = np.flatnonzero(r_all[given] > 0)
+    if positions.size == 0:
+        raise InputError(
+            f"none of the {given.size} query_rows has another item of its class to retrieve; sample the "
+            "queries among items of classes with 2+ items."
+        )
+    return given[positions], positions
+
+
+def _blocks(x, rows, graph_pos, knn_indices, r_all, k, k_recall, metric, chunk_size, backend):
+    """Yield ``(positions, rows, indices)``: from ``knn_indices`` where deep enough, else searched.
+
+    ``graph_pos`` (m,) is the row of ``knn_indices`` of each query (None: the query's own item row).
+    """
+    if knn_indices is None:
+        yield from _depth_grouped_blocks(x, rows, r_all, k, k_recall, metric, chunk_size, backend)
+        return
+    knn_arr = check_index_array(knn_indices, name="knn_indices", n_items=x.shape[0], ndim=2)
+    if graph_pos is None and knn_arr.shape[0] != x.shape[0]:
+        raise InputError(
+            f"knn_indices has {knn_arr.shape[0]} rows but there are {x.shape[0]} embeddings; pass the "
+            "self-excluded neighbour lists of every row (knn(x, x, k, exclude_self=True)), or query_rows."
+        )
+    if graph_pos is not None and knn_arr.shape[0] <= int(graph_pos.max()):
+        raise InputError(
+            f"knn_indices has {knn_arr.shape[0]} rows, fewer than query_rows; pass one neighbour list per "
+            "query row, in the order of query_rows."
+        )
+    if knn_arr.shape[1] < k_recall:
+        raise InputError(
+            f"knn_indices holds {knn_arr.shape[1]} neighbours per row but recall@{k_recall} needs "
+            f"{k_recall}. Build deeper lists or drop that k from k_values."
+        )
+    source = rows if graph_pos is None else graph_pos
+    need = np.minimum(np.maximum(r_all[rows], k_recall), k)
+    depth = min(knn_arr.shape[1], k)
+    covered = np.flatnonzero(need <= depth)
+    step = max(1, (1 << 22) // max(1, depth))
+    for s in range(0, covered.size, step):
+        positions = covered[s : s + step]
+        yield positions, rows[positions], knn_arr[source[positions], :depth]
+    deeper = np.flatnonzero(need > depth)
+    if deeper.size:
+        for positions, block_rows, idx in _depth_grouped_blocks(
+            x, rows[deeper], r_all, k, k_recall, metric, chunk_size, backend
+        ):
+            yield deeper[positions], block_rows, idx
 
 
 def _joint_bootstrap_means(

@@ -138,6 +138,15 @@ class Probe(abc.ABC):
     def _judge(self, m: Measurement) -> list[Finding]:
         """Turn the measurement into findings using ``self.params`` (the thresholds)."""
 
+    # -- declared prerequisites ---------------------------------------------------------------------
+    def neighbours_needed(self, ctx: AuditContext) -> dict[str, int]:
+        """Neighbours per item this probe will read from ``ctx.neighbour_graph(split)``, by split.
+
+        Called once before any probe runs, so that each split's one kNN graph is built as deep as the
+        deepest need. Default: none. Cheap: decide from sizes, labels and ``self.params`` only.
+        """
+        return {}
+
     # -- helpers for subclasses ----------------------------------------------------------------------
     def finding(
         self,

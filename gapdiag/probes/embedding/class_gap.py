@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -24,6 +25,34 @@ def _chance(labels: np.ndarray, query_labels: np.ndarray) -> float:
     uniq, counts = np.unique(labels, return_counts=True)
     n_c = counts[np.searchsorted(uniq, query_labels)]
     return float(np.mean((n_c - 1) / (labels.size - 1)))
+
+
+def _umap(x: np.ndarray, metric: str, *, seed: int, params: dict[str, Any]) -> np.ndarray:
+    """2-D UMAP layout (m, 2) of the sampled embeddings ``x`` (m, d), from our own exact kNN lists.
+
+    Handing umap-learn the neighbour lists (``precomputed_knn``, each row's own point first) skips its
+    all-pairs distances through a per-pair Python callable (small data) or pynndescent (large), which
+    cost more than the layout itself.
+    """
+    import umap  # noqa: PLC0415  (heavy, imported only when the figure is drawn)
+
+    from ...neighbors import knn
+
+    k = int(min(params["umap_n_neighbors"], x.shape[0] - 1))
+    idx, dist = knn(x, x, k, metric=metric)  # self included: distance 0, first
+    reducer = umap.UMAP(
+        n_components=2,
+        n_neighbors=k,
+        metric=metric,
+        random_state=seed,
+        n_jobs=1,  # a seed makes umap-learn single-threaded anyway; say so to keep it quiet
+        n_epochs=int(params["umap_n_epochs"]),
+        init="random" if x.shape[0] < 50 else "spectral",
+        precomputed_knn=(idx, dist.astype(np.float32), None),
+    )
+    with warnings.catch_warnings():  # "transform unavailable" without an NNDescent index: never used here
+        warnings.filterwarnings("ignore", message="precomputed_knn", category=UserWarning)
+        return reducer.fit_transform(x)
 
 
 def _is_number(text: str) -> bool:
@@ -71,7 +100,6 @@ class ClassGapProbe(Probe):
     defaults: dict[str, Any] = {
         "warn_ratio": 0.6,  # val/train R-precision above chance
         "fail_ratio": 0.3,
-        "max_items": 20000,  # items per split for retrieval (a random subset above this)
         "cluster_max_items": 5000,  # items per split for k-means NMI/AMI and the silhouette
         "n_worst_classes": 10,  # validation identities shown in the per-class figure
         "umap": True,  # draw the UMAP figure (umap-learn's first call compiles for ~10-20 s)
@@ -82,73 +110,27 @@ class ClassGapProbe(Probe):
     description = "Validation retrieval/cluster quality against training (GD202), UMAP of both splits."
 
     # -- measuring ----------------------------------------------------------------------------------
+    def neighbours_needed(self, ctx: AuditContext) -> dict[str, int]:
+        """R-precision needs each query's R nearest (R = the other items of its identity), recall@10 ten."""
+        out = {}
+        for split in ("train", "val"):
+            ids = ctx.identities(split)
+            if ids is not None and len(ids) > 1:
+                largest = int(np.unique(np.asarray(ids), return_counts=True)[1].max())
+                out[split] = min(len(ids) - 1, max(largest - 1, 10))
+        return out
+
     def _measure(self, ctx: AuditContext) -> Measurement:
         n_boot, level = int(ctx.option("n_boot")), float(ctx.option("ci_level"))
         metric = ctx.neighbour_metric()
-        overlap = ctx.label_overlap()
-        metrics: dict[str, Any] = {"metric": metric, "identity_overlap": overlap}
+        metrics: dict[str, Any] = {"metric": metric, "identity_overlap": ctx.label_overlap()}
         notes: list[str] = []
         per_split: dict[str, dict[str, Any]] = {}
-        usable = True
         for split in ("train", "val"):
-            ids = ctx.identities(split)
-            if ids is None:
-                notes.append(
-                    f"The {split} split has no identities (no labels and no positive pairs), so class-level "
-                    "retrieval could not be measured."
-                )
-                usable = False
-                continue
-            ids = np.asarray(ids)
-            emb = ctx.embeddings(split)
-            rows = np.arange(ids.size)
-            if rows.size > int(self.params["max_items"]):
-                rng_s = ctx.rng(f"class_gap.subsample.{split}")
-                rows = np.sort(rng_s.choice(rows.size, int(self.params["max_items"]), replace=False))
-            sub_ids = ids[rows]
-            uniq, counts = np.unique(sub_ids, return_counts=True)
-            if uniq.size < 2 or not np.any(counts >= 2):
-                notes.append(
-                    f"The {split} split has {uniq.size} identities and {int((counts >= 2).sum())} with two or more "
-                    "items; retrieval needs at least two identities and one with two items."
-                )
-                usable = False
-                continue
-            res = retrieval_metrics(
-                emb[rows],
-                sub_ids,
-                metric=metric,
-                rng=ctx.rng(f"class_gap.{split}"),
-                n_boot=n_boot,
-                level=level,
-            )
-            chance = _chance(sub_ids, res.query_labels)
-            entry: dict[str, Any] = {
-                "identities_from": ctx.identities_origin(split),
-                "retrieval": res,
-                "chance_r_precision": chance,
-                "n_identities": int(uniq.size),
-                "n_items_evaluated": int(rows.size),
-            }
-            crow = rows
-            if crow.size > int(self.params["cluster_max_items"]):
-                crow = np.sort(
-                    ctx.rng(f"class_gap.cluster.{split}").choice(
-                        rows, int(self.params["cluster_max_items"]), replace=False
-                    )
-                )
-            c_uniq = np.unique(ids[crow])
-            if 2 <= c_uniq.size < crow.size:
-                entry["cluster"] = cluster_metrics(
-                    emb[crow],
-                    ids[crow],
-                    rng=ctx.rng(f"class_gap.kmeans.{split}"),
-                    metric=metric,
-                    n_boot=n_boot,
-                    level=level,
-                )
-            per_split[split] = entry
-
+            entry = self._split_entry(ctx, split, n_boot, level, notes)
+            if entry is not None:
+                per_split[split] = entry
+        usable = len(per_split) == 2
         for split, entry in per_split.items():
             res = entry["retrieval"]
             metrics[split] = {
@@ -162,6 +144,12 @@ class ClassGapProbe(Probe):
                     for k, v in entry.get("cluster", {}).items()
                 },
             }
+            if res.estimated:
+                notes.append(
+                    f"{split}: retrieval estimated from a seeded sample of {res.n_queries} of "
+                    f"{res.n_queries_total} queries, each against all {res.n_items} items (intervals include "
+                    "the sampling)."
+                )
         figures: list[FigureSpec] = []
         if usable:
             metrics.update(self._gap(per_split, ctx, n_boot, level))
@@ -176,6 +164,60 @@ class ClassGapProbe(Probe):
             if note:
                 notes.append(note)
         return Measurement(metrics=metrics, figures=figures, notes=notes)
+
+    def _split_entry(
+        self, ctx: AuditContext, split: str, n_boot: int, level: float, notes: list[str]
+    ) -> dict[str, Any] | None:
+        """Retrieval (from the split's shared neighbour graph) and cluster metrics of one split, or None."""
+        ids = ctx.identities(split)
+        if ids is None:
+            notes.append(
+                f"The {split} split has no identities (no labels and no positive pairs), so class-level "
+                "retrieval could not be measured."
+            )
+            return None
+        ids = np.asarray(ids)
+        uniq, counts = np.unique(ids, return_counts=True)
+        if uniq.size < 2 or not np.any(counts >= 2):
+            notes.append(
+                f"The {split} split has {uniq.size} identities and {int((counts >= 2).sum())} with two or more "
+                "items; retrieval needs at least two identities and one with two items."
+            )
+            return None
+        emb = ctx.embeddings(split)
+        ctx.neighbour_graph(split, min(10, ids.size - 1))  # recall@10 needs ten, whatever was declared
+        graph = ctx.neighbour_graph(split)  # as deep as built; deeper queries are searched by retrieval
+        res = retrieval_metrics(
+            emb,
+            ids,
+            metric=graph.metric,
+            rng=ctx.rng(f"class_gap.{split}"),
+            n_boot=n_boot,
+            level=level,
+            query_rows=graph.rows,
+            knn_indices=graph.indices,
+        )
+        entry: dict[str, Any] = {
+            "identities_from": ctx.identities_origin(split),
+            "retrieval": res,
+            "chance_r_precision": _chance(ids, res.query_labels),
+            "n_identities": int(uniq.size),
+            "n_items_evaluated": int(ids.size),
+        }
+        crow = np.arange(ids.size)
+        if crow.size > int(self.params["cluster_max_items"]):
+            rng = ctx.rng(f"class_gap.cluster.{split}")
+            crow = np.sort(rng.choice(crow, int(self.params["cluster_max_items"]), replace=False))
+        if 2 <= np.unique(ids[crow]).size < crow.size:
+            entry["cluster"] = cluster_metrics(
+                emb[crow],
+                ids[crow],
+                rng=ctx.rng(f"class_gap.kmeans.{split}"),
+                metric=graph.metric,
+                n_boot=n_boot,
+                level=level,
+            )
+        return entry
 
     def _gap(self, per_split: dict, ctx: AuditContext, n_boot: int, level: float) -> dict[str, Any]:
         """Lift of R-precision over chance per split, their ratio and difference with bootstrap CIs."""
@@ -281,18 +323,7 @@ class ClassGapProbe(Probe):
         try:
             if x.shape[0] < 10:
                 raise ValueError("too few points for UMAP")
-            import umap  # noqa: PLC0415  (heavy, imported only when the figure is drawn)
-
-            reducer = umap.UMAP(
-                n_components=2,
-                n_neighbors=int(min(self.params["umap_n_neighbors"], x.shape[0] - 1)),
-                metric=metric,
-                random_state=ctx.seed,
-                n_jobs=1,  # a seed makes umap-learn single-threaded anyway; say so to keep it quiet
-                n_epochs=int(self.params["umap_n_epochs"]),
-                init="random" if x.shape[0] < 50 else "spectral",
-            )
-            xy = reducer.fit_transform(x)
+            xy = _umap(x, metric, seed=ctx.seed, params=self.params)
         except Exception as exc:  # a figure is never worth a failed probe: fall back to PCA, say why
             method = "PCA"
             note = f"UMAP unavailable ({type(exc).__name__}: {exc}); the embedding map uses PCA instead."

@@ -112,9 +112,14 @@ class GeometryProbe(Probe):
         # GD204
         "hub_k": 10,
         "warn_skewness": 3.0,  # k-occurrence skewness above which hubs dominate neighbour lists
-        "max_items_hubness": 20000,  # items per split for the kNN graph
+        # items per split for the kNN graph when the audit's shared graph is a query sample (past the
+        # neighbour budget): k-occurrence needs every item's list, so a random subset searched in itself
+        "max_items_hubness": 20000,
     }
     description = "Effective rank, alignment, uniformity (GD203) and hubness (GD204) per split."
+
+    def neighbours_needed(self, ctx: AuditContext) -> dict[str, int]:
+        return {"train": int(self.params["hub_k"]), "val": int(self.params["hub_k"])}
 
     def _measure(self, ctx: AuditContext) -> Measurement:
         n_boot, level = int(ctx.option("n_boot")), float(ctx.option("ci_level"))
@@ -232,13 +237,13 @@ class GeometryProbe(Probe):
         n = emb.shape[0]
         k = int(min(self.params["hub_k"], n - 1))
         cap = int(self.params["max_items_hubness"])
-        if n > cap:
-            rows = np.sort(rng.choice(n, cap, replace=False))
+        if ctx.neighbour_queries(split).size == n:  # the shared graph is exact: every item's k nearest
+            idx = ctx.neighbour_graph(split, k).indices
+        else:  # k-occurrence needs every item's list: a random subset of items, searched among themselves
+            rows = np.sort(rng.choice(n, min(n, cap), replace=False))
             sub = emb[rows]
             idx, _ = knn(sub, sub, k, metric=metric, exclude_self=True)
-            n = cap
-        else:
-            idx, _ = ctx.knn(split, k, metric=metric)
+            n = rows.size
         counts = k_occurrence(idx, n)
         skew = k_occurrence_skewness(counts)
         samples = []

@@ -7,7 +7,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ...findings.finding import Finding, Severity
-from ...stats import Estimate, bootstrap_mean, estimate_from_draws, roc_auc, roc_auc_rows
+from ...stats import (
+    Estimate,
+    bootstrap_mean,
+    bootstrap_multiplicities,
+    estimate_from_draws,
+    roc_auc,
+    weighted_auc,
+)
 from ..base import FigureSpec, Measurement, Probe
 from ..registry import register_probe
 
@@ -384,24 +391,22 @@ def _paired_auc_gap(
     """AUC of original scores (P,), of fresh scores (P, r), and their difference, with paired CIs.
 
     Similar and dissimilar pairs are resampled separately; one resample of pair indices serves both sets
-    (a fresh pair follows its original pair), so the CI of the difference accounts for the pairing.
+    (a fresh pair follows its original pair), so the CI of the difference accounts for the pairing. Each
+    resample is a row of multiplicities, and both AUCs come from :func:`weighted_auc` in O(n_boot x P r),
+    without a sort per resample.
     """
     r = s_fresh.shape[1]
-    pos, neg = np.flatnonzero(y), np.flatnonzero(~y)
     a_orig = roc_auc(s_orig, y)
     a_fresh = roc_auc(s_fresh.reshape(-1), np.repeat(y, r))
-    row_lab = np.concatenate([np.ones(pos.size, bool), np.zeros(neg.size, bool)])
-    chunk = max(1, int(2_000_000 // (y.size * r)))
+    n_pos, n_neg = int(y.sum()), int((~y).sum())
+    flat_fresh, flat_y = s_fresh.reshape(-1), np.repeat(y, r)
+    chunk = max(1, int(4_000_000 // (y.size * r)))
     so, sf = [], []
     for start in range(0, n_boot, chunk):
         k = min(chunk, n_boot - start)
-        rows = np.concatenate(
-            [pos[rng.integers(0, pos.size, (k, pos.size))], neg[rng.integers(0, neg.size, (k, neg.size))]],
-            axis=1,
-        )
-        so.append(roc_auc_rows(s_orig[rows], np.broadcast_to(row_lab, rows.shape)))
-        fr = s_fresh[rows].reshape(k, -1)
-        sf.append(roc_auc_rows(fr, np.broadcast_to(np.repeat(row_lab, r), fr.shape)))
+        wp, wn = bootstrap_multiplicities(rng, n_pos, k), bootstrap_multiplicities(rng, n_neg, k)
+        so.append(weighted_auc(s_orig, y, wp, wn))
+        sf.append(weighted_auc(flat_fresh, flat_y, np.repeat(wp, r, axis=1), np.repeat(wn, r, axis=1)))
     so_all, sf_all = np.concatenate(so), np.concatenate(sf)
     n = int(y.size)
     return (
