@@ -9,12 +9,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from ._threads import single_threaded
 from .config import Config
 from .context import AuditContext
 from .data import Split, as_split
 from .embed import embed_splits
 from .errors import InputError, ModelError
-from .findings.finding import Finding
 from .model import SiameseModel
 from .probes.base import ProbeResult
 from .probes.registry import get_probe, registered_probes
@@ -114,24 +114,9 @@ def audit(
 
     ctx = AuditContext(splits, embedded.embeddings, model=siamese, scorer=scorer, config=config, seed=seed)
     names = list(config.probes) if config.probes is not None else list(registered_probes())
-    results: list[ProbeResult] = []
-    findings: list[Finding] = []
     timings: dict[str, float] = {"embedding_pass": round(t_embed, 3)}
-    probes_to_run = [get_probe(name)(**config.params_for(name)) for name in names]
-    _declare_neighbours(ctx, probes_to_run)
-    bar = _probe_bar(len(names), progress)
-    try:
-        for name, probe in zip(names, probes_to_run, strict=True):
-            bar.set_postfix_str(name)
-            result = probe.run(ctx)
-            for f in result.findings:
-                f.ignored = f.code in config.ignore
-            results.append(result)
-            findings.extend(result.findings)
-            timings[f"probe.{name}"] = round(result.duration_s, 3)
-            bar.update(1)
-    finally:
-        bar.close()
+    results = _run_probes(ctx, names, config, progress, timings)
+    findings = [f for r in results for f in r.findings]
     timings["total"] = round(time.perf_counter() - t_start, 3)
 
     protocol = next((r for r in results if r.probe == "protocol"), None)
@@ -156,8 +141,36 @@ def audit(
     return Report(findings, results, gap=gap, meta=meta, fail_on=config.fail_on)
 
 
-def _declare_neighbours(ctx: AuditContext, probes: list) -> None:
-    """Tell the context how deep each split's shared kNN graph must be, before any probe runs."""
+def _run_probes(
+    ctx: AuditContext, names: list[str], config: Config, progress: bool, timings: dict[str, float]
+) -> list[ProbeResult]:
+    """Build the shared neighbour graphs, then run each probe single-threaded; records the timings."""
+    probes = [get_probe(name)(**config.params_for(name)) for name in names]
+    t0 = time.perf_counter()
+    _prepare_neighbours(ctx, probes)
+    timings["neighbour_graphs"] = round(time.perf_counter() - t0, 3)
+    results: list[ProbeResult] = []
+    bar = _probe_bar(len(names), progress)
+    try:
+        for name, probe in zip(names, probes, strict=True):
+            bar.set_postfix_str(name)
+            with single_threaded():
+                result = probe.run(ctx)
+            for f in result.findings:
+                f.ignored = f.code in config.ignore
+            results.append(result)
+            timings[f"probe.{name}"] = round(result.duration_s, 3)
+            bar.update(1)
+    finally:
+        bar.close()
+    return results
+
+
+def _prepare_neighbours(ctx: AuditContext, probes: list) -> None:
+    """Declare every probe's neighbour needs, then build each needed split graph once, with every core.
+
+    The probes then run single-threaded and read the graphs from the context.
+    """
     for probe in probes:
         if ctx.missing(probe.requires):
             continue  # it will be skipped: its needs must not deepen the graph
@@ -165,8 +178,15 @@ def _declare_neighbours(ctx: AuditContext, probes: list) -> None:
             needs = probe.neighbours_needed(ctx)
         except Exception:  # noqa: BLE001 - the probe's own run reports its error as GD900
             continue
-        for split, k in needs.items():
-            ctx.declare_neighbours(split, k)
+        for key, k in needs.items():
+            split, _, database = key.partition("->")
+            ctx.declare_neighbours(split, k, database=database or None)
+    for split in ("train", "val"):
+        if ctx.neighbour_depth(split) and ctx.embeddings(split).shape[0] >= 2:
+            ctx.neighbour_graph(split, 1)
+        for other in ("train", "val"):
+            if other != split and ctx.neighbour_depth(split, other):
+                ctx.cross_neighbours(split, other, 1)
 
 
 def _probe_bar(total: int, enabled: bool):

@@ -215,7 +215,7 @@ def _load_target(target: str) -> tuple[Any, Any, Any]:
 
 def _explain(code: str | None) -> int:
     from .findings.codes import CATALOGUE, lookup
-    from .probes.registry import owner_of
+    from .probes.declarations import declared_owner as owner_of  # reads the probes' source, imports none
 
     if code is None:
         for info in CATALOGUE.values():

@@ -368,18 +368,20 @@ class AuditContext:
         return self.memo(("attributes", split), compute)
 
     # -- neighbours -----------------------------------------------------------------------------------
-    def declare_neighbours(self, split: str, k: int) -> None:
-        """Record, before probes run, that one needs ``k`` neighbours per item of ``split``.
+    def declare_neighbours(self, split: str, k: int, *, database: str | None = None) -> None:
+        """Record, before probes run, that one needs ``k`` neighbours per item of ``split`` (in ``database``).
 
-        The split's one neighbour graph is then built once, as deep as the deepest declared need (within
-        a memory bound), and every probe reads it through :meth:`neighbour_graph`.
+        Each graph (a split in itself, or one split's items among another's) is then built once, as deep
+        as the deepest declared need (within a memory bound), and every probe reads it through
+        :meth:`neighbour_graph` or :meth:`cross_neighbours`.
         """
+        key = (split, database or split)
         if k > 0:
-            self._neighbour_depth[split] = max(self._neighbour_depth.get(split, 0), int(k))
+            self._neighbour_depth[key] = max(self._neighbour_depth.get(key, 0), int(k))
 
-    def neighbour_depth(self, split: str) -> int:
-        """The deepest neighbour need declared for ``split`` (0 when none was)."""
-        return self._neighbour_depth.get(split, 0)
+    def neighbour_depth(self, split: str, database: str | None = None) -> int:
+        """The deepest neighbour need declared for ``split`` in ``database`` (0 when none was)."""
+        return self._neighbour_depth.get((split, database or split), 0)
 
     def neighbour_queries(self, split: str, database: str | None = None) -> np.ndarray:
         """Rows (m,) of ``split`` that query a neighbour search against all of ``database`` (default: itself).
@@ -420,7 +422,7 @@ class AuditContext:
         if graph is None or graph.k < k:
             rows = self.neighbour_queries(split)
             per_row = _GRAPH_BYTES // (12 * max(1, rows.size))
-            depth = min(n - 1, max(k, min(self._neighbour_depth.get(split, 0), per_row)))
+            depth = min(n - 1, max(k, min(self.neighbour_depth(split), per_row)))
             idx = np.empty((rows.size, depth), dtype=np.int64)
             dist = np.empty((rows.size, depth), dtype=np.float32)
             done = 0
@@ -433,20 +435,27 @@ class AuditContext:
             self._memo[("neighbour_graph", split)] = graph
         return graph.head(k)
 
-    def cross_neighbours(self, split: str, database: str, k: int = 1) -> NeighbourGraph:
-        """k nearest ``database`` items of the :meth:`neighbour_queries` rows of ``split``, memoised."""
+    def cross_neighbours(self, split: str, database: str, k: int | None = None) -> NeighbourGraph:
+        """k nearest ``database`` items of the :meth:`neighbour_queries` rows of ``split`` (None: as built).
 
-        def compute() -> NeighbourGraph:
-            from .neighbors import NeighbourGraph, knn
+        Built once, ``max(k, declared depth)`` deep, like :meth:`neighbour_graph`.
+        """
+        from .neighbors import NeighbourGraph, knn
 
+        graph = self._memo.get(("cross_neighbours", split, database))
+        if k is None and graph is not None:
+            return graph
+        db = self.embeddings(database)
+        k = min(int(k or 1), db.shape[0])
+        if graph is None or graph.k < k:
             rows = self.neighbour_queries(split, database)
             emb = self.embeddings(split)
             queries = emb if rows.size == emb.shape[0] else emb[rows]
-            db = self.embeddings(database)
-            idx, dist = knn(queries, db, min(int(k), db.shape[0]), metric=self.neighbour_metric())
-            return NeighbourGraph(rows, idx, dist, self.neighbour_metric(), emb.shape[0], db.shape[0])
-
-        return self.memo(("cross_neighbours", split, database, int(k)), compute)
+            depth = min(db.shape[0], max(k, self.neighbour_depth(split, database)))
+            idx, dist = knn(queries, db, depth, metric=self.neighbour_metric())
+            graph = NeighbourGraph(rows, idx, dist, self.neighbour_metric(), emb.shape[0], db.shape[0])
+            self._memo[("cross_neighbours", split, database)] = graph
+        return graph.head(k)
 
     def embed_new(self, x, *, mode: str = "eval") -> np.ndarray:
         """Embed new inputs (B, ...) that probes build themselves (counterfactuals, mode checks) -> (B, d)."""

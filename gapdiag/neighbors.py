@@ -158,6 +158,21 @@ def _search(
     ``self_rows`` (m,) int64, when given, is the database row of each query, excluded from its result.
     ``queries`` and ``database`` are validated float32 matrices, normalized already for cosine.
     """
+    from ._threads import all_threads
+
+    with all_threads():  # a large computation: every core, even inside a probe's single-threaded block
+        yield from _search_blocks(queries, database, k, self_rows, metric, chunk_size, backend)
+
+
+def _search_blocks(
+    queries: np.ndarray,
+    database: np.ndarray,
+    k: int,
+    self_rows: np.ndarray | None,
+    metric: str,
+    chunk_size: int | None,
+    backend: str,
+) -> Iterator[tuple[int, int, np.ndarray, np.ndarray]]:
     m, n = queries.shape[0], database.shape[0]
     rows = _chunk_rows(chunk_size, backend, n, k)
     if backend == "faiss":

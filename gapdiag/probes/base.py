@@ -140,10 +140,12 @@ class Probe(abc.ABC):
 
     # -- declared prerequisites ---------------------------------------------------------------------
     def neighbours_needed(self, ctx: AuditContext) -> dict[str, int]:
-        """Neighbours per item this probe will read from ``ctx.neighbour_graph(split)``, by split.
+        """Neighbours per item this probe will read from the context's shared graphs.
 
-        Called once before any probe runs, so that each split's one kNN graph is built as deep as the
-        deepest need. Default: none. Cheap: decide from sizes, labels and ``self.params`` only.
+        Keys: a split name for ``ctx.neighbour_graph(split)`` (the split's items among themselves), or
+        ``"split->database"`` for ``ctx.cross_neighbours(split, database)``. Called once before any probe
+        runs, so that each graph is built once, as deep as the deepest need, with every core. Default:
+        none. Cheap: decide from sizes, labels and ``self.params`` only.
         """
         return {}
 

@@ -246,16 +246,15 @@ class GeometryProbe(Probe):
             n = rows.size
         counts = k_occurrence(idx, n)
         skew = k_occurrence_skewness(counts)
-        samples = []
-        step = max(1, (1 << 22) // n)
-        c = counts.astype(np.float64)
-        for s in range(0, n_boot, step):
-            b = min(step, n_boot - s)
-            r = c[rng.integers(0, n, (b, n))]
-            centred = r - r.mean(axis=1, keepdims=True)
-            var = (centred**2).mean(axis=1)
-            with np.errstate(invalid="ignore", divide="ignore"):
-                samples.append((centred**3).mean(axis=1) / var**1.5)
+        # Resampling items = a multinomial draw of how often each distinct count occurs (few levels),
+        # so each resample's moments come from (levels,) sums: O(n_boot x levels), not O(n_boot x n).
+        levels, freq = np.unique(counts, return_counts=True)
+        v = levels.astype(np.float64) - counts.mean()  # centred: no cancellation in the third moment
+        w = rng.multinomial(n, freq / n, size=n_boot).astype(np.float64) / n
+        m1, m2, m3 = w @ v, w @ v**2, w @ v**3
+        var = m2 - m1**2
+        with np.errstate(invalid="ignore", divide="ignore"):
+            samples = [(m3 - 3 * m1 * m2 + 2 * m1**3) / var**1.5]
         skew_est = estimate_from_draws(skew, np.concatenate(samples) if samples else np.empty(0), n, level)
         top = int(np.argmax(counts))
         return {

@@ -119,7 +119,7 @@ class DuplicatesProbe(Probe):
     }
 
     def neighbours_needed(self, ctx: AuditContext) -> dict[str, int]:
-        return {"train": 1}
+        return {"train": 1, "val->train": 1}
 
     def _measure(self, ctx: AuditContext) -> Measurement:
         level = float(ctx.option("ci_level"))
