@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PIP := $(BIN)/python -m pip
 
-.PHONY: demo test lint format bench browser clean
+.PHONY: demo test lint format bench bench-quick browser clean
 
 $(STAMP): setup.cfg pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -34,9 +34,12 @@ lint: $(STAMP)
 format: $(STAMP)
 	$(BIN)/ruff format .
 
+# The full run of docs/performance.md (about 30 minutes on 2 cores); `make bench-quick` takes about 5.
 bench: $(STAMP)
-	$(BIN)/python benchmarks/bench_metrics.py
-	$(BIN)/python benchmarks/bench_embed.py
+	$(BIN)/python benchmarks/run.py
+
+bench-quick: $(STAMP)
+	$(BIN)/python benchmarks/run.py --quick
 
 clean:
 	rm -rf $(VENV) gapdiag-report .pytest_cache .ruff_cache *.egg-info

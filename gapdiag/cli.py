@@ -75,12 +75,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_audit_options(audit)
 
-    emb = sub.add_parser("audit-embeddings", help="audit precomputed embeddings from .npz or .parquet files")
+    emb = sub.add_parser(
+        "audit-embeddings",
+        help="audit precomputed embeddings: .npz, a folder of .npy arrays, parquet shards (gapdiag embed)",
+    )
     emb.add_argument(
         "train",
-        help="train file: npz with 'embeddings' (N, d) and optional 'labels', 'left', 'right', 'pair_label', 'anchor', 'candidates', 'correct'",
+        help="train split: an npz with 'embeddings' (N, d) and optional 'labels', 'left', 'right', 'pair_label', "
+        "'anchor', 'candidates', 'correct'; a folder of those as .npy files (memory-mapped); a parquet file; "
+        "or a folder of parquet shards as `gapdiag embed` writes",
     )
-    emb.add_argument("val", help="val file, same layout")
+    emb.add_argument("val", help="val split, same layouts")
     emb.add_argument(
         "--kind",
         choices=("distance", "similarity"),
@@ -88,6 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="how your evaluation reads euclidean scores",
     )
     _add_audit_options(emb)
+
+    _add_embed(sub)
 
     cmp_ = sub.add_parser("compare", help="what got better or worse between two JSON reports")
     cmp_.add_argument("old")
@@ -100,6 +107,47 @@ def build_parser() -> argparse.ArgumentParser:
         "code", nargs="?", help="a finding code such as GD101; without it, the list of all codes"
     )
     return parser
+
+
+def _add_embed(sub) -> None:
+    p = sub.add_parser(
+        "embed",
+        help="run the model over every item as a Ray Data job and write parquet shards for audit-embeddings",
+    )
+    p.add_argument("target", help="package.module:function returning (model, train, val), as for `audit`")
+    p.add_argument("--out", required=True, help="a new or empty folder for the shards (one per split)")
+    p.add_argument("--engine", choices=("ray", "local"), default="ray", help="default: %(default)s")
+    p.add_argument("--address", default=None, help="Ray cluster address (default: RAY_ADDRESS, else local)")
+    p.add_argument("--actors", type=int, default=None, help="model replicas (default: what resources allow)")
+    p.add_argument("--cpus-per-actor", type=float, default=1.0, help="default: %(default)s")
+    p.add_argument("--gpus-per-actor", type=float, default=0.0, help="default: %(default)s")
+    p.add_argument(
+        "--batch-size", type=int, default=None, help="items per encoder call (default: the model's)"
+    )
+
+
+def _embed(args: argparse.Namespace) -> int:
+    from .audit import _as_model
+    from .data import as_split
+    from .embed_job import embed_to_parquet
+
+    model, train, val = _load_target(args.target)
+    splits = [as_split(train, "train"), as_split(val, "val", seed=1)]
+    manifest = embed_to_parquet(
+        _as_model(model, None),
+        splits,
+        args.out,
+        engine=args.engine,
+        batch_size=args.batch_size,
+        num_actors=args.actors,
+        cpus_per_actor=args.cpus_per_actor,
+        gpus_per_actor=args.gpus_per_actor,
+        ray_address=args.address,
+    )
+    sizes = ", ".join(f"{k} {v}" for k, v in manifest["items"].items())
+    print(f"Embedded {sizes} items (d={manifest['dimension']}) into {args.out}")
+    print(f"Audit them with: gapdiag audit-embeddings {args.out}/train {args.out}/val")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -128,6 +176,8 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "audit":
         model, train, val = _load_target(args.target)
         return _run_audit(args, model, train, val)
+    if args.command == "embed":
+        return _embed(args)
     if args.command == "audit-embeddings":
         from .embeddings_io import load_embedding_split
 

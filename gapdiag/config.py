@@ -39,7 +39,7 @@ GLOBAL_DEFAULTS: dict[str, Any] = {
     "max_pairs_per_split": 200_000,  # the protocol grid scores a seeded subsample of at most this many pairs
     # multiply-adds (queries x database x d) of one exact neighbour search; above it a seeded query sample
     # searches all items and the numbers built on it are estimates (see docs/scale.md)
-    "neighbour_budget": 1e12,
+    "neighbour_budget": 2.5e11,
 }
 
 
@@ -104,7 +104,7 @@ class Config:
             isinstance(o["neighbour_budget"], (int, float)) and o["neighbour_budget"] > 0
         ):
             raise ConfigError(
-                f"{source}: neighbour_budget must be a positive number of multiply-adds, e.g. 1e12; "
+                f"{source}: neighbour_budget must be a positive number of multiply-adds, e.g. 2.5e11; "
                 f"got {o['neighbour_budget']!r}."
             )
         if isinstance(o["ignore"], str):

@@ -508,15 +508,7 @@ def make_episodes(
     c = cls[anchor]
     offset = 1 + np.floor(rng.random(n_episodes) * (counts[c] - 1)).astype(np.int64)
     match = order[starts[c] + (rank[anchor] + offset) % counts[c]]
-    # n_way - 1 distinct other classes per episode: the smallest random keys, the anchor's class excluded
-    keys = rng.random((n_episodes, n_classes))
-    keys[np.arange(n_episodes), c] = np.inf
-    other = (
-        np.argpartition(keys, n_way - 2, axis=1)[:, : n_way - 1]
-        if n_way - 1 < n_classes
-        else np.argsort(keys, axis=1)[:, : n_way - 1]
-    )
-    other = np.sort(other, axis=1)
+    other = np.sort(_other_classes(rng, c, n_classes, n_way - 1), axis=1)
     pick = np.floor(rng.random(other.shape) * counts[other]).astype(np.int64)
     distractors = order[starts[other] + pick]
     correct = rng.integers(0, n_way, n_episodes)
@@ -526,6 +518,31 @@ def make_episodes(
     candidates[mask] = distractors.ravel()
     candidates[np.arange(n_episodes), correct] = match
     return Episodes(items, anchor, candidates, correct)
+
+
+def _other_classes(rng: np.random.Generator, c: np.ndarray, n_classes: int, m: int) -> np.ndarray:
+    """``m`` distinct classes per row (E, m), none equal to the row's class ``c`` (E,), uniformly drawn.
+
+    Few classes: the ``m`` smallest of one random key per class. Many classes (an (E, n_classes) key
+    matrix would take gigabytes): ``m`` uniform draws among the other classes, rows with a repeat drawn
+    again, which leaves every set of ``m`` distinct classes equally likely.
+    """
+    e = c.size
+    if e * n_classes <= 1 << 22:
+        keys = rng.random((e, n_classes))
+        keys[np.arange(e), c] = np.inf
+        if m < n_classes:
+            return np.argpartition(keys, m - 1, axis=1)[:, :m]
+        return np.argsort(keys, axis=1)[:, :m]
+    out = rng.integers(0, n_classes - 1, (e, m))
+    out += out >= c[:, None]
+    redo = np.arange(e)
+    while redo.size:
+        srt = np.sort(out[redo], axis=1)
+        redo = redo[(srt[:, 1:] == srt[:, :-1]).any(axis=1)]
+        fresh = rng.integers(0, n_classes - 1, (redo.size, m))
+        out[redo] = fresh + (fresh >= c[redo, None])
+    return out
 
 
 def stratified_pair_indices(label: np.ndarray, max_pairs: int, rng: np.random.Generator) -> np.ndarray:

@@ -20,11 +20,21 @@ __all__ = ["IdentityOverlapProbe", "identity_centroids"]
 def identity_centroids(emb: np.ndarray, ids: np.ndarray, *, min_items: int) -> tuple[np.ndarray, np.ndarray]:
     """Mean embedding of every identity with at least ``min_items`` items.
 
-    Returns the identities (K,) and their centroids (K, d) float32, without an (N, K) matrix.
+    Returns the identities (K,) and their centroids (K, d) float32, without an (N, K) dense matrix: the
+    sums are a sparse (K, block) indicator times each block of 65,536 rows, accumulated in float64, so
+    memory stays at one block however large (or memory-mapped) ``emb`` is.
     """
+    from scipy.sparse import csr_matrix
+
     uniq, inv, counts = np.unique(ids, return_inverse=True, return_counts=True)
+    inv = inv.reshape(-1)
     sums = np.zeros((uniq.size, emb.shape[1]), dtype=np.float64)
-    np.add.at(sums, inv.reshape(-1), emb.astype(np.float64))
+    for s in range(0, inv.size, 1 << 16):
+        rows = inv[s : s + (1 << 16)]
+        indicator = csr_matrix(
+            (np.ones(rows.size), (rows, np.arange(rows.size))), shape=(uniq.size, rows.size)
+        )
+        sums += indicator @ np.asarray(emb[s : s + rows.size], dtype=np.float64)
     keep = counts >= min_items
     return uniq[keep], (sums[keep] / counts[keep, None]).astype(np.float32)
 
