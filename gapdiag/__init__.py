@@ -9,6 +9,9 @@ Heavy dependencies (matplotlib, umap, faiss) are imported only when used.
 
 from typing import TYPE_CHECKING, Any
 
+# ``audit`` is bound eagerly: it shares its name with the submodule gapdiag.audit, which would otherwise
+# shadow a lazily loaded function once imported. gapdiag.audit imports nothing heavy until it runs.
+from .audit import audit
 from .errors import (
     ConfigError,
     EncoderError,
@@ -20,7 +23,6 @@ from .errors import (
 )
 
 if TYPE_CHECKING:
-    from .audit import audit
     from .config import Config, load_config
     from .data import Episodes, Items, Pairs, Split
     from .findings.finding import Finding, Severity
@@ -32,7 +34,6 @@ if TYPE_CHECKING:
 # The public API is imported on first use (PEP 562), so that ``import gapdiag`` and the light CLI commands
 # (``gapdiag --help``, ``explain``, ``compare``) never pay for torch, numpy or matplotlib.
 _LAZY = {
-    "audit": "audit",
     "Config": "config",
     "load_config": "config",
     "Items": "data",

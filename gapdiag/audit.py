@@ -4,27 +4,30 @@ from __future__ import annotations
 
 import platform
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import torch
-
-from ._threads import single_threaded
 from .config import Config
-from .context import AuditContext
-from .data import Split, as_split
-from .embed import embed_splits
 from .errors import InputError, ModelError
-from .model import SiameseModel
-from .probes.base import ProbeResult
-from .probes.registry import get_probe, registered_probes
-from .report.report import Report
-from .scoring import Scorer
+
+if TYPE_CHECKING:
+    from .context import AuditContext
+    from .data import Split
+    from .model import SiameseModel
+    from .probes.base import ProbeResult
+    from .report.report import Report
+
+# The heavy modules (torch, numpy and everything built on them) are imported when audit() runs, not when
+# this module is: ``gapdiag.audit`` is the public function, bound eagerly by the package's __init__, and
+# ``import gapdiag`` must stay light (see tests/test_startup.py).
 
 __all__ = ["audit"]
 
 
 def _as_model(model: Any, kind: str | None) -> SiameseModel | None:
+    import torch
+
+    from .model import SiameseModel
+
     if model is None or isinstance(model, SiameseModel):
         if kind is not None and isinstance(model, SiameseModel) and kind != model.kind:
             raise ModelError(
@@ -39,6 +42,8 @@ def _as_model(model: Any, kind: str | None) -> SiameseModel | None:
 
 
 def _sizes(splits: dict[str, Split]) -> dict[str, Any]:
+    import numpy as np
+
     out: dict[str, Any] = {}
     for name, s in splits.items():
         out[f"{name}_items"] = len(s.items)
@@ -85,6 +90,13 @@ def audit(
     -------
     Report
     """
+    from .context import AuditContext
+    from .data import as_split
+    from .embed import embed_splits
+    from .probes.registry import registered_probes
+    from .report.report import Report
+    from .scoring import Scorer
+
     t_start = time.perf_counter()
     if not isinstance(config, Config):
         config = Config.from_mapping(config)
@@ -145,6 +157,9 @@ def _run_probes(
     ctx: AuditContext, names: list[str], config: Config, progress: bool, timings: dict[str, float]
 ) -> list[ProbeResult]:
     """Build the shared neighbour graphs, then run each probe single-threaded; records the timings."""
+    from ._threads import single_threaded
+    from .probes.registry import get_probe
+
     probes = [get_probe(name)(**config.params_for(name)) for name in names]
     t0 = time.perf_counter()
     _prepare_neighbours(ctx, probes)
@@ -196,6 +211,9 @@ def _probe_bar(total: int, enabled: bool):
 
 
 def _versions() -> dict[str, str]:
+    import numpy as np
+    import torch
+
     from . import __version__
 
     out = {

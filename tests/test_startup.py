@@ -91,3 +91,14 @@ def test_explain_shows_the_owner_defaults_from_the_declarations(capsys):
     assert main(["explain", "GD204"]) == 0
     out = capsys.readouterr().out
     assert "Emitted by probe 'geometry'" in out and "hub_k = 10" in out
+
+
+def test_gapdiag_audit_stays_the_function_after_its_module_is_imported():
+    code = (
+        "import importlib, gapdiag; mod = importlib.import_module('gapdiag.audit'); "
+        "import gapdiag.cli; print(gapdiag.audit is mod.audit and callable(gapdiag.audit))"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert proc.stdout.strip() == "True"
