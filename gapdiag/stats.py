@@ -324,6 +324,9 @@ def weighted_auc(values: np.ndarray, y: np.ndarray, wp: np.ndarray, wn: np.ndarr
     np.cumsum(wn, axis=1, out=cum[:, 1:])
     # sum_i w_i (C[lo_i] + C[hi_i]) / 2: the weighted count of negatives below each positive, ties half
     num = np.einsum("bi,bi->b", wp, cum[:, lo], dtype=np.float64)
-    num += np.einsum("bi,bi->b", wp, cum[:, hi], dtype=np.float64)
+    if np.array_equal(lo, hi):  # no positive ties a negative (continuous features): the two sums agree
+        num *= 2.0
+    else:
+        num += np.einsum("bi,bi->b", wp, cum[:, hi], dtype=np.float64)
     with np.errstate(invalid="ignore", divide="ignore"):
         return 0.5 * num / (wp.sum(axis=1, dtype=np.float64) * cum[:, -1].astype(np.float64))

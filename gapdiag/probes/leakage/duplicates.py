@@ -67,6 +67,13 @@ def near_threshold(within: np.ndarray, *, quantile: float, fraction: float) -> f
     return float(fraction * np.quantile(pos, quantile)) if pos.size else 0.0
 
 
+def _within_train(x: np.ndarray, rows: np.ndarray | None) -> np.ndarray:
+    """Distance (m,) float64 from each of ``rows`` (all when None) to its nearest other row of ``x``."""
+    from ...neighbors import self_knn_blocks
+
+    return np.concatenate([d[:, 0] for _, _, d in self_knn_blocks(x, 1, rows=rows)]).astype(np.float64)
+
+
 def _nn(queries: np.ndarray, database: np.ndarray, *, exclude_self: bool) -> tuple[np.ndarray, np.ndarray]:
     from ...neighbors import knn
 
@@ -79,9 +86,11 @@ class DuplicatesProbe(Probe):
     """GD103: validation items that are exact or near copies of training items.
 
     - Exact: identical content hash (``Items.content_hashes``; dtype-independent, shape-aware).
-    - Near, in input space (items as vectors, see :func:`input_vectors`) and in embedding space: the
-      euclidean distance from each validation item to its nearest training item, against the distribution
-      of within-train nearest-neighbour distances (self excluded). A validation item is a near copy when
+    - Near, in input space (items as vectors, see :func:`input_vectors`; euclidean) and in embedding space
+      (the audit's neighbour metric, from its shared graphs): the distance from each validation item to its
+      nearest training item, against the distribution of within-train nearest-neighbour distances (self
+      excluded; of at most ``calibration_items`` seeded training items in input space, of the graph's
+      query rows in embedding space). A validation item is a near copy when
       that distance is at most ``near_fraction`` x the ``near_quantile`` quantile of the within-train
       distances: closer than half the distance that only the closest 1% of training items have to their
       own nearest neighbour. For items drawn independently from the same distribution the fraction under
@@ -114,6 +123,9 @@ class DuplicatesProbe(Probe):
         # input vectors are pooled / projected to at most this many values (3 x 9 x 9 for RGB images): a
         # copy stays within a small distance under pooling, and the exact search costs 4x less than at 1024
         "max_input_dim": 256,
+        # training items (a seeded sample) whose nearest-neighbour distance calibrates the input-space
+        # threshold: its 1% quantile is estimated from 50 values; all validation items are still checked
+        "calibration_items": 5000,
         "curve_points": 41,
         "thumbnails": 8,
     }
@@ -202,7 +214,15 @@ class DuplicatesProbe(Probe):
         dim = int(self.params["max_input_dim"])
         xt = input_vectors(tr, max_dim=dim, seed=ctx.seed)
         xv = input_vectors(va, max_dim=dim, seed=ctx.seed)
-        return {"input": self._space(_nn(xt, xt, exclude_self=True)[1], *_nn(xv, xt, exclude_self=False))}
+        # the within-train scale from a seeded sample of training items (each against all of them); every
+        # validation item is checked against every training item
+        n_cal = int(self.params["calibration_items"])
+        rows = (
+            None
+            if len(tr) <= n_cal
+            else np.sort(ctx.rng("duplicates.calibration").choice(len(tr), n_cal, replace=False))
+        )
+        return {"input": self._space(_within_train(xt, rows), *_nn(xv, xt, exclude_self=False))}
 
     def _embedding_space(self, ctx: AuditContext, n_val: int) -> dict[str, Any]:
         """Embedding-space distances from the audit's shared neighbour graphs (train, and val -> train).
