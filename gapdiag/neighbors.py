@@ -46,11 +46,12 @@ __all__ = [
 METRICS = ("euclidean", "cosine")
 BACKENDS = ("auto", "torch", "faiss")
 
-# Block budgets. Torch: a (chunk, n) float32 block of about 64 MB. Faiss blocks the distance matrix
+# Block budgets. Torch: a (chunk, block) float32 tile of about 16 MB (at least 256 queries: 64 MB against
+# a full 65,536-row database block). Faiss blocks the distance matrix
 # internally (4096 queries x 1024 database rows), so its chunks only bound the (chunk, k) results handed
 # back per call: about 16M entries (192 MB), in whole multiples of faiss's 4096-query block where k allows
 # (fewer, fuller calls are measurably faster than many small ones).
-_TORCH_BLOCK_ELEMENTS = 1 << 24
+_TORCH_BLOCK_ELEMENTS = 1 << 22
 # Databases above this many rows are searched block by block (each block's top-k merged), so that a
 # (chunk, block) tile keeps hundreds of queries per matmul even against millions of rows.
 _TORCH_DB_BLOCK = 1 << 16
@@ -122,7 +123,7 @@ def _chunk_rows(chunk_size: Any, backend: str, n_database: int, k: int) -> int:
         if rows >= _FAISS_QUERY_BLOCK:
             return rows // _FAISS_QUERY_BLOCK * _FAISS_QUERY_BLOCK
         return max(256, rows)  # very deep lists: fewer queries per call to bound the results
-    return max(1, _TORCH_BLOCK_ELEMENTS // max(1, min(n_database, _TORCH_DB_BLOCK)))
+    return max(256, _TORCH_BLOCK_ELEMENTS // max(1, min(n_database, _TORCH_DB_BLOCK)))
 
 
 def _canonical_order(indices: np.ndarray, distances: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -218,6 +219,7 @@ def _torch_search(
     step = min(n, _TORCH_DB_BLOCK)
     blocks = [(b0, min(n, b0 + step)) for b0 in range(0, n, step)]
     sq = [(db[b0:b1] * db[b0:b1]).sum(dim=1) for b0, b1 in blocks] if metric == "euclidean" else None
+    buffer = torch.empty((min(rows, m), step), dtype=db.dtype)
     with torch.no_grad():
         for start in range(0, m, rows):
             stop = min(m, start + rows)
@@ -226,11 +228,15 @@ def _torch_search(
             own = torch.from_numpy(self_rows[start:stop]) if self_rows is not None else None
             best_v = best_i = None
             for j, (b0, b1) in enumerate(blocks):
-                if metric == "euclidean":
-                    # ||q||^2 + ||x||^2 - 2 q.x on one (chunk, block) tile
-                    tile = torch.addmm(sq[j].unsqueeze(0), q, db[b0:b1].T, beta=1.0, alpha=-2.0).add_(q_sq)
+                # one (chunk, block) tile, written into the same buffer every time it has the full shape
+                full = stop - start == buffer.shape[0] and b1 - b0 == step
+                out = {"out": buffer} if full else {}
+                if metric == "euclidean":  # ||q||^2 + ||x||^2 - 2 q.x
+                    tile = torch.addmm(sq[j].unsqueeze(0), q, db[b0:b1].T, beta=1.0, alpha=-2.0, **out).add_(
+                        q_sq
+                    )
                 else:
-                    tile = torch.mm(q, db[b0:b1].T).neg_().add_(1.0)
+                    tile = torch.mm(q, db[b0:b1].T, **out).neg_().add_(1.0)
                 if own is not None:
                     inside = (own >= b0) & (own < b1)
                     tile[torch.nonzero(inside).view(-1), own[inside] - b0] = float("inf")
@@ -321,7 +327,7 @@ def knn(
         an identical embedding remain neighbours at distance 0.
     chunk_size : int, optional
         Queries per block. Peak extra memory is ``chunk_size x n`` float32 (torch) plus
-        ``chunk_size x k`` results. Default: blocks of about 64 MB (torch); for faiss, which blocks
+        ``chunk_size x k`` results. Default: tiles of 16 to 64 MB (torch); for faiss, which blocks
         internally, calls of about 16M results (a multiple of 4096 queries unless k > 4096). Never changes
         the result.
     backend : {"auto", "torch", "faiss"}
@@ -422,7 +428,7 @@ def self_knn_blocks(
             raise InputError(
                 f"rows must index the {db.shape[0]} embeddings; got values outside 0..{db.shape[0] - 1}."
             )
-    queries = db[rows]
+    queries = db if np.array_equal(rows, np.arange(db.shape[0])) else db[rows]
     for start, stop, idx, dist in _search(
         queries, db, k, self_rows=rows, metric=metric, chunk_size=chunk_size, backend=concrete
     ):

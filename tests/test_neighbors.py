@@ -110,11 +110,18 @@ def test_torch_backend_only_ever_holds_chunk_by_n_blocks(monkeypatch):
     knn(x, x, 5, exclude_self=True, backend="torch", chunk_size=16)
     assert seen and max(rows for rows, _ in seen) <= 16 and {cols for _, cols in seen} == {500}
 
-    # The default chunk follows a fixed element budget, so it shrinks as the database grows.
+    # The default chunk follows a fixed element budget (at least 256 queries, for efficient matmuls), so
+    # it shrinks as the database grows; a database above _TORCH_DB_BLOCK rows is searched block by block.
     seen.clear()
-    monkeypatch.setattr(neighbors, "_TORCH_BLOCK_ELEMENTS", 500 * 10)
+    monkeypatch.setattr(neighbors, "_TORCH_BLOCK_ELEMENTS", 500 * 300)
     knn(x, x, 5, backend="torch")
-    assert max(rows for rows, _ in seen) <= 10
+    assert max(rows for rows, _ in seen) <= 300
+    seen.clear()
+    monkeypatch.setattr(neighbors, "_TORCH_DB_BLOCK", 128)
+    blocked = knn(x, x, 5, exclude_self=True, backend="torch")
+    assert max(cols for _, cols in seen) <= 128
+    monkeypatch.setattr(neighbors, "_TORCH_DB_BLOCK", 1 << 16)
+    np.testing.assert_array_equal(blocked[0], knn(x, x, 5, exclude_self=True, backend="torch")[0])
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
