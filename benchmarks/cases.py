@@ -213,8 +213,16 @@ def case_audit(n: int, warm: bool = True) -> dict:
         m2, t2, v2 = audit_workload(600)
         with measured(out, "first_audit_small"):
             audit(m2, t2, v2, progress=False)
+    cpu = time.process_time()
     with measured(out, "audit"):
         report = audit(model, train, val, progress=False)
+    out["audit_cpu_s"] = time.process_time() - cpu
+    # the plain pass again, after: on a shared machine the lower of the two is the fairer floor
+    cpu = time.process_time()
+    with measured(out, "plain_again"):
+        plain_pass(model.module, tensors)
+    out["plain_cpu_s"] = time.process_time() - cpu
+    out["plain_first_s"], out["plain_s"] = out["plain_s"], min(out["plain_s"], out["plain_again_s"])
     out["timings"] = report.meta["timings"]
     out["verdict"] = report.verdict
     return out
