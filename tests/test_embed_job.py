@@ -46,6 +46,7 @@ def test_local_engine_writes_what_audit_embeddings_reads(tmp_path):
     _same_as_single_process(model, splits, tmp_path / "emb")
 
 
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # Ray Data's own deprecated settings
 def test_ray_job_on_two_cpus_equals_the_single_process_pass(tmp_path):
     ray = pytest.importorskip("ray", reason="the ray extra is not installed (pip install 'gapdiag[ray]')")
     model, splits = _splits()
