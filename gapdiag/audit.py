@@ -17,7 +17,7 @@ from .errors import InputError, ModelError
 from .findings.finding import Finding
 from .model import SiameseModel
 from .probes.base import ProbeResult
-from .probes.registry import get_probe, registered_probes
+from .probes.registry import check_config, get_probe, registered_probes
 from .report.report import Report
 from .scoring import Scorer
 
@@ -88,7 +88,7 @@ def audit(
     t_start = time.perf_counter()
     if not isinstance(config, Config):
         config = Config.from_mapping(config)
-    config = config.with_overrides(seed=seed, probes=probes)
+    config = check_config(config.with_overrides(seed=seed, probes=probes))
     seed = config.seed
     siamese = _as_model(model, kind)
     n_way = config.n_way or 10

@@ -14,11 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError, GapdiagError, InputError
+from .findings.policy import EXIT_USAGE
+from .report.formatting import FORMATS
 
 __all__ = ["main"]
-
-EXIT_USAGE = 2
-_FORMATS = ("html", "json", "markdown", "junit", "text")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -31,7 +30,7 @@ def _add_audit_options(p: argparse.ArgumentParser, *, out_default: str = "gapdia
     p.add_argument(
         "--format",
         default="html,json",
-        help=f"comma-separated formats among {', '.join(_FORMATS)} (default: %(default)s)",
+        help=f"comma-separated formats among {', '.join(FORMATS)} (default: %(default)s)",
     )
     p.add_argument(
         "--fail-on",
@@ -142,23 +141,25 @@ def _config(args: argparse.Namespace):
 
     cfg = load_config(args.config)
     probes = tuple(p.strip() for p in args.probes.split(",") if p.strip()) if args.probes else None
-    return cfg.with_overrides(fail_on=args.fail_on, ignore=args.ignore, seed=args.seed, probes=probes)
+    from .probes.registry import check_config
+
+    return check_config(
+        cfg.with_overrides(fail_on=args.fail_on, ignore=args.ignore, seed=args.seed, probes=probes)
+    )
 
 
 def _formats(value: str) -> list[str]:
     fmts = [f.strip().lower() for f in value.split(",") if f.strip()]
-    bad = [f for f in fmts if f not in _FORMATS]
+    bad = [f for f in fmts if f not in FORMATS]
     if bad or not fmts:
-        raise ConfigError(
-            f"Unknown --format {', '.join(bad) or value!r}; choose among {', '.join(_FORMATS)}."
-        )
+        raise ConfigError(f"Unknown --format {', '.join(bad) or value!r}; choose among {', '.join(FORMATS)}.")
     return fmts
 
 
 def _write(report, args: argparse.Namespace) -> list[Path]:
-    from .report.report import FILENAMES
+    from .report.formatting import FORMATS
 
-    return [report.save(Path(args.out) / FILENAMES[f], format=f) for f in _formats(args.format)]
+    return [report.save(Path(args.out) / FORMATS[f].filename, format=f) for f in _formats(args.format)]
 
 
 def _run_audit(args: argparse.Namespace, model: Any, train: Any, val: Any, kind: str | None = None) -> int:
@@ -247,7 +248,7 @@ def _explain(code: str | None) -> int:
             "",
             f"Emitted by probe {owner.name!r}; its default thresholds (override under [probes.{owner.name}]):",
         ]
-        lines += [f"  {k} = {v!r}" for k, v in owner.defaults.items()] or ["  (none)"]
+        lines += [f"  {k} = {v!r}" for k, v in owner.default_params().items()] or ["  (none)"]
     print("\n".join(lines))
     return 0
 

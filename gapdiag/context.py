@@ -9,17 +9,43 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
 import numpy as np
 
 from .config import Config
 from .data import Episodes, Pairs, Split, labels_from_pairs, make_episodes, make_pairs, pairs_from_episodes
-from .errors import InputError
+from .errors import InputError, ProbeDefinitionError
 from .model import SiameseModel, euclidean_distance
 from .scoring import Scorer
 
-__all__ = ["AuditContext", "REQUIREMENTS"]
+__all__ = ["AuditContext", "Artifact", "REQUIREMENTS"]
+
+T = TypeVar("T")
+_ARTIFACT_NAMES: dict[str, str] = {}
+
+
+@dataclass(frozen=True, eq=False)
+class Artifact(Generic[T]):
+    """A shared measurement, declared once and computed at most once per audit: ``ctx.artifact(spec)``.
+
+    A probe family declares its shared work as a module-level ``Artifact`` (for example the attribute signal
+    that GD101 and GD102 both read) in a non-probe module that both probes import; no probe imports
+    another probe. ``compute(ctx) -> T`` runs the first time any probe asks; the result is shared, read-only.
+    """
+
+    name: str
+    compute: Callable[[AuditContext], T]
+    description: str
+
+    def __post_init__(self) -> None:
+        owner = f"{self.compute.__module__}.{self.compute.__qualname__}"
+        if _ARTIFACT_NAMES.setdefault(self.name, owner) != owner:
+            raise ProbeDefinitionError(
+                f"Artifact {self.name!r} is declared twice ({_ARTIFACT_NAMES[self.name]}, {owner})."
+            )
+
 
 # What a probe can declare in ``requires`` and what each means.
 REQUIREMENTS: dict[str, str] = {
@@ -85,6 +111,10 @@ class AuditContext:
         if key not in self._memo:
             self._memo[key] = compute()
         return self._memo[key]
+
+    def artifact(self, spec: Artifact[T]) -> T:
+        """The shared measurement ``spec``, computed on first use and memoised for the rest of the audit."""
+        return self.memo(("artifact", spec.name), lambda: spec.compute(self))
 
     def option(self, key: str) -> Any:
         return self.config.options[key]
@@ -341,23 +371,6 @@ class AuditContext:
             "n_val_identities": n_all,
             "words": words,
         }
-
-    # -- items ----------------------------------------------------------------------------------------
-    def attributes(self, split: str):
-        """Per-item attributes (pandas DataFrame, N rows): built-in properties plus the user's columns."""
-
-        def compute():
-            import pandas as pd
-
-            from .probes.leakage.attributes import compute_attributes, merge_attributes
-
-            s = self.splits[split]
-            frame = compute_attributes(s.items.get_batch, len(s.items)) if s.items.has_inputs else None
-            if s.items.attributes is not None:
-                return merge_attributes(frame, s.items.attributes)
-            return frame if frame is not None else pd.DataFrame(index=range(len(s.items)))
-
-        return self.memo(("attributes", split), compute)
 
     def knn(
         self, split: str, k: int, *, database: str | None = None, metric: str = "euclidean"

@@ -657,7 +657,7 @@ def verification_metrics(
     if n_boot > 0:
         auc = bootstrap_auc(s, y, rng=rng, n_boot=n_boot, level=level)
     else:  # stats.bootstrap_auc needs at least one resample
-        auc = Estimate(roc_auc(s, y), float("nan"), float("nan"), int(s.size), level)
+        auc = Estimate.unknown(int(s.size), level, value=roc_auc(s, y))
     return {
         "n_pairs": int(s.size),
         "n_positive": n_pos,
@@ -750,7 +750,7 @@ def cluster_metrics(
         values = silhouette_samples(x[sub], sub_codes, metric=metric)
         silhouette = bootstrap_mean(values, rng=rng, n_boot=n_boot, level=level)
     else:  # the sample holds one class only, or one item per class: silhouette is undefined
-        silhouette = Estimate(float("nan"), float("nan"), float("nan"), int(sub.size), level)
+        silhouette = Estimate.unknown(int(sub.size), level)
     return {
         "nmi": float(normalized_mutual_info_score(codes, clusters)),
         "ami": float(adjusted_mutual_info_score(codes, clusters)),

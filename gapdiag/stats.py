@@ -49,6 +49,12 @@ class Estimate:
     n: int
     level: float = DEFAULT_LEVEL
 
+    @classmethod
+    def unknown(cls, n: int = 0, level: float = DEFAULT_LEVEL, value: float = float("nan")) -> Estimate:
+        """An estimate whose interval could not be computed (too few units); ``value`` may still be known."""
+        nan = float("nan")
+        return cls(float(value), nan, nan, int(n), level)
+
     def excludes(self, reference: float) -> bool:
         """True when the interval lies entirely on one side of ``reference`` (the 'no effect' value)."""
         return bool(self.low > reference or self.high < reference)
@@ -131,11 +137,11 @@ def auc_bootstrap_draws(
 def estimate_from_draws(point: float, draws: np.ndarray | None, n: int, level: float) -> Estimate:
     """Percentile interval of ``draws`` around ``point``."""
     if draws is None:
-        return Estimate(float(point), float("nan"), float("nan"), int(n), level)
+        return Estimate.unknown(int(n), level, value=float(point))
     d = np.asarray(draws, dtype=float)
     d = d[np.isfinite(d)]
     if d.size == 0 or not np.isfinite(point):
-        return Estimate(float(point), float("nan"), float("nan"), int(n), level)
+        return Estimate.unknown(int(n), level, value=float(point))
     alpha = (1.0 - level) / 2.0
     lo, hi = np.quantile(d, [alpha, 1.0 - alpha])
     return Estimate(float(point), float(lo), float(hi), int(n), level)
@@ -170,7 +176,7 @@ def bootstrap(
         The seeded generator; the result is deterministic for a given state.
     """
     if n <= 0:
-        return Estimate(float("nan"), float("nan"), float("nan"), 0, level)
+        return Estimate.unknown(0, level)
     value = statistic(np.arange(n)) if point is None else point
     idx = rng.integers(0, n, size=(n_boot, n))
     samples = np.array([statistic(row) for row in idx], dtype=float)
@@ -187,7 +193,7 @@ def bootstrap_mean(
     """Mean of ``values`` (shape (n,)) with a vectorized percentile bootstrap CI."""
     values = np.asarray(values, dtype=float)
     if values.size == 0:
-        return Estimate(float("nan"), float("nan"), float("nan"), 0, level)
+        return Estimate.unknown(0, level)
     return estimate_from_draws(
         float(values.mean()), mean_bootstrap_draws(values, rng, n_boot), values.size, level
     )
@@ -205,7 +211,7 @@ def bootstrap_difference(
     a = np.asarray(a, dtype=float)
     b = np.asarray(b, dtype=float)
     if a.size == 0 or b.size == 0:
-        return Estimate(float("nan"), float("nan"), float("nan"), 0, level)
+        return Estimate.unknown(0, level)
     sa = a[rng.integers(0, a.size, size=(n_boot, a.size))].mean(axis=1)
     sb = b[rng.integers(0, b.size, size=(n_boot, b.size))].mean(axis=1)
     return estimate_from_draws(float(a.mean() - b.mean()), sa - sb, min(a.size, b.size), level)
@@ -214,7 +220,7 @@ def bootstrap_difference(
 def wilson(successes: int, n: int, level: float = DEFAULT_LEVEL) -> Estimate:
     """Wilson score interval for a proportion ``successes / n``."""
     if n <= 0:
-        return Estimate(float("nan"), float("nan"), float("nan"), 0, level)
+        return Estimate.unknown(0, level)
     from scipy.stats import norm
 
     z = float(norm.ppf(1 - (1 - level) / 2))
@@ -273,7 +279,7 @@ def bootstrap_auc(
     """
     labels = np.asarray(labels).astype(bool)
     if labels.all() or not labels.any():
-        return Estimate(float("nan"), float("nan"), float("nan"), labels.size, level)
+        return Estimate.unknown(labels.size, level)
     draws = auc_bootstrap_draws(scores, labels, rng, n_boot)
     return estimate_from_draws(roc_auc(scores, labels), draws, labels.size, level)
 

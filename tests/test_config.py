@@ -1,6 +1,7 @@
 import pytest
 
 from gapdiag import Config, ConfigError, load_config
+from gapdiag.probes.registry import check_config
 
 
 def test_defaults_and_overrides():
@@ -21,11 +22,15 @@ def test_defaults_and_overrides():
         ({"probes": {"nope": {}}}, "unknown probe 'nope'"),
         ({"probes": {"protocol": {"min_share": 1}}}, "Valid options"),
         ({"n_boot": 3}, "n_boot"),
+        ({"probes": {"protocol": {"train_protocol": "pairs"}}}, "must be one of 'auto', 'pairwise', 'n-way'"),
+        ({"probes": {"protocol": {"min_protocol_share": "x"}}}, "must be a number"),
+        ({"probes": {"shortcut": {"max_pairs": 2.5}}}, "must be an integer"),
+        ({"probes": {"reliance": {"interventions": {"redness": "paint"}}}}, "unknown intervention 'paint'"),
     ],
 )
 def test_bad_config_names_the_problem(mapping, needle):
     with pytest.raises(ConfigError, match=needle):
-        Config.from_mapping(mapping)
+        check_config(Config.from_mapping(mapping))
 
 
 def test_pyproject_table_and_toml_file(tmp_path, monkeypatch):

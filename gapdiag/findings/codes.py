@@ -7,7 +7,7 @@ emits the code and printed next to this text by ``gapdiag explain``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ..errors import UnknownCodeError
 
@@ -23,6 +23,8 @@ class CodeInfo:
     why: str
     measured: str
     fix: tuple[str, ...]
+    # Among findings of equal weight, a lower rank is the more likely root cause (see _CAUSE_ORDER).
+    cause_rank: int = 999
 
 
 _ENTRIES = [
@@ -328,7 +330,18 @@ _ENTRIES = [
     ),
 ]
 
-CATALOGUE: dict[str, CodeInfo] = {e.code: e for e in _ENTRIES}
+# When two findings carry the same weight, the one earlier here is the more likely root cause: bugs at the
+# evaluation boundary invalidate every other number, then shortcuts and contamination, then memorization,
+# protocol mismatch and the genuine gap, then descriptive findings.
+_CAUSE_ORDER = (
+    "GD302", "GD305", "GD306", "GD101", "GD102", "GD103", "GD201", "GD301",
+    "GD202", "GD303", "GD304", "GD203", "GD204", "GD205", "GD104", "GD900",
+)  # fmt: skip
+
+CATALOGUE: dict[str, CodeInfo] = {
+    e.code: replace(e, cause_rank=_CAUSE_ORDER.index(e.code)) if e.code in _CAUSE_ORDER else e
+    for e in _ENTRIES
+}
 
 
 def lookup(code: str) -> CodeInfo:

@@ -11,8 +11,10 @@ thresholds). The final :meth:`Probe.run` checks requirements, times the work, ca
 from __future__ import annotations
 
 import abc
+import math
 import time
 import traceback
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -23,7 +25,7 @@ from ..findings.finding import Finding, Severity
 if TYPE_CHECKING:
     from ..context import AuditContext
 
-__all__ = ["Probe", "ProbeResult", "Measurement", "FigureSpec", "Status", "ProbeSkipped"]
+__all__ = ["Probe", "ProbeResult", "Measurement", "FigureSpec", "Status", "ProbeSkipped", "Param"]
 
 
 class ProbeSkipped(Exception):
@@ -32,6 +34,62 @@ class ProbeSkipped(Exception):
     Requirements that can be declared belong in ``requires``; this is for what only the measurement can see
     (e.g. no attribute column shared by both splits).
     """
+
+
+@dataclass(frozen=True)
+class Param:
+    """A probe option declared next to its default, with the values it accepts.
+
+    Options declared as plain values in ``Probe.defaults`` are checked against the type of their default;
+    a ``Param`` adds ``choices``, an inclusive range ``[low, high]`` or a ``check(value) -> error text or
+    None``. Every option is checked when the probe is built (``Probe(**params)``), before the audit embeds.
+    """
+
+    default: Any
+    choices: tuple[Any, ...] | None = None
+    low: float | None = None
+    high: float | None = None
+    check: Callable[[Any], str | None] | None = None
+
+    def validate(self, probe: str, key: str, value: Any) -> Any:
+        """The value, checked; raises ``ConfigError`` naming ``probes.<probe>.<key>`` and what it accepts."""
+        where = f"probes.{probe}.{key}"
+        _check_type(where, self.default, value)
+        if self.choices is not None and value not in self.choices:
+            raise ConfigError(f"{where} must be one of {', '.join(map(repr, self.choices))}; got {value!r}.")
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if not math.isfinite(value):
+                raise ConfigError(f"{where} must be a finite number; got {value!r}.")
+            if (self.low is not None and value < self.low) or (self.high is not None and value > self.high):
+                bounds = f"[{self.low if self.low is not None else '-inf'}, {self.high if self.high is not None else 'inf'}]"
+                raise ConfigError(f"{where} must lie in {bounds}; got {value!r}.")
+        if self.check is not None:
+            problem = self.check(value)
+            if problem:
+                raise ConfigError(f"{where}: {problem}")
+        return value
+
+
+def _check_type(where: str, default: Any, value: Any) -> None:
+    """Options take the type of their default (an int where a float is expected is fine; None takes anything)."""
+    if default is None:
+        return
+    if isinstance(default, bool):
+        ok, word = isinstance(value, bool), "true or false"
+    elif isinstance(default, int):
+        ok, word = isinstance(value, int) and not isinstance(value, bool), "an integer"
+    elif isinstance(default, float):
+        ok, word = isinstance(value, (int, float)) and not isinstance(value, bool), "a number"
+    elif isinstance(default, str):
+        ok, word = isinstance(value, str), "a string"
+    elif isinstance(default, Mapping):
+        ok, word = isinstance(value, Mapping), "a table {key: value}"
+    elif isinstance(default, (tuple, list)):
+        ok, word = isinstance(value, (tuple, list)), "a list"
+    else:
+        ok, word = True, ""
+    if not ok:
+        raise ConfigError(f"{where} must be {word}; got {value!r} ({type(value).__name__}).")
 
 
 class Status:
@@ -89,6 +147,7 @@ class ProbeResult:
     notes: list[str] = field(default_factory=list)
     reason: str = ""
     duration_s: float = 0.0
+    codes: tuple[str, ...] = ()  # every code the probe checks (JUnit shows one case per code)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -127,7 +186,16 @@ class Probe(abc.ABC):
             raise ConfigError(
                 f"Unknown option(s) {', '.join(unknown)} for probe {self.name!r}. Valid options: {valid}."
             )
-        self.params: dict[str, Any] = {**self.defaults, **params}
+        for key, value in params.items():
+            declared = self.defaults[key]
+            spec = declared if isinstance(declared, Param) else Param(declared)
+            spec.validate(self.name, key, value)
+        self.params: dict[str, Any] = {**self.default_params(), **params}
+
+    @classmethod
+    def default_params(cls) -> dict[str, Any]:
+        """The options' default values (``Param`` declarations resolved to their defaults)."""
+        return {k: (v.default if isinstance(v, Param) else v) for k, v in cls.defaults.items()}
 
     # -- the two steps a subclass writes -------------------------------------------------------------
     @abc.abstractmethod
@@ -173,7 +241,7 @@ class Probe(abc.ABC):
         start = time.perf_counter()
         missing = ctx.missing(self.requires)
         if missing:
-            return ProbeResult(self.name, self.family, Status.SKIPPED, reason=missing)
+            return ProbeResult(self.name, self.family, Status.SKIPPED, reason=missing, codes=self.codes)
         try:
             try:
                 m = self._measure(ctx)
@@ -184,6 +252,7 @@ class Probe(abc.ABC):
                     Status.SKIPPED,
                     reason=str(skip),
                     duration_s=time.perf_counter() - start,
+                    codes=self.codes,
                 )
             findings = self._judge(m)
             for f in findings:
@@ -209,6 +278,7 @@ class Probe(abc.ABC):
                 findings=[err],
                 reason=detail,
                 duration_s=time.perf_counter() - start,
+                codes=self.codes,
             )
         return ProbeResult(
             self.name,
@@ -220,4 +290,5 @@ class Probe(abc.ABC):
             figures=m.figures,
             notes=m.notes,
             duration_s=time.perf_counter() - start,
+            codes=self.codes,
         )

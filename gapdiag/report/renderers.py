@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import json
-import math
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from xml.sax.saxutils import escape as xml_escape
 from xml.sax.saxutils import quoteattr
-
-import numpy as np
 
 from ..findings.codes import CATALOGUE
 from ..findings.policy import gates
 from ..probes.base import Status
-from ..stats import Estimate
+from .formatting import headline, jsonable
 
 if TYPE_CHECKING:
     from .report import Report
@@ -23,60 +20,16 @@ __all__ = [
     "render_text",
     "render_markdown",
     "render_junit",
-    "render_html",
-    "jsonable",
-    "headline",
 ]
 
 # Meta keys that change from run to run (wall-clock); kept out of the JSON so it is byte-stable per seed.
 _VOLATILE = ("timings",)
 
 
-def jsonable(obj: Any) -> Any:
-    """Convert numpy scalars/arrays, Estimates, tuples and sets into plain JSON values (floats rounded to 6)."""
-    if isinstance(obj, Estimate):
-        return obj.to_dict()
-    if isinstance(obj, dict):
-        return {str(k): jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [jsonable(v) for v in obj]
-    if isinstance(obj, (set, frozenset)):
-        return sorted(jsonable(v) for v in obj)
-    if isinstance(obj, np.ndarray):
-        return jsonable(obj.tolist())
-    if isinstance(obj, (bool, np.bool_)):
-        return bool(obj)
-    if isinstance(obj, (int, np.integer)):
-        return int(obj)
-    if isinstance(obj, (float, np.floating)):
-        x = float(obj)
-        return round(x, 6) if math.isfinite(x) else None
-    if obj is None or isinstance(obj, str):
-        return obj
-    if hasattr(obj, "to_dict"):
-        return jsonable(obj.to_dict())
-    return str(obj)
-
-
 def render_json(report: Report) -> str:
     data = report.to_dict()
     data["meta"] = {k: v for k, v in data["meta"].items() if k not in _VOLATILE}
     return json.dumps(jsonable(data), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
-
-
-def _fmt(value: Any) -> str:
-    """A number a person reads: an estimate with its CI, a float to 3 places."""
-    if isinstance(value, Estimate):
-        return f"{value:.3f}"
-    if isinstance(value, dict) and {"value", "ci_low", "ci_high"} <= set(value):
-        if value["value"] is None:
-            return "n/a"
-        lo, hi = value["ci_low"], value["ci_high"]
-        ci = f" [{lo:.3f}, {hi:.3f}]" if lo is not None and hi is not None else ""
-        return f"{value['value']:.3f}{ci} (n={value.get('n', '?')})"
-    if isinstance(value, (float, np.floating)):
-        return f"{value:.3f}" if math.isfinite(value) else "n/a"
-    return str(value)
 
 
 def _symptom_lines(report: Report) -> list[str]:
@@ -87,14 +40,6 @@ def _symptom_lines(report: Report) -> list[str]:
     if gap.get("sentence"):
         lines.append(gap["sentence"])
     return lines
-
-
-def headline(message: str) -> str:
-    """The first sentence of a finding's message (its claim and main number), for the top of the report."""
-    import re
-
-    match = re.search(r"(?<=[.!?])\s+(?=[A-Z(])", message)
-    return message if match is None else message[: match.start()]
 
 
 def render_text(report: Report) -> str:
@@ -164,10 +109,7 @@ def render_junit(report: Report) -> str:
     cases = []
     n_fail = n_err = n_skip = 0
     for r in report.results:
-        from ..probes.registry import registered_probes
-
-        cls = registered_probes().get(r.probe)
-        codes = cls.codes if cls is not None else sorted({f.code for f in r.findings})
+        codes = r.codes or tuple(sorted({f.code for f in r.findings}))
         for code in codes:
             name = f"{code} {CATALOGUE[code].title}" if code in CATALOGUE else code
             attrs = f'classname={quoteattr("gapdiag." + r.probe)} name={quoteattr(name)} time="{r.duration_s / max(len(codes), 1):.3f}"'
@@ -208,9 +150,3 @@ def render_junit(report: Report) -> str:
         )
         + "\n"
     )
-
-
-def render_html(report: Report) -> str:
-    from .html import render_html as _render
-
-    return _render(report)

@@ -86,7 +86,7 @@ def _draws(
 def _interval(point: float, draws: np.ndarray, n: int, level: float) -> Estimate:
     d = draws[np.isfinite(draws)]
     if d.size == 0 or not np.isfinite(point):
-        return Estimate(float(point), float("nan"), float("nan"), n, level)
+        return Estimate.unknown(n, level, value=float(point))
     alpha = (1 - level) / 2
     lo, hi = np.quantile(d, [alpha, 1 - alpha])
     return Estimate(float(point), float(lo), float(hi), n, level)

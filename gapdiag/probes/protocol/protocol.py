@@ -23,7 +23,7 @@ from ...stats import (
     roc_curve_points,
     wilson,
 )
-from ..base import FigureSpec, Measurement, Probe
+from ..base import FigureSpec, Measurement, Param, Probe
 from ..registry import register_probe
 
 if TYPE_CHECKING:
@@ -47,7 +47,7 @@ FIG_ROC = "protocol_roc"
 
 
 def _nanestimate_from_draws(n: int, level: float) -> Estimate:
-    return Estimate(float("nan"), float("nan"), float("nan"), int(n), level)
+    return Estimate.unknown(int(n), level)
 
 
 def _lift(x: float, chance: float) -> float:
@@ -250,8 +250,8 @@ class ProtocolProbe(Probe):
     requires = frozenset({"train_pairs_any", "val_pairs_any"})
     defaults = {
         # "auto" (pairs for train, episodes for val, n-way when both splits have both), "pairwise" or "n-way"
-        "train_protocol": "auto",
-        "val_protocol": "auto",
+        "train_protocol": Param("auto", choices=_PROTOCOL_CHOICES),
+        "val_protocol": Param("auto", choices=_PROTOCOL_CHOICES),
         # GD301: the protocol part must be at least this large in absolute accuracy ...
         "min_protocol_part": 0.05,
         # ... and at least this share of |protocol| + |generalization| (a quarter of the explanation)
@@ -271,13 +271,6 @@ class ProtocolProbe(Probe):
 
     # -- measure ----------------------------------------------------------------------------------------
     def _measure(self, ctx: AuditContext) -> Measurement:
-        for key in ("train_protocol", "val_protocol"):
-            if self.params[key] not in _PROTOCOL_CHOICES:
-                from ...errors import ConfigError
-
-                raise ConfigError(
-                    f"probes.protocol.{key} must be one of {_PROTOCOL_CHOICES}; got {self.params[key]!r}."
-                )
         n_boot = int(ctx.option("n_boot"))
         level = float(ctx.option("ci_level"))
         cap = ctx.option("max_pairs_per_split")

@@ -1,0 +1,91 @@
+"""What every renderer shares: the table of report formats and the helpers that turn numbers into text.
+
+Renderers are pure functions of a ``Report``; they import this module and nothing that computes.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..stats import Estimate
+
+__all__ = ["ReportFormat", "FORMATS", "format_of_path", "jsonable", "fmt", "headline"]
+
+
+@dataclass(frozen=True)
+class ReportFormat:
+    """A report format: its name (``--format``), default file name, and the suffixes that select it."""
+
+    name: str
+    filename: str
+    suffixes: tuple[str, ...]
+
+
+#: Every format, in the order the CLI lists them.
+FORMATS: dict[str, ReportFormat] = {
+    f.name: f
+    for f in (
+        ReportFormat("html", "report.html", (".html", ".htm")),
+        ReportFormat("json", "report.json", (".json",)),
+        ReportFormat("markdown", "report.md", (".md",)),
+        ReportFormat("junit", "report.xml", (".xml",)),
+        ReportFormat("text", "report.txt", (".txt",)),
+    )
+}
+
+
+def format_of_path(suffix: str) -> str | None:
+    """The format a file suffix selects (".json" -> "json"), or None."""
+    return next((f.name for f in FORMATS.values() if suffix.lower() in f.suffixes), None)
+
+
+def jsonable(obj: Any) -> Any:
+    """Convert numpy scalars/arrays, Estimates, tuples and sets into plain JSON values (floats rounded to 6)."""
+    if isinstance(obj, Estimate):
+        return obj.to_dict()
+    if isinstance(obj, dict):
+        return {str(k): jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [jsonable(v) for v in obj]
+    if isinstance(obj, (set, frozenset)):
+        return sorted(jsonable(v) for v in obj)
+    if isinstance(obj, np.ndarray):
+        return jsonable(obj.tolist())
+    if isinstance(obj, (bool, np.bool_)):
+        return bool(obj)
+    if isinstance(obj, (int, np.integer)):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        x = float(obj)
+        return round(x, 6) if math.isfinite(x) else None
+    if obj is None or isinstance(obj, str):
+        return obj
+    if hasattr(obj, "to_dict"):
+        return jsonable(obj.to_dict())
+    return str(obj)
+
+
+def fmt(value: Any) -> str:
+    """A number a person reads: an estimate with its CI, a float to 3 places."""
+    if isinstance(value, Estimate):
+        return f"{value:.3f}"
+    if isinstance(value, dict) and {"value", "ci_low", "ci_high"} <= set(value):
+        if value["value"] is None:
+            return "n/a"
+        lo, hi = value["ci_low"], value["ci_high"]
+        ci = f" [{lo:.3f}, {hi:.3f}]" if lo is not None and hi is not None else ""
+        return f"{value['value']:.3f}{ci} (n={value.get('n', '?')})"
+    if isinstance(value, (float, np.floating)):
+        return f"{value:.3f}" if math.isfinite(value) else "n/a"
+    return str(value)
+
+
+def headline(message: str) -> str:
+    """The first sentence of a finding's message (its claim and main number), for the top of the report."""
+    match = re.search(r"(?<=[.!?])\s+(?=[A-Z(])", message)
+    return message if match is None else message[: match.start()]
