@@ -217,6 +217,7 @@ class Probe(abc.ABC):
         evidence: dict[str, Any] | None = None,
         figures: list[str] | tuple[str, ...] = (),
         remediation: list[str] | None = None,
+        cause: str = "",
     ) -> Finding:
         """A finding of this probe; title and remediation default to the catalogue's."""
         if code not in self.codes:
@@ -233,6 +234,7 @@ class Probe(abc.ABC):
             evidence=dict(evidence or {}),
             remediation=list(remediation if remediation is not None else info.fix),
             figures=list(figures),
+            cause=cause,
         )
 
     # -- the one entry point -------------------------------------------------------------------------
