@@ -89,12 +89,9 @@ def audit(
     if not isinstance(config, Config):
         config = Config.from_mapping(config)
     config = check_config(config.with_overrides(seed=seed, probes=probes))
-    seed = config.seed
     siamese = _as_model(model, kind)
-    n_way = config.n_way or 10
-    train_split = as_split(train, "train", seed=seed, n_way=n_way)
-    val_split = as_split(val, "val", seed=seed + 1, n_way=n_way)
-    splits = {"train": train_split, "val": val_split}
+    # roles come from argument positions: a Split named "val" passed as train is audited as train
+    splits = {"train": as_split(train, "train"), "val": as_split(val, "val")}
     for role, s in splits.items():
         if s.pairs is None and s.episodes is None and s.items.labels is None:
             raise InputError(
@@ -112,7 +109,7 @@ def audit(
     )
     t_embed = time.perf_counter() - t0
 
-    ctx = AuditContext(splits, embedded.embeddings, model=siamese, scorer=scorer, config=config, seed=seed)
+    ctx = AuditContext(splits, embedded.embeddings, model=siamese, scorer=scorer, config=config)
     names = list(config.probes) if config.probes is not None else list(registered_probes())
     results: list[ProbeResult] = []
     findings: list[Finding] = []
@@ -136,7 +133,7 @@ def audit(
     protocol = next((r for r in results if r.probe == "protocol"), None)
     gap = dict(protocol.metrics.get("gap", {})) if protocol is not None else {}
     meta = {
-        "seed": seed,
+        "seed": config.seed,
         "config": config.to_dict(),
         "sizes": _sizes(splits),
         "embedding": {

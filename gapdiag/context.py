@@ -20,10 +20,15 @@ from .errors import InputError, ProbeDefinitionError
 from .model import SiameseModel, euclidean_distance
 from .scoring import Scorer
 
-__all__ = ["AuditContext", "Artifact", "REQUIREMENTS"]
+__all__ = ["AuditContext", "Artifact", "REQUIREMENTS", "named_rng"]
 
 T = TypeVar("T")
 _ARTIFACT_NAMES: dict[str, str] = {}
+
+
+def named_rng(seed: int, name: str) -> np.random.Generator:
+    """The random stream ``name`` of an audit with ``seed``: the only way gapdiag derives randomness."""
+    return np.random.default_rng([int(seed), zlib.crc32(name.encode())])
 
 
 @dataclass(frozen=True, eq=False)
@@ -78,14 +83,12 @@ class AuditContext:
         model: SiameseModel | None,
         scorer: Scorer,
         config: Config,
-        seed: int = 0,
     ):
         self.splits = splits
         self._embeddings = embeddings
         self.model = model
         self.scorer = scorer
         self.config = config
-        self.seed = int(seed)
         self._memo: dict[Any, Any] = {}
         self.extra_items_encoded = 0
 
@@ -104,7 +107,7 @@ class AuditContext:
 
     def rng(self, name: str) -> np.random.Generator:
         """A generator seeded from the audit seed and ``name``: independent of the order probes run in."""
-        return np.random.default_rng([self.seed, zlib.crc32(name.encode())])
+        return named_rng(int(self.config.seed), name)
 
     def memo(self, key: Any, compute: Callable[[], Any]) -> Any:
         """Compute ``compute()`` once per ``key`` and share it between probes."""
@@ -193,7 +196,7 @@ class AuditContext:
                     s.episodes
                 ), "from episodes (anchor-correct similar, anchor-other dissimilar)"
             if s.items.labels is not None and np.unique(s.items.labels).size >= 2:
-                return make_pairs(s.items, seed=self.seed), "generated from labels"
+                return make_pairs(s.items, seed=self.rng(f"pairs.{split}")), "generated from labels"
             return None, "unavailable"
 
         return self.memo(("pairs", split), compute)[0]
@@ -203,12 +206,13 @@ class AuditContext:
         return self._memo[("pairs", split)][1]
 
     def n_way(self) -> int:
-        """n of generated episodes: config, else the val episodes' n, else 10."""
+        """n of generated episodes, the one rule: the config's ``n_way``, else the n of the episodes the user
+        gave (validation first, then training), else 10."""
         if self.option("n_way") is not None:
             return int(self.option("n_way"))
-        for s in self.splits.values():
-            if s.episodes is not None:
-                return s.episodes.n_way
+        for split in ("val", "train"):
+            if self.splits[split].episodes is not None:
+                return self.splits[split].episodes.n_way
         return 10
 
     def episodes(self, split: str) -> Episodes | None:
@@ -228,7 +232,7 @@ class AuditContext:
             origin = f"generated from {self.identities_origin(split)}"
             if n_way < self.n_way():
                 origin += f" (only {n_classes} identities, so {n_way}-way)"
-            return make_episodes(s.items, n_way=n_way, seed=self.seed + 1, labels=ids), origin
+            return make_episodes(s.items, n_way=n_way, seed=self.rng(f"episodes.{split}"), labels=ids), origin
 
         return self.memo(("episodes", split), compute)[0]
 

@@ -287,7 +287,7 @@ class ClassGapProbe(Probe):
                 n_components=2,
                 n_neighbors=int(min(self.params["umap_n_neighbors"], x.shape[0] - 1)),
                 metric=metric,
-                random_state=ctx.seed,
+                random_state=int(ctx.rng("class_gap.umap").integers(0, 2**31 - 1)),
                 n_jobs=1,  # a seed makes umap-learn single-threaded anyway; say so to keep it quiet
                 n_epochs=int(self.params["umap_n_epochs"]),
                 init="random" if x.shape[0] < 50 else "spectral",

@@ -135,8 +135,11 @@ class DuplicatesProbe(Probe):
                 j = first.get(h)
                 if j is not None:
                     exact[i], match[i] = True, j
-            xt = input_vectors(tr, max_dim=int(p["max_input_dim"]), seed=ctx.seed)
-            xv = input_vectors(va, max_dim=int(p["max_input_dim"]), seed=ctx.seed)
+            projection_seed = int(
+                ctx.rng("duplicates.projection").integers(0, 2**31 - 1)
+            )  # one for both splits
+            xt = input_vectors(tr, max_dim=int(p["max_input_dim"]), seed=projection_seed)
+            xv = input_vectors(va, max_dim=int(p["max_input_dim"]), seed=projection_seed)
             if len(tr) >= 2:
                 spaces["input"] = self._space(
                     _nn(xt, xt, exclude_self=True)[1], *_nn(xv, xt, exclude_self=False)

@@ -9,6 +9,7 @@ import torch
 
 import gapdiag
 from gapdiag import Severity
+from gapdiag.context import named_rng
 from gapdiag.data import Items, Pairs, Split, make_episodes, make_pairs
 from gapdiag.digits import build_scenario
 from gapdiag.model import SiameseModel
@@ -138,8 +139,10 @@ def test_every_grid_number_matches_a_plain_reference(healthy_episodes):
     y_v = np.array(y_v)
     d_v = _plain_distance(net, emb_v[np.array(left)], emb_v[np.array(right)])
 
-    # train episodes as the context builds them: from the training labels, seed + 1
-    te = make_episodes(sc.train.items, n_way=10, seed=1, labels=sc.train.items.labels)
+    # train episodes as the context builds them: from the training labels, the "episodes.train" stream
+    te = make_episodes(
+        sc.train.items, n_way=10, seed=named_rng(0, "episodes.train"), labels=sc.train.items.labels
+    )
     reference = {}
     for split, d, y, emb, e in (("train", d_t, y_t, emb_t, te), ("val", d_v, y_v, emb_v, ep)):
         acc, bal, auc = _plain_pairwise(d, y, raw)
