@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from ..findings.codes import CATALOGUE
 from ..findings.finding import Severity
 from ..probes.base import FigureSpec, Status
-from .formatting import fmt, headline, jsonable
+from .formatting import chain_text, fmt, headline, jsonable, symptom_text
 
 if TYPE_CHECKING:
     from .report import Report
@@ -93,7 +93,7 @@ def render_html(report: Report) -> str:
         report=report,
         verdict=report.verdict,
         cause=report.primary_cause,
-        gap=jsonable(report.gap),
+        gap={**jsonable(report.gap), "symptom": symptom_text(report.gap), "sentence": chain_text(report.gap)},
         sections=sections,
         errors=report.errored,
         catalogue=CATALOGUE,

@@ -10,7 +10,7 @@ from xml.sax.saxutils import quoteattr
 from ..findings.codes import CATALOGUE
 from ..findings.policy import gates
 from ..probes.base import Status
-from .formatting import headline, jsonable
+from .formatting import gap_lines, headline, jsonable
 
 if TYPE_CHECKING:
     from .report import Report
@@ -32,16 +32,6 @@ def render_json(report: Report) -> str:
     return json.dumps(jsonable(data), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
 
-def _symptom_lines(report: Report) -> list[str]:
-    gap = report.gap or {}
-    lines = []
-    if gap.get("symptom"):
-        lines.append(gap["symptom"])
-    if gap.get("sentence"):
-        lines.append(gap["sentence"])
-    return lines
-
-
 def render_text(report: Report) -> str:
     out = [
         f"gapdiag verdict: {report.verdict.upper()} (gating at {report.fail_on}; exit code {report.exit_code})"
@@ -50,7 +40,7 @@ def render_text(report: Report) -> str:
         out.append(
             f"  Probe error (GD900) in {', '.join(f.probe for f in report.errored)}: those checks did not run."
         )
-    out += ["  " + line for line in _symptom_lines(report)]
+    out += ["  " + line for line in gap_lines(report.gap)]
     cause = report.primary_cause
     if cause is not None:
         out.append(f"  Most likely cause: {cause.code} {cause.title}")
@@ -83,7 +73,7 @@ def render_markdown(report: Report) -> str:
             f"**Probe error (GD900)** in {names}: those checks did not run (exit code {report.exit_code}).",
             "",
         ]
-    out += [f"> {_md(line)}" for line in _symptom_lines(report)]
+    out += [f"> {_md(line)}" for line in gap_lines(report.gap)]
     if report.findings:
         out += ["", "| severity | code | finding |", "|---|---|---|"]
         for f in report.findings:

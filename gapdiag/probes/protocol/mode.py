@@ -77,9 +77,10 @@ class ModeProbe(Probe):
       each episode, train mode vs eval mode, with a Wilson CI; n-way top-1 in both modes. Without episodes,
       the nearest neighbour of each sampled item among the others (same rule) is compared instead.
 
-    A model without mode-dependent layers gives exactly 0 and no finding. GD306 ``warn``: mean relative
-    change >= ``max_relative_change`` with its CI above 0, or decision agreement whose whole CI is below
-    ``1 - max_decision_flips``.
+    A model without mode-dependent layers gives exactly 0 and no finding. GD306 when the mean relative change
+    is >= ``max_relative_change`` with its CI above 0, or decision agreement's whole CI is below ``1 -
+    max_decision_flips``: ``warn`` when the model was handed over in train mode (as after a training loop, so
+    the user's own evaluation likely ran in it), ``info`` when it came in eval mode.
     """
 
     name = "mode"
@@ -237,4 +238,13 @@ class ModeProbe(Probe):
         evidence = {
             k: (v.to_dict() if isinstance(v, Estimate) else v) for k, v in mt.items() if k != "exactly_equal"
         }
-        return [self.finding("GD306", Severity.WARN, message, evidence=evidence, figures=[FIG_CHANGE])]
+        # A WARN says something about the user's gap: only when the model came in train mode, so the user's
+        # own evaluation likely ran that way. Handed over in eval mode, the dependence is a fact to know (info).
+        severity = Severity.WARN if mt.get("handed_over_in_train_mode") else Severity.INFO
+        if severity == Severity.INFO:
+            message += " The model was handed over in eval mode, so your evaluation most likely ran in eval mode: info."
+        return [
+            self.finding(
+                "GD306", severity, message, evidence=evidence, figures=[FIG_CHANGE], cause="mechanism:mode"
+            )
+        ]
