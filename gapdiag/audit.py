@@ -192,7 +192,7 @@ def _probe_bar(total: int, enabled: bool):
 
 
 def _versions() -> dict[str, str]:
-    from . import __version__
+    from ._version import __version__
 
     out = {
         "gapdiag": __version__,

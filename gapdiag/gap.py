@@ -628,7 +628,8 @@ def attribute(chain: Chain, findings: list[Finding]) -> Chain:
     A step's owner is the first of its candidate codes with a warn or fail finding that is not ignored (a
     measurement code, :data:`MEASUREMENT_CODES`, at any severity). A
     significant drop with no owner is *unexplained*; a significant gain is a *gain*. The most likely cause is
-    the owner of the largest positive share of the drop. When GD101 owns the pair-specific step, a GD201
+    the owner of the largest positive share of the drop among the findings about the model (warn or fail),
+    else among the measurement codes. When GD101 owns the pair-specific step, a GD201
     finding measured the same drop through the shared attribute: it is lowered to info and says so.
     """
     fired = {
@@ -653,11 +654,14 @@ def attribute(chain: Chain, findings: list[Finding]) -> Chain:
                     " Lowered to info: the attribute GD101 names is shared within the given positive pairs, so "
                     "re-pairing removes it too; GD101 owns this drop."
                 )
+    faults = {f.code for f in findings if not f.ignored and f.severity >= Severity.WARN}
     owned: dict[str, float] = {}
     for step in chain.steps:
         if step.owner is not None and step.significant and step.estimate.value > 0:
             owned[step.owner] = owned.get(step.owner, 0.0) + step.estimate.value
-    chain.most_likely_cause = max(owned, key=lambda c: (owned[c], -STEP_ORDER.index(c))) if owned else None
+    # a fault of the model that owns part of the drop comes before a difference of measurement
+    pool = {c: v for c, v in owned.items() if c in faults} or owned
+    chain.most_likely_cause = max(pool, key=lambda c: (pool[c], -STEP_ORDER.index(c))) if pool else None
     return chain
 
 

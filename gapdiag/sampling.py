@@ -213,27 +213,7 @@ def draw_fresh_partners(
     """
     p = anchor.size
     out = np.full((p, replicates), -1, dtype=np.int64)
-    layouts = {}
-    for lab in (0, 1):
-        members = np.flatnonzero(pool[lab])
-        order = members[np.argsort(identity[members], kind="stable")]
-        ids_sorted = identity[order]
-        uniq, starts, counts = np.unique(ids_sorted, return_index=True, return_counts=True)
-        layouts[lab] = (order, uniq, starts, counts)
-
-    group_start = np.zeros(p, dtype=np.int64)
-    group_count = np.zeros(p, dtype=np.int64)
-    for lab in (0, 1):
-        sel = label == lab
-        order, uniq, starts, counts = layouts[lab]
-        if not sel.any() or uniq.size == 0:
-            continue
-        g = np.searchsorted(uniq, identity[partner[sel]])
-        g = np.minimum(g, uniq.size - 1)
-        found = uniq[g] == identity[partner[sel]]
-        group_start[sel] = np.where(found, starts[g], 0)
-        group_count[sel] = np.where(found, counts[g], 0)
-    order_of = {lab: layouts[lab][0] for lab in (0, 1)}
+    order_of, group_start, group_count = _partner_groups(partner, label, identity, pool)
 
     def valid(rows: np.ndarray, cand: np.ndarray) -> np.ndarray:
         keys = pair_keys(anchor[rows], cand, n_items)
@@ -260,3 +240,27 @@ def draw_fresh_partners(
         if members.size:
             out[row, slots] = members[rng.integers(0, members.size, slots.size)]
     return out
+
+
+def _partner_groups(
+    partner: np.ndarray, label: np.ndarray, identity: np.ndarray, pool: dict[int, np.ndarray]
+) -> tuple[dict[int, np.ndarray], np.ndarray, np.ndarray]:
+    """Per label, the pool's items sorted by identity (``order_of[label]``), and for each pair (P,) where the
+    replaced partner's identity starts in that order and how many items it has there."""
+    p = partner.size
+    order_of: dict[int, np.ndarray] = {}
+    group_start = np.zeros(p, dtype=np.int64)
+    group_count = np.zeros(p, dtype=np.int64)
+    for lab in (0, 1):
+        members = np.flatnonzero(pool[lab])
+        order = members[np.argsort(identity[members], kind="stable")]
+        uniq, starts, counts = np.unique(identity[order], return_index=True, return_counts=True)
+        order_of[lab] = order
+        sel = label == lab
+        if not sel.any() or uniq.size == 0:
+            continue
+        g = np.minimum(np.searchsorted(uniq, identity[partner[sel]]), uniq.size - 1)
+        found = uniq[g] == identity[partner[sel]]
+        group_start[sel] = np.where(found, starts[g], 0)
+        group_count[sel] = np.where(found, counts[g], 0)
+    return order_of, group_start, group_count

@@ -271,3 +271,44 @@ def test_the_user_model_is_read_through_the_declared_kind_for_validation_only(in
     report = _audit(model, inverted.train, inverted.val)
     assert "direction" not in _steps(report) and "GD302" not in report.codes()
     _assert_adds_up(_chain(report))
+
+
+def _brighten_positive_pairs(x1, x2, rng):
+    """A brightness offset shared by both images of each positive training pair: a shortcut."""
+    offset = torch.from_numpy(rng.uniform(0, 0.5, (x1.shape[0], 1, 1, 1)).astype(np.float32))
+    return (x1 + offset).clamp(0, 1), (x2 + offset).clamp(0, 1)
+
+
+def test_a_shortcut_shared_by_positive_pairs_is_not_booked_as_memorization():
+    """Re-pairing breaks a cue both images of a positive pair share, so the pair-specific step is large; the
+    shared attribute (GD101) owns it and GD201, which sees the same drop, is not the cause."""
+    sc = build_scenario(n_pairs=1500, epochs=4, positive_pair_transform=_brighten_positive_pairs, seed=0)
+    report = gapdiag.audit(sc.model, sc.train, sc.val, progress=False)
+    chain = _chain(report)
+    _assert_adds_up(chain)
+    step = _steps(report)["pair_specific"]
+    assert step["significant"] and step["owner"] == "GD101"
+    assert "GD201" not in report.codes(min_severity=Severity.WARN)
+    assert report.primary_cause.code in ("GD101", "GD102")
+
+
+def test_nested_pair_batches_give_the_same_symptom(healthy_pairs):
+    """((x1, x2), target) batches, as a popular public SiameseMNIST yields them, read as pairs."""
+    sc = healthy_pairs
+    flat = [
+        (sc.train_x1[s : s + 256], sc.train_x2[s : s + 256], torch.from_numpy(sc.train_label[s : s + 256]))
+        for s in range(0, len(sc.train_label), 256)
+    ]
+    nested = [((x1, x2), y) for x1, x2, y in flat]
+    a = _audit(sc.model, flat, sc.val, probes=["pair_composition"])
+    b = _audit(sc.model, nested, sc.val, probes=["pair_composition"])
+    assert _chain(a)["states"][0]["value"] == _chain(b)["states"][0]["value"]
+    assert _chain(b)["states"][0]["value"] == pytest.approx(
+        _plain_train_accuracy(sc), abs=1.5 / len(sc.train_label)
+    )
+
+
+def test_a_fault_that_owns_part_of_the_drop_outranks_a_larger_measurement_step():
+    chain = _hand_chain([0.95, 0.85, 0.40], ["pair_specific", "protocol"], [(0.05, 0.15), (0.4, 0.5)])
+    attribute(chain, [_finding("GD101", Severity.FAIL), _finding("GD301", Severity.INFO)])
+    assert chain.step("protocol").owner == "GD301" and chain.most_likely_cause == "GD101"

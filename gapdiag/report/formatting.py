@@ -14,7 +14,19 @@ import numpy as np
 
 from ..stats import Estimate
 
-__all__ = ["ReportFormat", "FORMATS", "format_of_path", "jsonable", "fmt", "headline"]
+__all__ = [
+    "ReportFormat",
+    "FORMATS",
+    "format_of_path",
+    "jsonable",
+    "fmt",
+    "headline",
+    "symptom_text",
+    "chain_text",
+    "step_text",
+    "gap_lines",
+    "labels_hint",
+]
 
 
 @dataclass(frozen=True)
@@ -165,3 +177,19 @@ def chain_text(gap: dict[str, Any]) -> str:
 def gap_lines(gap: dict[str, Any]) -> list[str]:
     """The symptom and the chain sentence, for renderers that print the gap as text."""
     return [line for line in (symptom_text(gap or {}), chain_text(gap or {})) if line]
+
+
+def labels_hint(results: list[Any]) -> str:
+    """What identity labels would unlock, and how to pass them; '' when no probe waits for labels.
+
+    ``results`` are the report's ``ProbeResult`` objects; a probe skipped for want of identity labels names them
+    in its reason.
+    """
+    waiting = [r for r in results if r.status == "skipped" and "identity labels" in r.reason]
+    if not waiting:
+        return ""
+    names = ", ".join(f"{r.probe} ({', '.join(r.codes)})" if r.codes else r.probe for r in waiting)
+    return (
+        f"Identity labels would unlock {names}: pass (x1, x2, label, y1, y2) batches, or Items(..., labels=...). "
+        "Without them, identities are inferred from positive pairs and no identity-level number is reported."
+    )

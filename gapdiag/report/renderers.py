@@ -10,7 +10,7 @@ from xml.sax.saxutils import quoteattr
 from ..findings.codes import CATALOGUE
 from ..findings.policy import gates
 from ..probes.base import Status
-from .formatting import gap_lines, headline, jsonable
+from .formatting import gap_lines, headline, jsonable, labels_hint
 
 if TYPE_CHECKING:
     from .report import Report
@@ -44,6 +44,9 @@ def render_text(report: Report) -> str:
     cause = report.primary_cause
     if cause is not None:
         out.append(f"  Most likely cause: {cause.code} {cause.title}")
+    hint = labels_hint(report.results)
+    if hint:
+        out.append(f"  {hint}")
     if report.findings:
         out.append("")
         out.append("Findings:")
@@ -74,6 +77,9 @@ def render_markdown(report: Report) -> str:
             "",
         ]
     out += [f"> {_md(line)}" for line in gap_lines(report.gap)]
+    hint = labels_hint(report.results)
+    if hint:
+        out += ["", f"*{_md(hint)}*"]
     if report.findings:
         out += ["", "| severity | code | finding |", "|---|---|---|"]
         for f in report.findings:

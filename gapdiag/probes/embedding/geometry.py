@@ -202,30 +202,7 @@ class GeometryProbe(Probe):
             need_from = f"min(d={d}, identities-1={n_classes - 1}, n-1={m - 1})"
         else:
             n_classes, need, need_from = None, None, "unknown (no identity labels)"
-        # Block bootstrap on sufficient statistics (count, sum, scatter) per random block of items. Above
-        # ``max_dim_boot`` dimensions the resampled spectrum is that of the top principal subspace, the
-        # tail eigenvalues held at their full-sample values (memory stays n_blocks x q x q).
-        q = int(min(lam.size, self.params["max_dim_boot"]))
-        z, tail = z_all[:, -q:], lam[:-q]
-        g = int(min(self.params["n_blocks"], m))
-        block = rng.permutation(m) % g
-        cnt = np.bincount(block, minlength=g).astype(np.float64)
-        sums = np.stack([z[block == b].sum(axis=0) for b in range(g)])
-        flat = np.stack([z[block == b].T @ z[block == b] for b in range(g)]).reshape(g, q * q)
-        n_rank_boot = int(min(n_boot, self.params["max_rank_boot"]))
-        samples = np.empty(n_rank_boot)
-        step = max(1, (1 << 22) // (q * q))  # resamples per batch: about 32 MB of scatter matrices
-        for s0 in range(0, n_rank_boot, step):
-            b = min(step, n_rank_boot - s0)
-            w = np.stack([np.bincount(rng.integers(0, g, g), minlength=g) for _ in range(b)]).astype(float)
-            tot = w @ cnt  # (b,)
-            mu = (w @ sums) / tot[:, None]  # (b, q)
-            scatter = (w @ flat).reshape(b, q, q) - tot[:, None, None] * mu[:, :, None] * mu[:, None, :]
-            lam_b = np.linalg.eigvalsh(scatter)  # batched, (b, q)
-            samples[s0 : s0 + b] = [
-                _erank_from_singular(np.sqrt(np.clip(np.concatenate([tail, row]), 0.0, None)))
-                for row in lam_b
-            ]
+        samples = self._erank_draws(z_all, lam, rng, n_boot)
         # Resampling blocks adds sampling noise to the spectrum, which spreads the eigenvalues and biases
         # every resample's entropy low; the percentile interval is re-centred on the estimate (its width
         # kept), or it would sit wholly below the value it belongs to.
@@ -263,6 +240,37 @@ class GeometryProbe(Probe):
             float(np.log(pot.value)), float(np.log(pot.low)), float(np.log(pot.high)), pot.n, level
         )
         return out
+
+    def _erank_draws(
+        self, z_all: np.ndarray, lam: np.ndarray, rng: np.random.Generator, n_boot: int
+    ) -> np.ndarray:
+        """Bootstrap draws of the effective rank from principal coordinates (m, r) and eigenvalues (r,)."""
+        m = z_all.shape[0]
+        # Block bootstrap on sufficient statistics (count, sum, scatter) per random block of items. Above
+        # ``max_dim_boot`` dimensions the resampled spectrum is that of the top principal subspace, the
+        # tail eigenvalues held at their full-sample values (memory stays n_blocks x q x q).
+        q = int(min(lam.size, self.params["max_dim_boot"]))
+        z, tail = z_all[:, -q:], lam[:-q]
+        g = int(min(self.params["n_blocks"], m))
+        block = rng.permutation(m) % g
+        cnt = np.bincount(block, minlength=g).astype(np.float64)
+        sums = np.stack([z[block == b].sum(axis=0) for b in range(g)])
+        flat = np.stack([z[block == b].T @ z[block == b] for b in range(g)]).reshape(g, q * q)
+        n_rank_boot = int(min(n_boot, self.params["max_rank_boot"]))
+        samples = np.empty(n_rank_boot)
+        step = max(1, (1 << 22) // (q * q))  # resamples per batch: about 32 MB of scatter matrices
+        for s0 in range(0, n_rank_boot, step):
+            b = min(step, n_rank_boot - s0)
+            w = np.stack([np.bincount(rng.integers(0, g, g), minlength=g) for _ in range(b)]).astype(float)
+            tot = w @ cnt  # (b,)
+            mu = (w @ sums) / tot[:, None]  # (b, q)
+            scatter = (w @ flat).reshape(b, q, q) - tot[:, None, None] * mu[:, :, None] * mu[:, None, :]
+            lam_b = np.linalg.eigvalsh(scatter)  # batched, (b, q)
+            samples[s0 : s0 + b] = [
+                _erank_from_singular(np.sqrt(np.clip(np.concatenate([tail, row]), 0.0, None)))
+                for row in lam_b
+            ]
+        return samples
 
     # -- GD204 ---------------------------------------------------------------------------------------
     def _hubness(

@@ -126,14 +126,7 @@ class MemorizationProbe(Probe):
         if severity is None:
             return []
         free, kept = mt["role_free"], mt["role_kept"]
-        which = (
-            "both re-pairings lose accuracy: the model memorized its training pairs"
-            if levels["role_kept"] is not None and levels["role_free"] is not None
-            else "only the role-free re-pairing loses accuracy: the model memorized which items sat in similar "
-            "and which in dissimilar pairs (their roles), not an identity embedding"
-            if levels["role_free"] is not None
-            else "the role-kept re-pairing loses accuracy: the model memorized its pairs"
-        )
+        which = _which_memorized(free, kept, levels)
         inferred = (
             " Identities are inferred from the positive pairs (no labels were given), so fresh partners come "
             "from those groups."
@@ -160,6 +153,19 @@ class MemorizationProbe(Probe):
                 cause="mechanism:memorization",
             )
         ]
+
+
+def _which_memorized(free: dict[str, Any], kept: dict[str, Any], levels: dict[str, Severity | None]) -> str:
+    """Pairs (both re-pairings lose about as much) or roles (the role-free one loses far more)."""
+    g_free, g_kept = free["accuracy_gap"].value, kept["accuracy_gap"].value
+    if levels["role_free"] is not None and g_kept < 0.5 * g_free:
+        return (
+            "the role-free re-pairing loses far more: the model memorized which items sat in similar and which in "
+            "dissimilar pairs (their roles) rather than an identity embedding"
+        )
+    if levels["role_free"] is not None and levels["role_kept"] is not None:
+        return "both re-pairings lose accuracy: the model memorized its training pairs"
+    return "the model memorized its training pairs"
 
 
 def _jsonish(v: Any) -> Any:

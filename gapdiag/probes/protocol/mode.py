@@ -106,22 +106,8 @@ class ModeProbe(Probe):
         split = "val"
         items = ctx.splits[split].items
         rng = ctx.rng("mode.sample")
-        max_items = int(self.params["max_items"])
         episodes = ctx.episodes(split)
-        chosen: list[int] = []
-        sample: set[int] = set()
-        if episodes is not None:
-            for e in rng.permutation(len(episodes)):
-                members = {int(episodes.anchor[e]), *map(int, episodes.candidates[e])}
-                if len(sample | members) > max_items:
-                    continue
-                sample |= members
-                chosen.append(int(e))
-                if len(chosen) >= int(self.params["max_episodes"]):
-                    break
-        if not chosen:
-            n = len(items)
-            sample = set(rng.choice(n, size=min(n, max_items), replace=False).tolist())
+        chosen, sample = self._sample(episodes, len(items), rng)
         idx = np.array(sorted(sample), dtype=np.int64)
         pos = {int(i): k for k, i in enumerate(idx)}
         x = items.get_batch(idx)
@@ -187,6 +173,24 @@ class ModeProbe(Probe):
         )
         evidence = {"sample_items": idx.tolist(), "episodes": [int(e) for e in chosen]}
         return Measurement(metrics=metrics, evidence=evidence, figures=[figure])
+
+    def _sample(self, episodes: Any, n_items: int, rng: np.random.Generator) -> tuple[list[int], set[int]]:
+        """Whole episodes (their ids) whose items fit in ``max_items``, and the items; else random items."""
+        max_items = int(self.params["max_items"])
+        chosen: list[int] = []
+        sample: set[int] = set()
+        if episodes is not None:
+            for e in rng.permutation(len(episodes)):
+                members = {int(episodes.anchor[e]), *map(int, episodes.candidates[e])}
+                if len(sample | members) > max_items:
+                    continue
+                sample |= members
+                chosen.append(int(e))
+                if len(chosen) >= int(self.params["max_episodes"]):
+                    break
+        if not chosen:
+            sample = set(rng.choice(n_items, size=min(n_items, max_items), replace=False).tolist())
+        return chosen, sample
 
     @staticmethod
     def _neighbour_rows(n: int) -> tuple[np.ndarray, np.ndarray, None]:

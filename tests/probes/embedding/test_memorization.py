@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import gapdiag
-from gapdiag import Items, Severity, SiameseModel, Split
+from gapdiag import Items, Pairs, Severity, SiameseModel, Split
 from gapdiag.data import make_episodes, make_pairs
 from gapdiag.digits import SiameseCNN, load_digits_images, train_on_pairs
 from gapdiag.sampling import draw_fresh_partners
@@ -172,3 +172,40 @@ def test_draw_fresh_partners_reports_impossible_pairs():
     )
     assert (out[0] == -1).all()  # identity 0 has no third member
     assert (out[1] == 4).all()  # the only valid fresh partner of item 2
+
+
+def test_memorized_roles_are_told_from_memorized_pairs():
+    """Items that only ever sit in similar pairs and items that only ever sit in dissimilar pairs, identities
+    invisible in the images: a long-trained net learns the roles. Re-pairing that keeps roles barely hurts; the
+    role-free re-pairing (the chain's pair-specific step) collapses, and GD201 says it is the roles."""
+    images, _ = load_digits_images()
+    rng = np.random.default_rng(0)
+    tr = np.sort(rng.permutation(images.shape[0])[:300])
+    identity = rng.permutation(np.arange(300) % 60)
+    role = rng.permutation(300) % 2
+    pos_items, neg_items = np.flatnonzero(role == 1), np.flatnonzero(role == 0)
+    left, right, label = [], [], []
+    for g in rng.choice(np.unique(identity[pos_items]), 400):
+        members = pos_items[identity[pos_items] == g]
+        if members.size >= 2:
+            a, b = rng.choice(members, 2, replace=False)
+            left, right, label = left + [a], right + [b], label + [1]
+    while len(label) < 800:
+        a, b = rng.choice(neg_items, 2, replace=False)
+        if identity[a] != identity[b]:
+            left, right, label = left + [a], right + [b], label + [0]
+    left, right, label = map(np.array, (left, right, label))
+    items = Items(images[tr], labels=identity)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        net = SiameseCNN()
+    train_on_pairs(net, images[tr][left], images[tr][right], label, epochs=40, seed=0)
+    val_items = Items(images[np.setdiff1d(np.arange(images.shape[0]), tr)][:500], labels=np.arange(500) % 10)
+    val = Split("val", val_items, episodes=make_episodes(val_items, n_way=10, n_episodes=200, seed=1))
+    report = _audit(SiameseModel(net), Split("train", items, pairs=Pairs(items, left, right, label)), val)
+    m = report.result("memorization").metrics
+    assert m["role_free"]["accuracy_gap"].low > 0.25 and m["role_kept"]["accuracy_gap"].value < 0.15
+    [finding] = report.by_code("GD201")
+    assert "memorized which items sat in similar and which in dissimilar pairs" in finding.message
+    step = next(s for s in report.gap["chain"]["steps"] if s["id"] == "pair_specific")
+    assert step["owner"] == "GD201" and step["status"] == "owned"
