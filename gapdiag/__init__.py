@@ -16,6 +16,7 @@ from .errors import (
     GapdiagError,
     InputError,
     ModelError,
+    OutputError,
     ProbeDefinitionError,
     UnknownCodeError,
 )
@@ -50,6 +51,7 @@ __all__ = [
     "ConfigError",
     "ModelError",
     "EncoderError",
+    "OutputError",
     "ProbeDefinitionError",
     "UnknownCodeError",
     "__version__",

@@ -16,6 +16,7 @@ from .embed import embed_splits
 from .errors import InputError, ModelError
 from .findings.finding import Finding
 from .model import SiameseModel
+from .preflight import preflight
 from .probes.base import ProbeResult
 from .probes.registry import check_config, get_probe, registered_probes
 from .report.report import Report
@@ -92,6 +93,9 @@ def audit(
     siamese = _as_model(model, kind)
     # roles come from argument positions: a Split named "val" passed as train is audited as train
     splits = {"train": as_split(train, "train"), "val": as_split(val, "val")}
+    preflight(
+        siamese, splits, config
+    )  # data, model, distance and output folders, before anything is embedded
     for role, s in splits.items():
         if s.pairs is None and s.episodes is None and s.items.labels is None:
             raise InputError(
