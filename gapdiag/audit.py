@@ -93,9 +93,7 @@ def audit(
     siamese = _as_model(model, kind)
     # roles come from argument positions: a Split named "val" passed as train is audited as train
     splits = {"train": as_split(train, "train"), "val": as_split(val, "val")}
-    preflight(
-        siamese, splits, config
-    )  # data, model, distance and output folders, before anything is embedded
+    preflight(siamese, splits, config)  # data, model, distance, folders: checked before anything is embedded
     for role, s in splits.items():
         if s.pairs is None and s.episodes is None and s.items.labels is None:
             raise InputError(

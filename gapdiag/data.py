@@ -31,7 +31,7 @@ from .loaders import (
 from .sampling import episode_indices, pair_indices, positive_pair_components, stratified_pair_indices
 from .validation import (
     check_binary_labels,
-    check_finite,
+    check_embeddings,
     check_index_array,
     check_labels,
     check_same_length,
@@ -388,15 +388,7 @@ class Split:
         self.pairs = pairs
         self.episodes = episodes
         if embeddings is not None:
-            emb = np.asarray(
-                embeddings.detach().cpu() if hasattr(embeddings, "detach") else embeddings, dtype=np.float32
-            )
-            if emb.ndim != 2 or emb.shape[0] != len(items):
-                raise InputError(
-                    f"Split {name!r}: embeddings must have shape ({len(items)}, d); got {emb.shape}."
-                )
-            check_finite(emb, name=f"embeddings of split {name!r}")
-            embeddings = emb
+            embeddings = check_embeddings(embeddings, name=f"embeddings of split {name!r}", n=len(items))
         self.embeddings = embeddings
 
     def __len__(self) -> int:
@@ -421,8 +413,8 @@ class Split:
         ``pairs`` is ``(left, right, label)`` and ``episodes`` ``(anchor, candidates, correct)`` index arrays.
         Probes that need raw inputs are skipped with a reason.
         """
-        n = len(embeddings)
-        items = Items(None, labels=labels, attributes=attributes, n=n)
+        embeddings = check_embeddings(embeddings, name=f"embeddings of split {name!r}")
+        items = Items(None, labels=labels, attributes=attributes, n=embeddings.shape[0])
         p = Pairs(items, *pairs) if pairs is not None else None
         e = Episodes(items, *episodes) if episodes is not None else None
         return cls(name, items, p, e, embeddings=embeddings)

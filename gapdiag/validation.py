@@ -22,6 +22,7 @@ __all__ = [
     "check_binary_labels",
     "check_same_length",
     "check_finite",
+    "check_embeddings",
     "check_labels",
     "check_choice",
     "check_positive_int",
@@ -114,6 +115,23 @@ def check_finite(arr: np.ndarray, *, name: str, hint: str = "") -> np.ndarray:
             + (hint or "Remove or repair those rows before auditing.")
         )
     return arr
+
+
+def check_embeddings(values: Any, *, name: str, n: int | None = None) -> np.ndarray:
+    """Precomputed embeddings as a finite float32 array (N, d) with d >= 1 (and N == ``n`` when given)."""
+    arr = as_numpy(values, name=name)
+    if arr.dtype.kind not in "biuf":
+        raise InputError(
+            f"{name} has dtype {arr.dtype}; embeddings must be real numbers. Convert them to float32 first."
+        )
+    if arr.ndim != 2 or arr.shape[1] == 0 or (n is not None and arr.shape[0] != n):
+        rows = "N" if n is None else str(n)
+        raise InputError(
+            f"{name} must have shape ({rows}, d) with d >= 1, one row per item; got {tuple(arr.shape)}."
+        )
+    with np.errstate(over="ignore"):
+        arr = arr.astype(np.float32)  # a value beyond float32's range becomes inf, refused below
+    return check_finite(arr, name=name, hint="Repair those embeddings (or drop their items) before auditing.")
 
 
 def _label_kind(value: Any) -> str | None:
