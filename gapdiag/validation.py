@@ -61,7 +61,7 @@ def check_index_array(values: Any, *, name: str, n_items: int, ndim: int = 1) ->
     arr = as_numpy(values, name=name)
     if arr.size and not np.issubdtype(arr.dtype, np.integer):
         if np.issubdtype(arr.dtype, np.floating) and np.all(np.mod(arr, 1) == 0):
-            arr = arr.astype(np.int64)
+            arr = np.clip(arr, -1, n_items).astype(np.int64)  # out-of-range values stay out of range
         else:
             raise InputError(
                 f"{name} must hold integer item indices; got dtype {arr.dtype}. Pass positions into the items."

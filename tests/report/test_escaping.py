@@ -86,9 +86,10 @@ def test_json_and_to_dict_round_trip(text):
     report = _hostile_report(text)
     data = report.to_dict()
     assert json.loads(json.dumps(data)) == data
-    assert json.loads(report.render("json"))["findings"][0]["evidence"]["attribute"] == data["findings"][0][
-        "evidence"
-    ]["attribute"]
+    assert (
+        json.loads(report.render("json"))["findings"][0]["evidence"]["attribute"]
+        == data["findings"][0]["evidence"]["attribute"]
+    )
 
 
 @pytest.mark.parametrize("text", HOSTILE)
