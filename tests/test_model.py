@@ -1,3 +1,5 @@
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -199,6 +201,7 @@ def test_an_audit_leaves_the_global_random_streams_untouched(tiny):
     np_state, py_state, torch_state = np.random.get_state(), random.getstate(), torch.random.get_rng_state()
     report = gapdiag.audit(net, train, val, config=tiny.FAST, progress=False)
     assert not report.errored
+    assert json.loads(json.dumps(report.to_dict())) == report.to_dict()  # to_dict is JSON-ready
     after = np.random.get_state()
     assert np.array_equal(np_state[1], after[1]) and np_state[2] == after[2]
     assert random.getstate() == py_state
