@@ -82,12 +82,12 @@ def read_items(split: Split, idx: np.ndarray, *, role: str | None = None) -> tor
     Returns the inputs (B, ...) of the items ``idx`` (B,).
     """
     name = role or split.name
+    shown = ", ".join(str(int(i)) for i in idx[:4]) + ("..." if len(idx) > 4 else "")
     try:
         x = split.items.get_batch(idx)
-    except GapdiagError:
-        raise
+    except GapdiagError as exc:
+        raise type(exc)(f"Reading items {shown} of the {name} split: {exc}") from None
     except Exception as exc:  # the user's dataset: a dict row, a string, mixed shapes, a meta tensor
-        shown = ", ".join(str(int(i)) for i in idx[:4]) + ("..." if len(idx) > 4 else "")
         raise InputError(
             f"Reading items {shown} of the {name} split failed ({type(exc).__name__}: {exc}). Each item must be "
             "a numeric tensor or array of one shape (a dataset may return (x, label) rows)."

@@ -3,8 +3,7 @@
 :func:`preflight` runs right after ``audit()`` has checked the configuration and built the two splits. It
 refuses, with one ``GapdiagError`` naming the split, item, batch or option and what to do:
 
-- a split with fewer than two items, or one that supports no evaluation protocol at all (no pairs with
-  both similar and dissimilar pairs, no episodes, no labels that could generate either);
+- a split with fewer than two items;
 - inputs that cannot be embedded: object, string or complex dtypes, tensors on the ``meta`` device, rows a
   dataset cannot turn into a tensor (dicts, mixed shapes), NaN or inf;
 - a model that cannot embed as configured (weights on ``meta``, a device this host lacks), an encoder that
@@ -34,13 +33,12 @@ from .data import Split
 from .embed import batch_keys, check_finite_inputs, read_items
 from .errors import EncoderError, GapdiagError, InputError
 from .model import SiameseModel
-from .sampling import positive_pair_components
 from .validation import check_input_dtype, check_output_dir
 
 if TYPE_CHECKING:
     from .context import AuditContext
 
-__all__ = ["preflight", "check_split", "check_model", "split_support", "unsupported", "PROBE_BATCH"]
+__all__ = ["preflight", "check_split", "check_model", "unsupported", "PROBE_BATCH"]
 
 #: Items of each split embedded up front to check the encoder and the distance.
 PROBE_BATCH = 2
@@ -71,7 +69,11 @@ def preflight(model: SiameseModel | None, splits: dict[str, Split], config: Conf
 
 
 def check_split(split: Split, role: str) -> None:
-    """One split: at least two items, embeddable inputs, and at least one evaluation protocol."""
+    """One split: at least two items and embeddable inputs.
+
+    A split that supports no evaluation protocol (pairs of one class, a single identity) is not refused
+    here: the probes that need one skip with the reason (:func:`unsupported`), the others still run.
+    """
     n = len(split.items)
     if n < 2:
         raise InputError(
@@ -80,12 +82,6 @@ def check_split(split: Split, role: str) -> None:
         )
     if split.embeddings is None and split.items.has_inputs:
         _check_inputs(split, role)
-    if not split_support(split):
-        raise InputError(
-            f"The {role} split supports no evaluation: {_why_unsupported(split)}. Give pairs with both similar "
-            "(1) and dissimilar (0) pairs, n-way episodes, or identity labels with at least two identities, "
-            "one of them on two items or more."
-        )
 
 
 def _check_inputs(split: Split, role: str) -> None:
@@ -101,60 +97,6 @@ def _check_inputs(split: Split, role: str) -> None:
         check_input_dtype(src.dtype, where=f"The {role} split's inputs")
     x = read_items(split, np.arange(min(PROBE_BATCH, len(split.items))), role=role)
     check_input_dtype(x.dtype, where=f"The {role} split's inputs")
-
-
-def split_support(split: Split) -> dict[str, str]:
-    """The protocols ``split`` can be evaluated under: ``{"pairwise" | "n-way": where they come from}``.
-
-    Follows the rules of :class:`gapdiag.context.AuditContext`: given pairs are used as they are (so pairs
-    of one class support no pairwise evaluation even when labels exist); episodes imply pairs; labels with
-    two identities, one on two items, generate both; without labels, identities are the connected
-    components of the positive pairs.
-    """
-    out: dict[str, str] = {}
-    labels = split.items.labels
-    if split.episodes is not None:
-        out["n-way"] = "given episodes"
-    if split.pairs is not None:
-        if np.unique(split.pairs.label).size == 2:
-            out["pairwise"] = "given pairs"
-    elif split.episodes is not None:
-        out["pairwise"] = "pairs derived from the episodes"
-    elif labels is not None and _groups_usable(labels):
-        out["pairwise"] = "pairs generated from the labels"
-    if "n-way" not in out:
-        groups = labels
-        if groups is None and split.pairs is not None and split.pairs.label.any():
-            p = split.pairs
-            groups = positive_pair_components(len(split.items), p.left, p.right, p.label)
-        if groups is not None and _groups_usable(groups):
-            out["n-way"] = "episodes generated from " + ("labels" if labels is not None else "positive pairs")
-    return out
-
-
-def _groups_usable(groups: np.ndarray) -> bool:
-    """At least two groups, one of them with two items or more (a positive pair and a negative exist)."""
-    _, counts = np.unique(groups, return_counts=True)
-    return counts.size >= 2 and bool((counts >= 2).any())
-
-
-def _why_unsupported(split: Split) -> str:
-    """A sentence on what the split holds and why none of it can be evaluated."""
-    parts = []
-    if split.pairs is not None:
-        similar = int(split.pairs.label.sum())
-        kind = "similar (1)" if similar else "dissimilar (0)"
-        parts.append(f"its {len(split.pairs)} pairs are all {kind}")
-    labels = split.items.labels
-    if labels is not None:
-        _, counts = np.unique(labels, return_counts=True)
-        parts.append(
-            f"its labels hold {counts.size} identit{'y' if counts.size == 1 else 'ies'}"
-            + ("" if (counts >= 2).any() else ", each on one item")
-        )
-    elif split.pairs is not None and split.pairs.label.any():
-        parts.append("it has no labels, and its similar pairs join the items into fewer than two groups")
-    return "; ".join(parts) or "it has neither pairs, episodes nor labels"
 
 
 # -- model --------------------------------------------------------------------------------------------------

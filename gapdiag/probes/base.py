@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from ..errors import ConfigError, ProbeDefinitionError
+from ..errors import ConfigError, GapdiagError, InputError, ProbeDefinitionError
 from ..findings.codes import CATALOGUE, lookup
 from ..findings.finding import Finding, Severity
 
@@ -249,8 +249,9 @@ class Probe(abc.ABC):
     def run(self, ctx: AuditContext) -> ProbeResult:
         """Check requirements, measure, judge; never raises (a crash becomes a GD900 finding).
 
-        A requirement the data cannot meet (absent, or degenerate: pairs of one class, a single identity)
-        skips the probe with the reason. The probe runs with numpy's, Python's and torch's global random
+        A requirement the data cannot meet (absent, or degenerate: pairs of one class, a single identity),
+        or an ``InputError`` raised while measuring (the data cannot support this probe), skips the probe with
+        the reason; any other exception is a GD900 finding. The probe runs with numpy's, Python's and torch's global random
         streams seeded from the audit seed and the probe's name, and restored afterwards: a probe (or a
         library it calls) that draws from them is deterministic and leaves the caller's streams untouched.
         """
@@ -259,21 +260,36 @@ class Probe(abc.ABC):
             return self._run(ctx, start)
 
     def _run(self, ctx: AuditContext, start: float) -> ProbeResult:
+        from ..context import REQUIREMENTS
+
+        unknown = sorted(set(self.requires) - set(REQUIREMENTS))
+        if unknown:  # a typo in requires fails this probe only
+            return self._error(
+                ProbeDefinitionError(
+                    f"Unknown probe requirement {unknown[0]!r} in {type(self).__name__}.requires; known: "
+                    f"{', '.join(REQUIREMENTS)}."
+                ),
+                start,
+            )
         try:
             missing = ctx.missing(self.requires) or _unsupported(ctx, self.requires)
-        except Exception as exc:  # a typo in requires, or data the context cannot derive: this probe only
+        except GapdiagError as exc:  # the data cannot give what the probe needs (no pair can be formed...)
+            missing = f"its inputs cannot be derived from the data: {exc}"
+        except Exception as exc:
             return self._error(exc, start)
         if missing:
             return ProbeResult(self.name, self.family, Status.SKIPPED, reason=missing, codes=self.codes)
         try:
             try:
                 m = self._measure(ctx)
-            except ProbeSkipped as skip:
+            except (ProbeSkipped, InputError) as skip:  # InputError: the data cannot support this probe
                 return ProbeResult(
                     self.name,
                     self.family,
                     Status.SKIPPED,
-                    reason=str(skip),
+                    reason=str(skip)
+                    if isinstance(skip, ProbeSkipped)
+                    else f"the data cannot support it: {skip}",
                     duration_s=time.perf_counter() - start,
                     codes=self.codes,
                 )
