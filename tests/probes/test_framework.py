@@ -158,6 +158,10 @@ def test_a_third_party_code_without_title_takes_the_code_as_title(tiny, temporar
     report = gapdiag.audit(tiny.Net(), train, val, probes=["bare"], progress=False)
     (finding,) = report.by_code("XG004")
     assert finding.title == "XG004" and finding.remediation == []
+    ignored = gapdiag.audit(
+        tiny.Net(), train, val, probes=["bare"], config={"ignore": ["XG004"]}, progress=False
+    )
+    assert ignored.by_code("XG004")[0].ignored and ignored.exit_code == 0
 
 
 def test_a_typo_in_requires_fails_that_probe_only(tiny, temporary_probes):
