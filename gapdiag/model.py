@@ -241,6 +241,11 @@ class SiameseModel:
         host lacks). Called by the preflight check before any input is embedded."""
         check_device(self.device)
         for name, t in list(self.module.named_parameters()) + list(self.module.named_buffers()):
+            if torch.nn.parameter.is_lazy(t):
+                raise ModelError(
+                    f"The module's {name!r} is not initialized yet (a lazy module); run one batch through the "
+                    "module, as training does, before auditing it."
+                )
             if t.device.type == "meta":
                 raise ModelError(
                     f"The module's {name!r} is on the 'meta' device (no weights were loaded); load the "

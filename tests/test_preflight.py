@@ -103,6 +103,20 @@ def test_a_model_or_inputs_on_the_meta_device_are_refused(tiny):
         Items(torch.rand(4, 2), labels=torch.zeros(4, device="meta"))
 
 
+def test_a_lazy_module_that_was_never_run_is_refused(tiny):
+    class Lazy(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = nn.LazyLinear(4)
+
+        def encode(self, x):
+            return self.lin(x.flatten(1))
+
+    train, val = tiny.splits()
+    with pytest.raises(ModelError, match="'lin.weight' is not initialized yet"):
+        _audit(Lazy(), train, val)
+
+
 def test_devices_this_host_lacks_are_refused_when_the_model_is_built(tiny):
     if not torch.cuda.is_available():
         with pytest.raises(ModelError, match="no usable CUDA device; use device='cpu'"):

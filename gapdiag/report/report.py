@@ -101,22 +101,21 @@ class Report:
         arrays are lists.
         """
         cause = self.primary_cause
-        return jsonable(
-            {
-                "schema_version": SCHEMA_VERSION,
-                "tool": "gapdiag",
-                "verdict": self.verdict,
-                "exit_code": self.exit_code,
-                "fail_on": self.fail_on,
-                "primary_cause": None
-                if cause is None
-                else {"code": cause.code, "title": cause.title, "message": cause.message},
-                "gap": self.gap,
-                "findings": [f.to_dict() for f in self.findings],
-                "probes": [r.to_dict() for r in self.results],
-                "meta": self.meta,
-            }
-        )
+        data = {
+            "schema_version": SCHEMA_VERSION,
+            "tool": "gapdiag",
+            "verdict": self.verdict,
+            "exit_code": self.exit_code,
+            "fail_on": self.fail_on,
+            "primary_cause": None
+            if cause is None
+            else {"code": cause.code, "title": cause.title, "message": cause.message},
+            "gap": self.gap,
+            "findings": [f.to_dict() for f in self.findings],
+            "probes": [r.to_dict() for r in self.results],
+            "meta": self.meta,
+        }
+        return jsonable(data)
 
     # -- writing ----------------------------------------------------------------------------------------
     def render(self, fmt: str) -> str:
