@@ -16,6 +16,7 @@ from typing import Any
 from .errors import ConfigError, GapdiagError, InputError
 from .findings.policy import EXIT_USAGE
 from .report.formatting import FORMATS
+from .validation import check_output_dir
 
 __all__ = ["main"]
 
@@ -118,6 +119,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _dispatch(args: argparse.Namespace) -> int:
+    if args.command in ("demo", "audit", "audit-embeddings"):
+        _check_before_work(args)
     if args.command == "explain":
         return _explain(args.code)
     if args.command == "compare":
@@ -146,6 +149,13 @@ def _config(args: argparse.Namespace):
     return check_config(
         cfg.with_overrides(fail_on=args.fail_on, ignore=args.ignore, seed=args.seed, probes=probes)
     )
+
+
+def _check_before_work(args: argparse.Namespace) -> None:
+    """Formats, the output folder and the configuration, checked before a target is loaded or embedded."""
+    _formats(args.format)
+    check_output_dir(args.out)
+    _config(args)
 
 
 def _formats(value: str) -> list[str]:
@@ -187,7 +197,9 @@ def _load_target(target: str) -> tuple[Any, Any, Any]:
     if not sep or not module_name or not func_name:
         raise InputError(f"TARGET must look like package.module:function; got {target!r}.")
     if str(Path.cwd()) not in sys.path:
-        sys.path.insert(0, str(Path.cwd()))  # like `python -m`, find the user's modules in the current folder
+        # find the user's modules in the current folder, after everything installed: a local file named like
+        # one of gapdiag's dependencies (numpy.py, torch/) must not shadow it
+        sys.path.append(str(Path.cwd()))
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
@@ -199,7 +211,12 @@ def _load_target(target: str) -> tuple[Any, Any, Any]:
     fn = getattr(module, func_name, None)
     if not callable(fn):
         raise InputError(f"Module {module_name!r} has no function {func_name!r}.")
-    result = fn()
+    try:
+        result = fn()
+    except GapdiagError:
+        raise
+    except Exception as exc:  # the user's own code: one line naming it, not a traceback from gapdiag
+        raise InputError(f"{target}() raised {type(exc).__name__}: {exc}") from None
     if isinstance(result, dict):
         missing = {"model", "train", "val"} - set(result)
         if missing:
@@ -256,14 +273,20 @@ def _explain(code: str | None) -> int:
 def _compare(old_path: str, new_path: str) -> int:
     from .compare import compare_reports
 
-    def load(path: str) -> dict:
+    def load(path: str) -> Any:
         p = Path(path)
         if not p.is_file():
             raise InputError(f"Report {path!r} does not exist.")
         try:
             return json.loads(p.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as exc:
+        except UnicodeDecodeError as exc:
+            raise InputError(
+                f"{path} is not UTF-8 text ({exc.reason} at byte {exc.start}); not a gapdiag JSON report."
+            ) from None
+        except (json.JSONDecodeError, RecursionError) as exc:
             raise InputError(f"{path} is not a gapdiag JSON report: {exc}") from None
+        except OSError as exc:
+            raise InputError(f"{path} cannot be read ({exc.strerror or exc}).") from None
 
     text, worse = compare_reports(load(old_path), load(new_path))
     print(text)
