@@ -9,6 +9,8 @@ Heavy dependencies (matplotlib, umap, faiss) are imported only when used.
 
 from typing import TYPE_CHECKING, Any
 
+from ._version import __version__
+
 # ``audit`` is bound eagerly: it shares its name with the submodule gapdiag.audit, which would otherwise
 # shadow a lazily loaded function once imported. gapdiag.audit imports nothing heavy until it runs.
 from .audit import audit
@@ -18,6 +20,7 @@ from .errors import (
     GapdiagError,
     InputError,
     ModelError,
+    OutputError,
     ProbeDefinitionError,
     UnknownCodeError,
 )
@@ -68,8 +71,6 @@ def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_LAZY))
 
 
-__version__ = "0.1.0"
-
 __all__ = [
     "audit",
     "Items",
@@ -93,6 +94,7 @@ __all__ = [
     "ConfigError",
     "ModelError",
     "EncoderError",
+    "OutputError",
     "ProbeDefinitionError",
     "UnknownCodeError",
     "__version__",

@@ -12,9 +12,11 @@ from .errors import InputError, ModelError
 if TYPE_CHECKING:
     from .context import AuditContext
     from .data import Split
+    from .findings.finding import Finding
     from .model import SiameseModel
     from .probes.base import ProbeResult
     from .report.report import Report
+    from .scoring import Scorer
 
 # The heavy modules (torch, numpy and everything built on them) are imported when audit() runs, not when
 # this module is: ``gapdiag.audit`` is the public function, bound eagerly by the package's __init__, and
@@ -90,23 +92,23 @@ def audit(
     -------
     Report
     """
+    from ._threads import single_threaded
     from .context import AuditContext
     from .data import as_split
     from .embed import embed_splits
-    from .probes.registry import registered_probes
+    from .preflight import preflight
+    from .probes.registry import check_config
     from .report.report import Report
     from .scoring import Scorer
 
     t_start = time.perf_counter()
     if not isinstance(config, Config):
         config = Config.from_mapping(config)
-    config = config.with_overrides(seed=seed, probes=probes)
-    seed = config.seed
+    config = check_config(config.with_overrides(seed=seed, probes=probes))
     siamese = _as_model(model, kind)
-    n_way = config.n_way or 10
-    train_split = as_split(train, "train", seed=seed, n_way=n_way)
-    val_split = as_split(val, "val", seed=seed + 1, n_way=n_way)
-    splits = {"train": train_split, "val": val_split}
+    # roles come from argument positions: a Split named "val" passed as train is audited as train
+    splits = {"train": as_split(train, "train"), "val": as_split(val, "val")}
+    preflight(siamese, splits, config)  # data, model, distance, folders: checked before anything is embedded
     for role, s in splits.items():
         if s.pairs is None and s.episodes is None and s.items.labels is None:
             raise InputError(
@@ -122,44 +124,26 @@ def audit(
         progress=progress,
         cache_dir=config.cache_dir,
     )
-    t_embed = time.perf_counter() - t0
-
-    ctx = AuditContext(splits, embedded.embeddings, model=siamese, scorer=scorer, config=config, seed=seed)
-    names = list(config.probes) if config.probes is not None else list(registered_probes())
-    timings: dict[str, float] = {"embedding_pass": round(t_embed, 3)}
-    results = _run_probes(ctx, names, config, progress, timings)
+    timings: dict[str, float] = {"embedding_pass": round(time.perf_counter() - t0, 3)}
+    ctx = AuditContext(splits, embedded.embeddings, model=siamese, scorer=scorer, config=config)
+    results = _run_probes(ctx, config, progress, timings)
     findings = [f for r in results for f in r.findings]
+    with single_threaded():  # the chain's measurements are small operations, like the probes'
+        gap = _gap(ctx, findings)
     timings["total"] = round(time.perf_counter() - t_start, 3)
-
-    protocol = next((r for r in results if r.probe == "protocol"), None)
-    gap = dict(protocol.metrics.get("gap", {})) if protocol is not None else {}
-    meta = {
-        "seed": seed,
-        "config": config.to_dict(),
-        "sizes": _sizes(splits),
-        "embedding": {
-            "dimension": int(embedded.embeddings["train"].shape[1]),
-            "unique_items_embedded": embedded.n_encoded,
-            "unique_items": embedded.n_unique,
-            "from_cache": embedded.from_cache,
-            "probe_sample_items_embedded": ctx.extra_items_encoded,
-            "integer_inputs_cast_to_float32": bool(siamese is not None and siamese.cast_inputs_to_float),
-        },
-        "model": None if siamese is None else {"class": type(siamese.module).__name__, "kind": siamese.kind},
-        "scoring": scorer.rule,
-        "versions": _versions(),
-        "timings": timings,
-    }
+    meta = _meta(ctx, splits, embedded, siamese, scorer, timings)
     return Report(findings, results, gap=gap, meta=meta, fail_on=config.fail_on)
 
 
 def _run_probes(
-    ctx: AuditContext, names: list[str], config: Config, progress: bool, timings: dict[str, float]
+    ctx: AuditContext, config: Config, progress: bool, timings: dict[str, float]
 ) -> list[ProbeResult]:
-    """Build the shared neighbour graphs, then run each probe single-threaded; records the timings."""
+    """Build the shared neighbour graphs (every core), then run each probe in isolation and single-threaded
+    (a crash is a GD900 finding); ignored codes are marked."""
     from ._threads import single_threaded
-    from .probes.registry import get_probe
+    from .probes.registry import get_probe, registered_probes
 
+    names = list(config.probes) if config.probes is not None else list(registered_probes())
     probes = [get_probe(name)(**config.params_for(name)) for name in names]
     t0 = time.perf_counter()
     _prepare_neighbours(ctx, probes)
@@ -182,14 +166,14 @@ def _run_probes(
 
 
 def _prepare_neighbours(ctx: AuditContext, probes: list) -> None:
-    """Declare every probe's neighbour needs, then build each needed split graph once, with every core.
+    """Declare every probe's neighbour needs, then build each needed graph once, with every core.
 
     The probes then run single-threaded and read the graphs from the context.
     """
     for probe in probes:
-        if ctx.missing(probe.requires):
-            continue  # it will be skipped: its needs must not deepen the graph
         try:
+            if ctx.missing(probe.requires):
+                continue  # it will be skipped: its needs must not deepen the graph
             needs = probe.neighbours_needed(ctx)
         except Exception:  # noqa: BLE001 - the probe's own run reports its error as GD900
             continue
@@ -204,6 +188,59 @@ def _prepare_neighbours(ctx: AuditContext, probes: list) -> None:
                 ctx.cross_neighbours(split, other, 1)
 
 
+def _gap(ctx: AuditContext, findings: list[Finding]) -> dict[str, Any]:
+    """The grid and the attributed chain (numbers only), or why they could not be measured."""
+    from .gap import CHAIN, GRID, attribute
+
+    missing = ctx.missing(frozenset({"train_pairs_any", "val_pairs_any"}))
+    if missing:
+        return {"unavailable": f"the gap chain {missing}"}
+    try:
+        chain = attribute(ctx.artifact(CHAIN), findings)
+        grid = ctx.artifact(GRID)
+        threshold, origin = ctx.decision_threshold()
+    except InputError as exc:  # data no protocol can measure (e.g. every pair of one kind): say why
+        return {"unavailable": f"the gap chain could not be measured: {exc}"}
+    reading = ctx.reading()
+    return {
+        "chain": chain.to_dict(),
+        "grid": grid.to_dict(),
+        "decision_threshold": {"raw": float(reading.scorer.to_raw(threshold)), "origin": origin},
+        "reading": {"declared": ctx.scorer.rule, "used": reading.scorer.rule, "reversed": reading.reversed},
+    }
+
+
+def _meta(
+    ctx: AuditContext,
+    splits: dict[str, Split],
+    embedded: Any,
+    siamese: SiameseModel | None,
+    scorer: Scorer,
+    timings: dict[str, float],
+) -> dict[str, Any]:
+    config = ctx.config
+    return {
+        "seed": config.seed,
+        "config": config.to_dict(),
+        "sizes": _sizes(splits),
+        "identities": {s: ctx.identities_origin(s) for s in splits},
+        "embedding": {
+            "dimension": int(embedded.embeddings["train"].shape[1]),
+            "unique_items_embedded": embedded.n_encoded,
+            "unique_items": embedded.n_unique,
+            "from_cache": embedded.from_cache,
+            "probe_sample_items_embedded": ctx.extra_items_encoded,
+            "integer_inputs_cast_to_float32": bool(siamese is not None and siamese.cast_inputs_to_float),
+        },
+        "model": None if siamese is None else {"class": type(siamese.module).__name__, "kind": siamese.kind},
+        "scoring": scorer.rule,
+        "versions": _versions(),
+        "timings": timings,
+        # why a cache file was not used: a fact about this machine, kept out of the byte-stable JSON
+        "cache": {"note": embedded.cache_note},
+    }
+
+
 def _probe_bar(total: int, enabled: bool):
     from tqdm.auto import tqdm
 
@@ -214,7 +251,7 @@ def _versions() -> dict[str, str]:
     import numpy as np
     import torch
 
-    from . import __version__
+    from ._version import __version__
 
     out = {
         "gapdiag": __version__,

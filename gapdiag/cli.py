@@ -14,11 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError, GapdiagError, InputError
+from .findings.policy import EXIT_USAGE
+from .report_formats import FORMATS
 
 __all__ = ["main"]
-
-EXIT_USAGE = 2
-_FORMATS = ("html", "json", "markdown", "junit", "text")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -31,7 +30,7 @@ def _add_audit_options(p: argparse.ArgumentParser, *, out_default: str = "gapdia
     p.add_argument(
         "--format",
         default="html,json",
-        help=f"comma-separated formats among {', '.join(_FORMATS)} (default: %(default)s)",
+        help=f"comma-separated formats among {', '.join(FORMATS)} (default: %(default)s)",
     )
     p.add_argument(
         "--fail-on",
@@ -58,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="gapdiag", description="Explain the generalization gap of a Siamese (metric-learning) network."
     )
-    from . import __version__
+    from ._version import __version__
 
     parser.add_argument("--version", action="version", version=f"gapdiag {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -132,7 +131,7 @@ def _embed(args: argparse.Namespace) -> int:
     from .embed_job import embed_to_parquet
 
     model, train, val = _load_target(args.target)
-    splits = [as_split(train, "train"), as_split(val, "val", seed=1)]
+    splits = [as_split(train, "train"), as_split(val, "val")]
     manifest = embed_to_parquet(
         _as_model(model, None),
         splits,
@@ -167,6 +166,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _dispatch(args: argparse.Namespace) -> int:
+    if args.command in ("demo", "audit", "audit-embeddings"):
+        _check_before_work(args)
     if args.command == "explain":
         return _explain(args.code)
     if args.command == "compare":
@@ -192,23 +193,33 @@ def _config(args: argparse.Namespace):
 
     cfg = load_config(args.config)
     probes = tuple(p.strip() for p in args.probes.split(",") if p.strip()) if args.probes else None
-    return cfg.with_overrides(fail_on=args.fail_on, ignore=args.ignore, seed=args.seed, probes=probes)
+    from .probes.registry import check_config
+
+    return check_config(
+        cfg.with_overrides(fail_on=args.fail_on, ignore=args.ignore, seed=args.seed, probes=probes)
+    )
+
+
+def _check_before_work(args: argparse.Namespace) -> None:
+    """Formats, the output folder and the configuration, checked before a target is loaded or embedded."""
+    _formats(args.format)
+    from .validation import check_output_dir
+
+    check_output_dir(args.out)
+    _config(args)
 
 
 def _formats(value: str) -> list[str]:
     fmts = [f.strip().lower() for f in value.split(",") if f.strip()]
-    bad = [f for f in fmts if f not in _FORMATS]
+    bad = [f for f in fmts if f not in FORMATS]
     if bad or not fmts:
-        raise ConfigError(
-            f"Unknown --format {', '.join(bad) or value!r}; choose among {', '.join(_FORMATS)}."
-        )
+        raise ConfigError(f"Unknown --format {', '.join(bad) or value!r}; choose among {', '.join(FORMATS)}.")
     return fmts
 
 
 def _write(report, args: argparse.Namespace) -> list[Path]:
-    from .report.report import FILENAMES
 
-    return [report.save(Path(args.out) / FILENAMES[f], format=f) for f in _formats(args.format)]
+    return [report.save(Path(args.out) / FORMATS[f].filename, format=f) for f in _formats(args.format)]
 
 
 def _run_audit(args: argparse.Namespace, model: Any, train: Any, val: Any, kind: str | None = None) -> int:
@@ -236,7 +247,9 @@ def _load_target(target: str) -> tuple[Any, Any, Any]:
     if not sep or not module_name or not func_name:
         raise InputError(f"TARGET must look like package.module:function; got {target!r}.")
     if str(Path.cwd()) not in sys.path:
-        sys.path.insert(0, str(Path.cwd()))  # like `python -m`, find the user's modules in the current folder
+        # find the user's modules in the current folder, after everything installed: a local file named like
+        # one of gapdiag's dependencies (numpy.py, torch/) must not shadow it
+        sys.path.append(str(Path.cwd()))
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
@@ -248,7 +261,12 @@ def _load_target(target: str) -> tuple[Any, Any, Any]:
     fn = getattr(module, func_name, None)
     if not callable(fn):
         raise InputError(f"Module {module_name!r} has no function {func_name!r}.")
-    result = fn()
+    try:
+        result = fn()
+    except GapdiagError:
+        raise
+    except Exception as exc:  # the user's own code: one line naming it, not a traceback from gapdiag
+        raise InputError(f"{target}() raised {type(exc).__name__}: {exc}") from None
     if isinstance(result, dict):
         missing = {"model", "train", "val"} - set(result)
         if missing:
@@ -297,7 +315,7 @@ def _explain(code: str | None) -> int:
             "",
             f"Emitted by probe {owner.name!r}; its default thresholds (override under [probes.{owner.name}]):",
         ]
-        lines += [f"  {k} = {v!r}" for k, v in owner.defaults.items()] or ["  (none)"]
+        lines += [f"  {k} = {v!r}" for k, v in owner.default_params().items()] or ["  (none)"]
     print("\n".join(lines))
     return 0
 
@@ -305,14 +323,20 @@ def _explain(code: str | None) -> int:
 def _compare(old_path: str, new_path: str) -> int:
     from .compare import compare_reports
 
-    def load(path: str) -> dict:
+    def load(path: str) -> Any:
         p = Path(path)
         if not p.is_file():
             raise InputError(f"Report {path!r} does not exist.")
         try:
             return json.loads(p.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as exc:
+        except UnicodeDecodeError as exc:
+            raise InputError(
+                f"{path} is not UTF-8 text ({exc.reason} at byte {exc.start}); not a gapdiag JSON report."
+            ) from None
+        except (json.JSONDecodeError, RecursionError) as exc:
             raise InputError(f"{path} is not a gapdiag JSON report: {exc}") from None
+        except OSError as exc:
+            raise InputError(f"{path} cannot be read ({exc.strerror or exc}).") from None
 
     text, worse = compare_reports(load(old_path), load(new_path))
     print(text)

@@ -9,20 +9,64 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import numpy as np
 
 from .config import Config
 from .data import Episodes, Pairs, Split, labels_from_pairs, make_episodes, make_pairs, pairs_from_episodes
-from .errors import InputError
+from .errors import InputError, ProbeDefinitionError
 from .model import SiameseModel, euclidean_distance
 from .scoring import Scorer
+from .stats import Estimate
 
 if TYPE_CHECKING:
     from .neighbors import NeighbourGraph
 
-__all__ = ["AuditContext", "REQUIREMENTS"]
+__all__ = ["AuditContext", "Artifact", "REQUIREMENTS", "named_rng"]
+
+T = TypeVar("T")
+_ARTIFACT_NAMES: dict[str, str] = {}
+
+
+@dataclass(frozen=True)
+class Reading:
+    """gapdiag's reading of the score: ``scorer`` orients raw scores (higher = more similar) for the analysis;
+    ``declared_auc`` is the training pairs' AUC read as the user declared (``kind``); ``reversed`` says whether
+    gapdiag reads it the other way; ``split`` names the pairs that decided it."""
+
+    scorer: Scorer
+    declared_auc: Estimate
+    reversed: bool
+    split: str
+
+
+def named_rng(seed: int, name: str) -> np.random.Generator:
+    """The random stream ``name`` of an audit with ``seed``: the only way gapdiag derives randomness."""
+    return np.random.default_rng([int(seed), zlib.crc32(name.encode())])
+
+
+@dataclass(frozen=True, eq=False)
+class Artifact(Generic[T]):
+    """A shared measurement, declared once and computed at most once per audit: ``ctx.artifact(spec)``.
+
+    A probe family declares its shared work as a module-level ``Artifact`` (for example the attribute signal
+    that GD101 and GD102 both read) in a non-probe module that both probes import; no probe imports
+    another probe. ``compute(ctx) -> T`` runs the first time any probe asks; the result is shared, read-only.
+    """
+
+    name: str
+    compute: Callable[[AuditContext], T]
+    description: str
+
+    def __post_init__(self) -> None:
+        owner = f"{self.compute.__module__}.{self.compute.__qualname__}"
+        if _ARTIFACT_NAMES.setdefault(self.name, owner) != owner:
+            raise ProbeDefinitionError(
+                f"Artifact {self.name!r} is declared twice ({_ARTIFACT_NAMES[self.name]}, {owner})."
+            )
+
 
 # Memory bound of one neighbour graph (int64 indices + float32 distances): deeper needs are searched by
 # the probe that has them, block by block.
@@ -33,8 +77,8 @@ REQUIREMENTS: dict[str, str] = {
     "model": "a model to embed new inputs with (not available for precomputed embeddings)",
     "train_inputs": "raw training inputs",
     "val_inputs": "raw validation inputs",
-    "train_labels": "identity labels on the training items",
-    "val_labels": "identity labels on the validation items",
+    "train_labels": "identity labels on the training items (pass (x1, x2, label, y1, y2) batches or Items(..., labels=...))",
+    "val_labels": "identity labels on the validation items (pass them with the batches, or Items(..., labels=...))",
     "train_pairs": "training pairs as the user gave them",
     "val_pairs": "validation pairs as the user gave them",
     "train_episodes": "training episodes as the user gave them",
@@ -59,14 +103,12 @@ class AuditContext:
         model: SiameseModel | None,
         scorer: Scorer,
         config: Config,
-        seed: int = 0,
     ):
         self.splits = splits
         self._embeddings = embeddings
         self.model = model
         self.scorer = scorer
         self.config = config
-        self.seed = int(seed)
         self._memo: dict[Any, Any] = {}
         self._neighbour_depth: dict[str, int] = {}
         self.extra_items_encoded = 0
@@ -86,13 +128,17 @@ class AuditContext:
 
     def rng(self, name: str) -> np.random.Generator:
         """A generator seeded from the audit seed and ``name``: independent of the order probes run in."""
-        return np.random.default_rng([self.seed, zlib.crc32(name.encode())])
+        return named_rng(int(self.config.seed), name)
 
     def memo(self, key: Any, compute: Callable[[], Any]) -> Any:
         """Compute ``compute()`` once per ``key`` and share it between probes."""
         if key not in self._memo:
             self._memo[key] = compute()
         return self._memo[key]
+
+    def artifact(self, spec: Artifact[T]) -> T:
+        """The shared measurement ``spec``, computed on first use and memoised for the rest of the audit."""
+        return self.memo(("artifact", spec.name), lambda: spec.compute(self))
 
     def option(self, key: str) -> Any:
         return self.config.options[key]
@@ -170,8 +216,11 @@ class AuditContext:
                 return pairs_from_episodes(
                     s.episodes
                 ), "from episodes (anchor-correct similar, anchor-other dissimilar)"
-            if s.items.labels is not None and np.unique(s.items.labels).size >= 2:
-                return make_pairs(s.items, seed=self.seed), "generated from labels"
+            if s.items.labels is not None:
+                counts = np.unique(s.items.labels, return_counts=True)[1]
+                if counts.size >= 2 and counts.max() >= 2:  # a similar and a dissimilar pair can be formed
+                    return make_pairs(s.items, seed=self.rng(f"pairs.{split}")), "generated from labels"
+                return None, "unavailable (labels need two identities and one with two items)"
             return None, "unavailable"
 
         return self.memo(("pairs", split), compute)[0]
@@ -181,12 +230,13 @@ class AuditContext:
         return self._memo[("pairs", split)][1]
 
     def n_way(self) -> int:
-        """n of generated episodes: config, else the val episodes' n, else 10."""
+        """n of generated episodes, the one rule: the config's ``n_way``, else the n of the episodes the user
+        gave (validation first, then training), else 10."""
         if self.option("n_way") is not None:
             return int(self.option("n_way"))
-        for s in self.splits.values():
-            if s.episodes is not None:
-                return s.episodes.n_way
+        for split in ("val", "train"):
+            if self.splits[split].episodes is not None:
+                return self.splits[split].episodes.n_way
         return 10
 
     def episodes(self, split: str) -> Episodes | None:
@@ -206,7 +256,7 @@ class AuditContext:
             origin = f"generated from {self.identities_origin(split)}"
             if n_way < self.n_way():
                 origin += f" (only {n_classes} identities, so {n_way}-way)"
-            return make_episodes(s.items, n_way=n_way, seed=self.seed + 1, labels=ids), origin
+            return make_episodes(s.items, n_way=n_way, seed=self.rng(f"episodes.{split}"), labels=ids), origin
 
         return self.memo(("episodes", split), compute)[0]
 
@@ -231,25 +281,71 @@ class AuditContext:
 
         return euclidean_distance(torch.from_numpy(a), torch.from_numpy(b)).double().numpy()
 
-    def pair_scores(self, split: str) -> np.ndarray:
-        """Oriented scores (P,) of ``self.pairs(split)``: higher = more similar as the user reads it."""
+    def raw_pair_scores(self, split: str) -> np.ndarray:
+        """The user's raw scores (P,) of ``self.pairs(split)``."""
 
         def compute() -> np.ndarray:
             p = self.pairs(split)
-            return self.scorer.orient(self.raw_scores(split, p.left, p.right))
+            return self.raw_scores(split, p.left, p.right)
 
-        return self.memo(("pair_scores", split), compute)
+        return self.memo(("raw_pair_scores", split), compute)
 
-    def episode_scores(self, split: str) -> np.ndarray:
-        """Oriented scores (E, n) of anchor vs each candidate of ``self.episodes(split)``."""
+    def raw_episode_scores(self, split: str) -> np.ndarray:
+        """The user's raw scores (E, n) of each anchor against its candidates in ``self.episodes(split)``."""
 
         def compute() -> np.ndarray:
             e = self.episodes(split)
             left = np.repeat(e.anchor, e.n_way)
-            raw = self.raw_scores(split, left, e.candidates.reshape(-1))
-            return self.scorer.orient(raw).reshape(len(e), e.n_way)
+            return self.raw_scores(split, left, e.candidates.reshape(-1)).reshape(len(e), e.n_way)
 
-        return self.memo(("episode_scores", split), compute)
+        return self.memo(("raw_episode_scores", split), compute)
+
+    def reading(self) -> Reading:
+        """How gapdiag reads the score for its analysis: as declared by ``kind``, or reversed when the
+        training pairs show the declared reading is inverted (their AUC read as declared has its whole CI
+        below ``0.5 - direction_margin``). The user's own validation number is still read as declared."""
+
+        def compute() -> Reading:
+            from .stats import bootstrap_auc
+
+            split = self.separable_split()
+            p = self.pairs(split)
+            level = float(self.option("ci_level"))
+            declared = self.scorer.orient(self.raw_pair_scores(split))
+            y = p.label.astype(bool)
+            if y.all() or not y.any():
+                return Reading(self.scorer, Estimate.unknown(len(p), level), False, split)
+            auc = bootstrap_auc(
+                declared, y, rng=self.rng("reading"), n_boot=int(self.option("n_boot")), level=level
+            )
+            inverted = bool(np.isfinite(auc.high) and auc.below(0.5 - float(self.option("direction_margin"))))
+            return Reading(self.scorer.reversed() if inverted else self.scorer, auc, inverted, split)
+
+        return self.memo("reading", compute)
+
+    def pair_scores(self, split: str) -> np.ndarray:
+        """Scores (P,) of ``self.pairs(split)`` in gapdiag's reading: higher = more similar (see :meth:`reading`)."""
+        return self.memo(
+            ("pair_scores", split), lambda: self.reading().scorer.orient(self.raw_pair_scores(split))
+        )
+
+    def episode_scores(self, split: str) -> np.ndarray:
+        """Scores (E, n) of anchor vs each candidate of ``self.episodes(split)``, in gapdiag's reading."""
+        return self.memo(
+            ("episode_scores", split), lambda: self.reading().scorer.orient(self.raw_episode_scores(split))
+        )
+
+    def separable_split(self) -> str:
+        """The split whose pairs decide the threshold and the reading: training, unless its pairs are missing
+        or all of one kind (then validation). An ``InputError`` when neither has similar and dissimilar pairs."""
+        for split in ("train", "val"):
+            p = self.pairs(split)
+            if p is not None and p.label.any() and not p.label.all():
+                return split
+        raise InputError(
+            "Neither split has both similar and dissimilar pairs, so no decision threshold can be measured. Give "
+            "training or validation pairs of both kinds, or identity labels with at least two identities."
+        )
 
     def decision_threshold(self) -> tuple[float, str]:
         """The pairwise decision threshold on the oriented scale and where it comes from.
@@ -261,17 +357,17 @@ class AuditContext:
         def compute() -> tuple[float, str]:
             user = self.option("threshold")
             if user is not None:
-                return float(self.scorer.orient(np.asarray(float(user)))), "given by the user"
+                return float(self.reading().scorer.orient(np.asarray(float(user)))), "given by the user"
             from .metrics import best_threshold
 
-            split = "train" if self.pairs("train") is not None else "val"
+            split = self.separable_split()
             p = self.pairs(split)
             # Pairs the user gave: the threshold that maximizes their accuracy, as their own tuning would.
             # Derived pairs (1 similar to n-1 dissimilar from episodes) would push a plain-accuracy threshold
             # to "always dissimilar"; balanced accuracy keeps it meaningful.
             balanced = self.pairs_origin(split) != "given"
             threshold = float(best_threshold(self.pair_scores(split), p.label, balanced=balanced)[0])
-            where = "training" if split == "train" else "validation (no training pairs)"
+            where = "training" if split == "train" else "validation (the training pairs are all of one kind)"
             rule = "maximum balanced accuracy, the pairs being derived" if balanced else "maximum accuracy"
             return threshold, f"tuned on {where} pairs ({rule})"
 
@@ -296,7 +392,7 @@ class AuditContext:
             a, b = rng.integers(0, n, n_pairs), rng.integers(0, n, n_pairs)
             keep = a != b
             a, b = a[keep], b[keep]
-            user = self.scorer.orient(self.raw_scores_of(emb[a], emb[b]))
+            user = self.reading().scorer.orient(self.raw_scores_of(emb[a], emb[b]))
             x, y = emb[a].astype(np.float64), emb[b].astype(np.float64)
             euc = -np.linalg.norm(x - y, axis=1)
             norms = np.linalg.norm(x, axis=1) * np.linalg.norm(y, axis=1)
@@ -349,23 +445,6 @@ class AuditContext:
             "n_val_identities": n_all,
             "words": words,
         }
-
-    # -- items ----------------------------------------------------------------------------------------
-    def attributes(self, split: str):
-        """Per-item attributes (pandas DataFrame, N rows): built-in properties plus the user's columns."""
-
-        def compute():
-            import pandas as pd
-
-            from .probes.leakage.attributes import compute_attributes, merge_attributes
-
-            s = self.splits[split]
-            frame = compute_attributes(s.items.get_batch, len(s.items)) if s.items.has_inputs else None
-            if s.items.attributes is not None:
-                return merge_attributes(frame, s.items.attributes)
-            return frame if frame is not None else pd.DataFrame(index=range(len(s.items)))
-
-        return self.memo(("attributes", split), compute)
 
     # -- neighbours -----------------------------------------------------------------------------------
     def declare_neighbours(self, split: str, k: int, *, database: str | None = None) -> None:

@@ -129,9 +129,9 @@ def run_demo(
         f"{scenario.n_way}-way accuracy {scenario.val_nway_accuracy:.2f} (chance {1 / scenario.n_way:.2f})."
     )
     report = audit(scenario.model, scenario.train, scenario.val, config=config, progress=progress)
-    from .report.report import FILENAMES
+    from .report.formatting import FORMATS
 
-    paths = [report.save(Path(out) / FILENAMES[f], format=f) for f in formats]
+    paths = [report.save(Path(out) / FORMATS[f].filename, format=f) for f in formats]
     echo("")
     echo(report.summary().rstrip())
     echo("")

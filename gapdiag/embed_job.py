@@ -40,32 +40,39 @@ class BatchEmbedder:
     """Ray Data actor (and the local engine's worker): one batch row ``{split, start, stop}`` -> item rows.
 
     Holds one model per actor (on the actor's GPU when it has one) and the splits' items, which it reads
-    by index: a lazy dataset is read where the actor runs, never gathered on the driver.
+    by index: a lazy dataset is read where the actor runs, never gathered on the driver. A Ray actor owns
+    an unpickled copy of the model and puts it in eval mode once; the local engine passes the user's module
+    from ``SiameseModel.frozen``, which restores it afterwards.
     """
 
-    def __init__(self, model: SiameseModel, items: dict[str, Any]):
+    def __init__(self, model: SiameseModel, items: dict[str, Any], module: Any = None):
         self.model = model
         self.items = items
+        self.module = module if module is not None else model.module.eval()
 
     def __call__(self, batch: dict[str, np.ndarray]):
         import pyarrow as pa
 
         tables = [
-            self._embed(str(split), int(start), int(stop))
+            self.embed(str(split), int(start), int(stop))
             for split, start, stop in zip(batch["split"], batch["start"], batch["stop"], strict=True)
         ]
         return pa.concat_tables(tables)
 
-    def _embed(self, split: str, start: int, stop: int):
+    def embed(self, split: str, start: int, stop: int):
+        """The rows of items ``start..stop-1`` of ``split``: item, content_hash, label, embedding."""
         import pyarrow as pa
+        import torch
 
         from .data import hash_rows
 
         items = self.items[split]
         idx = np.arange(start, stop)
         x = items.get_batch(idx)
-        with self.model.frozen("eval") as module:
-            emb = self.model.embed_batch(module, x, where=f"items {start}..{stop - 1} of split {split!r}")
+        with torch.no_grad():
+            emb = self.model.embed_batch(
+                self.module, x, where=f"items {start}..{stop - 1} of split {split!r}"
+            )
         columns = {
             "item": pa.array(idx, type=pa.int64()),
             "content_hash": pa.array(hash_rows(x), type=pa.string()),
@@ -117,8 +124,8 @@ def embed_to_parquet(
     Returns
     -------
     dict
-        The manifest written to ``out/manifest.json``: model class and fingerprint, dimension, items per
-        split, engine, batch size.
+        The manifest written to ``out/manifest.json``: model class and embedding key (the hash of its
+        weights and encoder code, as the audit's cache uses), dimension, items per split, engine, batch size.
     """
     if engine not in ENGINES:
         raise InputError(f"engine must be one of {', '.join(ENGINES)}; got {engine!r}.")
@@ -145,7 +152,7 @@ def embed_to_parquet(
         _write_protocol(s, out / s.name)
     manifest = {
         "gapdiag_embed": 1,
-        "model": {"class": type(model.module).__name__, "fingerprint": model.fingerprint()},
+        "model": {"class": type(model.module).__name__, "embedding_key": model.embedding_key()},
         "dimension": _dimension(out / splits[0].name / "items"),
         "items": {s.name: len(s.items) for s in splits},
         "engine": engine,
@@ -159,17 +166,18 @@ def _run_local(model: SiameseModel, items: dict, rows: dict, out: Path) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    worker = BatchEmbedder(model, items)
-    for split, ranges in rows.items():
-        folder = out / split / "items"
-        folder.mkdir(parents=True, exist_ok=True)
-        pending, n_rows, shard = [], 0, 0
-        for i, (start, stop) in enumerate(ranges):
-            pending.append(worker._embed(split, start, stop))
-            n_rows += stop - start
-            if n_rows >= _ROWS_PER_SHARD or i == len(ranges) - 1:
-                pq.write_table(pa.concat_tables(pending), folder / f"part-{shard:05d}.parquet")
-                pending, n_rows, shard = [], 0, shard + 1
+    with model.frozen("eval") as module:  # the user's own module: restored bit for bit afterwards
+        worker = BatchEmbedder(model, items, module)
+        for split, ranges in rows.items():
+            folder = out / split / "items"
+            folder.mkdir(parents=True, exist_ok=True)
+            pending, n_rows, shard = [], 0, 0
+            for i, (start, stop) in enumerate(ranges):
+                pending.append(worker.embed(split, start, stop))
+                n_rows += stop - start
+                if n_rows >= _ROWS_PER_SHARD or i == len(ranges) - 1:
+                    pq.write_table(pa.concat_tables(pending), folder / f"part-{shard:05d}.parquet")
+                    pending, n_rows, shard = [], 0, shard + 1
 
 
 def _run_ray(

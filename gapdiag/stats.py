@@ -26,6 +26,7 @@ __all__ = [
     "bootstrap_auc",
     "estimate_from_draws",
     "mean_bootstrap_draws",
+    "paired_mean_draws",
     "auc_bootstrap_draws",
     "bonferroni_z",
     "bootstrap_multiplicities",
@@ -48,6 +49,12 @@ class Estimate:
     high: float
     n: int
     level: float = DEFAULT_LEVEL
+
+    @classmethod
+    def unknown(cls, n: int = 0, level: float = DEFAULT_LEVEL, value: float = float("nan")) -> Estimate:
+        """An estimate whose interval could not be computed (too few units); ``value`` may still be known."""
+        nan = float("nan")
+        return cls(float(value), nan, nan, int(n), level)
 
     def excludes(self, reference: float) -> bool:
         """True when the interval lies entirely on one side of ``reference`` (the 'no effect' value)."""
@@ -100,6 +107,32 @@ def mean_bootstrap_draws(values: np.ndarray, rng: np.random.Generator, n_boot: i
     return out
 
 
+def paired_mean_draws(
+    x: np.ndarray, y: np.ndarray, rng: np.random.Generator, n_boot: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Bootstrap draws (n_boot,) of the means of ``x`` (n,) and ``y`` (n,) under the SAME resamples of units.
+
+    For two measurements of the same units (a pair as given and its fresh re-pairings), so that the
+    difference of the draws is a paired bootstrap of the difference. Few distinct (x, y) combinations are
+    resampled as multinomial counts over them, as in :func:`mean_bootstrap_draws`.
+    """
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    n = x.size
+    if n == 0:
+        return np.full(n_boot, np.nan), np.full(n_boot, np.nan)
+    joint, counts = np.unique(np.stack([x, y], axis=1), axis=0, return_counts=True)
+    if joint.shape[0] <= 64:
+        w = rng.multinomial(n, counts / n, size=n_boot) / n
+        return w @ joint[:, 0], w @ joint[:, 1]
+    dx, dy = np.empty(n_boot), np.empty(n_boot)
+    chunk = max(1, 2_000_000 // n)
+    for s in range(0, n_boot, chunk):
+        m = min(chunk, n_boot - s)
+        idx = rng.integers(0, n, size=(m, n))
+        dx[s : s + m], dy[s : s + m] = x[idx].mean(axis=1), y[idx].mean(axis=1)
+    return dx, dy
+
+
 def auc_bootstrap_draws(
     scores: np.ndarray, labels: np.ndarray, rng: np.random.Generator, n_boot: int
 ) -> np.ndarray:
@@ -131,11 +164,11 @@ def auc_bootstrap_draws(
 def estimate_from_draws(point: float, draws: np.ndarray | None, n: int, level: float) -> Estimate:
     """Percentile interval of ``draws`` around ``point``."""
     if draws is None:
-        return Estimate(float(point), float("nan"), float("nan"), int(n), level)
+        return Estimate.unknown(int(n), level, value=float(point))
     d = np.asarray(draws, dtype=float)
     d = d[np.isfinite(d)]
     if d.size == 0 or not np.isfinite(point):
-        return Estimate(float(point), float("nan"), float("nan"), int(n), level)
+        return Estimate.unknown(int(n), level, value=float(point))
     alpha = (1.0 - level) / 2.0
     lo, hi = np.quantile(d, [alpha, 1.0 - alpha])
     return Estimate(float(point), float(lo), float(hi), int(n), level)
@@ -170,7 +203,7 @@ def bootstrap(
         The seeded generator; the result is deterministic for a given state.
     """
     if n <= 0:
-        return Estimate(float("nan"), float("nan"), float("nan"), 0, level)
+        return Estimate.unknown(0, level)
     value = statistic(np.arange(n)) if point is None else point
     idx = rng.integers(0, n, size=(n_boot, n))
     samples = np.array([statistic(row) for row in idx], dtype=float)
@@ -187,7 +220,7 @@ def bootstrap_mean(
     """Mean of ``values`` (shape (n,)) with a vectorized percentile bootstrap CI."""
     values = np.asarray(values, dtype=float)
     if values.size == 0:
-        return Estimate(float("nan"), float("nan"), float("nan"), 0, level)
+        return Estimate.unknown(0, level)
     return estimate_from_draws(
         float(values.mean()), mean_bootstrap_draws(values, rng, n_boot), values.size, level
     )
@@ -205,7 +238,7 @@ def bootstrap_difference(
     a = np.asarray(a, dtype=float)
     b = np.asarray(b, dtype=float)
     if a.size == 0 or b.size == 0:
-        return Estimate(float("nan"), float("nan"), float("nan"), 0, level)
+        return Estimate.unknown(0, level)
     sa = a[rng.integers(0, a.size, size=(n_boot, a.size))].mean(axis=1)
     sb = b[rng.integers(0, b.size, size=(n_boot, b.size))].mean(axis=1)
     return estimate_from_draws(float(a.mean() - b.mean()), sa - sb, min(a.size, b.size), level)
@@ -214,7 +247,7 @@ def bootstrap_difference(
 def wilson(successes: int, n: int, level: float = DEFAULT_LEVEL) -> Estimate:
     """Wilson score interval for a proportion ``successes / n``."""
     if n <= 0:
-        return Estimate(float("nan"), float("nan"), float("nan"), 0, level)
+        return Estimate.unknown(0, level)
     from scipy.stats import norm
 
     z = float(norm.ppf(1 - (1 - level) / 2))
@@ -273,7 +306,7 @@ def bootstrap_auc(
     """
     labels = np.asarray(labels).astype(bool)
     if labels.all() or not labels.any():
-        return Estimate(float("nan"), float("nan"), float("nan"), labels.size, level)
+        return Estimate.unknown(labels.size, level)
     draws = auc_bootstrap_draws(scores, labels, rng, n_boot)
     return estimate_from_draws(roc_auc(scores, labels), draws, labels.size, level)
 

@@ -171,7 +171,7 @@ def test_audit_inputs_can_be_loaders_of_pairs_or_episodes():
         assert split.episodes is not None and split.episodes.n_way == 3 and split.pairs is None
     with pytest.raises(InputError, match="yielded no batches"):
         as_split(iter([]), "val")
-    with pytest.raises(InputError, match="first batch is a"):
+    with pytest.raises(InputError, match="first batch of the val loader is a Tensor"):
         as_split([x[0]], "val")
 
 
@@ -180,9 +180,10 @@ def test_audit_inputs_can_be_labelled_loaders_or_datasets():
 
     x, y = torch.rand(40, 1, 4, 4), torch.arange(40) % 4
     loader = [(x[s : s + 16], y[s : s + 16]) for s in range(0, 40, 16)]
-    split = as_split(loader, "val", n_way=3)
+    split = as_split(loader, "val")
     assert len(split.items) == 40 and split.items.labels.tolist() == y.tolist()
-    assert split.pairs is not None and split.episodes.n_way == 3
+    # labelled items carry no protocol of their own: the audit derives pairs and episodes from the labels
+    assert split.pairs is None and split.episodes is None
 
     class Dataset:
         def __len__(self):
@@ -191,8 +192,8 @@ def test_audit_inputs_can_be_labelled_loaders_or_datasets():
         def __getitem__(self, i):
             return x[i], int(y[i])
 
-    split = as_split(Dataset(), "train", n_way=4)
-    assert len(split.items) == 40 and split.episodes.n_way == 4
+    split = as_split(Dataset(), "train")
+    assert len(split.items) == 40 and split.items.labels.tolist() == y.tolist()
 
     class PairDataset:
         def __len__(self):
@@ -217,3 +218,57 @@ def test_audit_inputs_can_be_labelled_loaders_or_datasets():
         and split.episodes.n_way == 3
         and split.episodes.correct.tolist() == [0, 1, 2, 0, 1]
     )
+
+
+def _pair_rows(x, y, nested: bool):
+    """Rows of a pair dataset, as public Siamese datasets write them."""
+
+    class PairDataset:
+        def __len__(self):
+            return 30
+
+        def __getitem__(self, i):
+            target = int(y[i] == y[i + 1])
+            return ((x[i], x[i + 1]), target) if nested else (x[i], x[i + 1], target)
+
+    return PairDataset()
+
+
+def test_nested_pair_batches_and_rows_are_pairs_never_labelled_items():
+    from gapdiag.data import as_split
+
+    x, y = torch.rand(40, 1, 4, 4), torch.arange(40) % 4
+    flat = as_split(_pair_rows(x, y, nested=False), "train")
+    nested = as_split(_pair_rows(x, y, nested=True), "train")
+    assert nested.pairs is not None and nested.items.labels is None
+    assert nested.pairs.label.tolist() == flat.pairs.label.tolist() and len(nested.items) == 31
+    # a loader of ((x1, x2), target) batches, as a DataLoader collates them
+    loader = [
+        ((x[s : s + 8], x[s + 1 : s + 9]), (y[s : s + 8] == y[s + 1 : s + 9]).long()) for s in (0, 8, 16)
+    ]
+    split = as_split(loader, "train")
+    assert len(split.pairs) == 24 and split.items.labels is None
+    # identity labels riding along as a pair
+    loader = [((x[:8], x[1:9]), (y[:8] == y[1:9]).long(), (y[:8], y[1:9]))]
+    assert as_split(loader, "train").items.labels is not None
+    assert Pairs.from_loader(loader).items.labels is not None
+
+
+def test_layouts_that_fit_nothing_name_the_layouts_understood():
+    from gapdiag.data import as_split
+
+    x = torch.rand(8, 1, 4, 4)
+    with pytest.raises(InputError, match="gapdiag reads tuples"):
+        as_split([{"x1": x, "x2": x, "label": torch.ones(8)}], "train")
+    with pytest.raises(InputError, match="fit neither a pair"):
+        as_split([(x, torch.rand(8, 1, 5, 5), torch.ones(8))], "train")
+    with pytest.raises(InputError, match=r"labelled items: \(x, label\)"):
+        as_split([(x,)], "train")
+
+
+def test_split_roles_come_from_positions_not_names():
+    from gapdiag.data import as_split
+
+    items = Items(torch.rand(6, 3), labels=[0, 0, 1, 1, 2, 2])
+    split = as_split(Split("val", items), "train")
+    assert split.name == "train" and split.items is items

@@ -167,7 +167,7 @@ def test_cli_embed_local_then_audit_embeddings(tmp_path, monkeypatch):
             "json",
             "--quiet",
             "--probes",
-            "protocol,class_gap",
+            "protocol_mismatch,class_gap",
         ]
     )
     assert code in (0, 1)

@@ -82,7 +82,11 @@ def test_explain_reads_the_same_declarations_as_the_registry():
     assert set(static) == set(builtin)
     for name, cls in builtin.items():
         decl = static[name]
-        assert (decl.family, decl.codes, decl.defaults) == (cls.family, tuple(cls.codes), cls.defaults)
+        assert (decl.family, decl.codes, decl.default_params()) == (
+            cls.family,
+            tuple(cls.codes),
+            cls.default_params(),
+        )
 
 
 def test_explain_shows_the_owner_defaults_from_the_declarations(capsys):

@@ -37,6 +37,8 @@ class Finding:
 
     ``evidence`` holds the numbers behind the message (estimates as ``Estimate.to_dict()`` dicts);
     ``figures`` names figures of the probe's result that show it; ``remediation`` is concrete steps.
+    ``cause`` names the artifact or mechanism the finding is about (e.g. ``"artifact:tint"``): findings
+    that share one, whatever their code or probe, are one cause and the report shows them as one card.
     """
 
     code: str
@@ -48,6 +50,7 @@ class Finding:
     remediation: list[str] = field(default_factory=list)
     figures: list[str] = field(default_factory=list)
     ignored: bool = False
+    cause: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -60,4 +63,5 @@ class Finding:
             "remediation": list(self.remediation),
             "figures": list(self.figures),
             "ignored": self.ignored,
+            "cause": self.cause,
         }

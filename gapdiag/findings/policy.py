@@ -10,20 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from .codes import CATALOGUE
 from .finding import Finding, Severity
 
-__all__ = ["ERROR_CODE", "verdict_of", "gates", "exit_code_of", "CAUSE_PRIORITY", "rank_key"]
+__all__ = ["ERROR_CODE", "verdict_of", "gates", "exit_code_of", "rank_key"]
 
 ERROR_CODE = "GD900"
 EXIT_PASS, EXIT_GATED, EXIT_USAGE, EXIT_PROBE_ERROR = 0, 1, 2, 3
-
-# When two findings have the same severity, the one earlier here is the more likely root cause: bugs at
-# the evaluation boundary invalidate every other number, then shortcuts and contamination, then
-# memorization, protocol mismatch and the genuine gap, then descriptive findings.
-CAUSE_PRIORITY = (
-    "GD302", "GD305", "GD306", "GD101", "GD102", "GD103", "GD201", "GD301",
-    "GD202", "GD303", "GD304", "GD203", "GD204", "GD205", "GD104", "GD900",
-)  # fmt: skip
 
 
 def rank_key(f: Finding) -> tuple:
@@ -32,8 +25,8 @@ def rank_key(f: Finding) -> tuple:
     Findings of one code keep the order their probe emitted them in (strongest first), since the
     sort is stable.
     """
-    prio = CAUSE_PRIORITY.index(f.code) if f.code in CAUSE_PRIORITY else len(CAUSE_PRIORITY)
-    return (f.ignored, -int(f.severity), prio, f.code)
+    info = CATALOGUE.get(f.code)
+    return (f.ignored, -int(f.severity), info.cause_rank if info else 999, f.code)
 
 
 def _counted(findings: Iterable[Finding]) -> list[Finding]:

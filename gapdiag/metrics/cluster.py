@@ -93,7 +93,7 @@ def cluster_metrics(
         values = silhouette_samples(x[sub], sub_codes, metric=metric)
         silhouette = bootstrap_mean(values, rng=rng, n_boot=n_boot, level=level)
     else:  # the sample holds one class only, or one item per class: silhouette is undefined
-        silhouette = Estimate(float("nan"), float("nan"), float("nan"), int(sub.size), level)
+        silhouette = Estimate.unknown(int(sub.size), level)
     return {
         "nmi": float(normalized_mutual_info_score(codes, clusters)),
         "ami": float(adjusted_mutual_info_score(codes, clusters)),

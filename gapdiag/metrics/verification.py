@@ -272,7 +272,7 @@ def verification_metrics(
     if n_boot > 0:
         auc = bootstrap_auc(s, y, rng=rng, n_boot=n_boot, level=level)
     else:  # stats.bootstrap_auc needs at least one resample
-        auc = Estimate(roc_auc(s, y), float("nan"), float("nan"), int(s.size), level)
+        auc = Estimate.unknown(int(s.size), level, value=roc_auc(s, y))
     return {
         "n_pairs": int(s.size),
         "n_positive": n_pos,

@@ -8,11 +8,12 @@ import importlib
 import inspect
 import pkgutil
 
+from ..config import Config
 from ..errors import ConfigError, ProbeDefinitionError
 from ..findings.codes import CATALOGUE
 from .base import Probe
 
-__all__ = ["register_probe", "get_probe", "registered_probes", "unregister_probe", "owner_of"]
+__all__ = ["register_probe", "get_probe", "registered_probes", "unregister_probe", "owner_of", "check_config"]
 
 _REGISTRY: dict[str, type[Probe]] = {}
 _FAMILIES = ("protocol", "leakage", "embedding", "custom")
@@ -62,7 +63,7 @@ def _load_builtin() -> None:
     if _loaded:
         return
     _loaded = True
-    from . import __name__ as package
+    package = __name__.rpartition(".")[0]
 
     for family in _FAMILIES[:-1]:
         family_pkg = importlib.import_module(f"{package}.{family}")
@@ -105,3 +106,23 @@ def owner_of(code: str) -> type[Probe] | None:
         if code in cls.codes:
             return cls
     return None
+
+
+def check_config(config: Config) -> Config:
+    """Check the probe names and every probe option of ``config`` against the registry; returns ``config``.
+
+    Each configured probe is built once (``Probe(**options)`` checks names, types, choices and ranges), so a
+    misspelt or out-of-range option stops the audit before anything is embedded.
+    """
+    probes = registered_probes()
+    known = ", ".join(probes)
+    for name, params in config.probe_params.items():
+        if name not in probes:
+            raise ConfigError(
+                f"{config.source}: unknown probe {name!r} under [probes]. Registered probes: {known}."
+            )
+        probes[name](**params)
+    for name in config.probes or ():
+        if name not in probes:
+            raise ConfigError(f"{config.source}: unknown probe {name!r}. Registered probes: {known}.")
+    return config

@@ -1,7 +1,9 @@
 """Reports and their renderers (JSON, HTML, Markdown, JUnit XML, console text)."""
 
-from .renderers import render_html, render_json, render_junit, render_markdown, render_text
-from .report import FORMATS, SCHEMA_VERSION, Report
+from .formatting import FORMATS
+from .html import render_html
+from .renderers import render_json, render_junit, render_markdown, render_text
+from .report import SCHEMA_VERSION, Report
 
 __all__ = [
     "Report",

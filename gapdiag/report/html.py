@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from ..findings.codes import CATALOGUE
 from ..findings.finding import Severity
 from ..probes.base import FigureSpec, Status
-from .renderers import _fmt, headline, jsonable
+from .formatting import chain_text, fmt, headline, jsonable, symptom_text
 
 if TYPE_CHECKING:
     from .report import Report
@@ -33,10 +33,10 @@ def flatten(obj: Any, prefix: str = "", limit: int = 60) -> list[tuple[str, str]
         elif isinstance(value, list) and value and isinstance(value[0], (dict, list)):
             rows.append((key, f"{len(value)} entries"))
         elif isinstance(value, list):
-            shown = ", ".join(_fmt(v) for v in value[:8])
+            shown = ", ".join(fmt(v) for v in value[:8])
             rows.append((key, f"[{shown}{', ...' if len(value) > 8 else ''}]"))
         else:
-            rows.append((key, _fmt(value)))
+            rows.append((key, fmt(value)))
 
     walk(obj, prefix)
     return rows
@@ -93,7 +93,7 @@ def render_html(report: Report) -> str:
         report=report,
         verdict=report.verdict,
         cause=report.primary_cause,
-        gap=jsonable(report.gap),
+        gap={**jsonable(report.gap), "symptom": symptom_text(report.gap), "sentence": chain_text(report.gap)},
         sections=sections,
         errors=report.errored,
         catalogue=CATALOGUE,
@@ -104,7 +104,7 @@ def render_html(report: Report) -> str:
         results=report.results,
         Status=Status,
         flatten=flatten,
-        fmt=_fmt,
+        fmt=fmt,
         headline=headline,
         meta=jsonable(report.meta),
     )

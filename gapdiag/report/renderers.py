@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import json
-import math
-from typing import TYPE_CHECKING, Any
+import re
+from typing import TYPE_CHECKING
 from xml.sax.saxutils import escape as xml_escape
 from xml.sax.saxutils import quoteattr
-
-import numpy as np
 
 from ..findings.codes import CATALOGUE
 from ..findings.policy import gates
 from ..probes.base import Status
-from ..stats import Estimate
+from .formatting import gap_lines, headline, jsonable, labels_hint
 
 if TYPE_CHECKING:
     from .report import Report
@@ -23,78 +21,17 @@ __all__ = [
     "render_text",
     "render_markdown",
     "render_junit",
-    "render_html",
-    "jsonable",
-    "headline",
+    "terminal_safe",
 ]
 
 # Meta keys that change from run to run (wall-clock); kept out of the JSON so it is byte-stable per seed.
-_VOLATILE = ("timings",)
-
-
-def jsonable(obj: Any) -> Any:
-    """Convert numpy scalars/arrays, Estimates, tuples and sets into plain JSON values (floats rounded to 6)."""
-    if isinstance(obj, Estimate):
-        return obj.to_dict()
-    if isinstance(obj, dict):
-        return {str(k): jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [jsonable(v) for v in obj]
-    if isinstance(obj, (set, frozenset)):
-        return sorted(jsonable(v) for v in obj)
-    if isinstance(obj, np.ndarray):
-        return jsonable(obj.tolist())
-    if isinstance(obj, (bool, np.bool_)):
-        return bool(obj)
-    if isinstance(obj, (int, np.integer)):
-        return int(obj)
-    if isinstance(obj, (float, np.floating)):
-        x = float(obj)
-        return round(x, 6) if math.isfinite(x) else None
-    if obj is None or isinstance(obj, str):
-        return obj
-    if hasattr(obj, "to_dict"):
-        return jsonable(obj.to_dict())
-    return str(obj)
+_VOLATILE = ("timings", "cache")
 
 
 def render_json(report: Report) -> str:
     data = report.to_dict()
     data["meta"] = {k: v for k, v in data["meta"].items() if k not in _VOLATILE}
     return json.dumps(jsonable(data), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
-
-
-def _fmt(value: Any) -> str:
-    """A number a person reads: an estimate with its CI, a float to 3 places."""
-    if isinstance(value, Estimate):
-        return f"{value:.3f}"
-    if isinstance(value, dict) and {"value", "ci_low", "ci_high"} <= set(value):
-        if value["value"] is None:
-            return "n/a"
-        lo, hi = value["ci_low"], value["ci_high"]
-        ci = f" [{lo:.3f}, {hi:.3f}]" if lo is not None and hi is not None else ""
-        return f"{value['value']:.3f}{ci} (n={value.get('n', '?')})"
-    if isinstance(value, (float, np.floating)):
-        return f"{value:.3f}" if math.isfinite(value) else "n/a"
-    return str(value)
-
-
-def _symptom_lines(report: Report) -> list[str]:
-    gap = report.gap or {}
-    lines = []
-    if gap.get("symptom"):
-        lines.append(gap["symptom"])
-    if gap.get("sentence"):
-        lines.append(gap["sentence"])
-    return lines
-
-
-def headline(message: str) -> str:
-    """The first sentence of a finding's message (its claim and main number), for the top of the report."""
-    import re
-
-    match = re.search(r"(?<=[.!?])\s+(?=[A-Z(])", message)
-    return message if match is None else message[: match.start()]
 
 
 def render_text(report: Report) -> str:
@@ -105,10 +42,13 @@ def render_text(report: Report) -> str:
         out.append(
             f"  Probe error (GD900) in {', '.join(f.probe for f in report.errored)}: those checks did not run."
         )
-    out += ["  " + line for line in _symptom_lines(report)]
+    out += ["  " + line for line in gap_lines(report.gap)]
     cause = report.primary_cause
     if cause is not None:
         out.append(f"  Most likely cause: {cause.code} {cause.title}")
+    hint = labels_hint(report.results)
+    if hint:
+        out.append(f"  {hint}")
     if report.findings:
         out.append("")
         out.append("Findings:")
@@ -126,36 +66,78 @@ def render_text(report: Report) -> str:
     else:
         out.append("")
         out.append("Each finding's full message, evidence and remedies are in the HTML and JSON reports.")
-    return "\n".join(out) + "\n"
+    return terminal_safe("\n".join(out) + "\n")
 
 
 def render_markdown(report: Report) -> str:
     icon = {"pass": "✅", "warn": "⚠️", "fail": "❌"}[report.verdict]
     out = [f"## gapdiag: {icon} {report.verdict.upper()}", ""]
     if report.errored:
-        names = ", ".join(f"`{f.probe}`" for f in report.errored)
+        names = ", ".join(_md_code(f.probe) for f in report.errored)
         out += [
             f"**Probe error (GD900)** in {names}: those checks did not run (exit code {report.exit_code}).",
             "",
         ]
-    out += [f"> {_md(line)}" for line in _symptom_lines(report)]
+    out += [f"> {_md(line)}" for line in gap_lines(report.gap)]
+    hint = labels_hint(report.results)
+    if hint:
+        out += ["", f"*{_md(hint)}*"]
     if report.findings:
         out += ["", "| severity | code | finding |", "|---|---|---|"]
         for f in report.findings:
             ign = " *(ignored)*" if f.ignored else ""
-            out.append(f"| {f.severity} | `{f.code}` | **{_md(f.title)}**{ign}<br>{_md(f.message)} |")
+            out.append(f"| {f.severity} | {_md_code(f.code)} | **{_md(f.title)}**{ign}<br>{_md(f.message)} |")
     else:
         out += ["", "No findings."]
     skipped = [r for r in report.results if r.status == Status.SKIPPED]
     if skipped:
         out += ["", "<details><summary>Skipped probes</summary>", ""]
-        out += [f"- `{r.probe}`: {_md(r.reason)}" for r in skipped]
+        out += [f"- {_md_code(r.probe)}: {_md(r.reason)}" for r in skipped]
         out += ["", "</details>"]
     return "\n".join(out) + "\n"
 
 
+# -- making any string safe for its format ----------------------------------------------------------------
+
+# C0 controls but tab and newline, DEL, C1 controls (0x9b is a one-byte CSI on some terminals), and the
+# bidirectional overrides and isolates that reorder what a terminal or a diff shows
+_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff\ufffe\uffff]")
+
+
+def _visible(match: re.Match) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def terminal_safe(text: str) -> str:
+    """``text`` with every control character, escape sequence introducer and bidi override shown as
+    ``\\x1b``-style text: nothing a user supplied can move the cursor, recolour or rewrite the terminal.
+
+    The same set covers every character XML 1.0 forbids, so JUnit XML goes through it too."""
+    return _UNSAFE.sub(_visible, str(text))
+
+
+# Markdown: every character that can open inline syntax (emphasis, code, links, images, raw HTML, tables,
+# entities) is escaped; a bare URL, www. address or @mention is broken with an entity or a word joiner, so
+# neither GitHub's autolinker nor its mentions see it; newlines become spaces (user text stays inline).
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#!|~<>])")
+_MD_BLOCK_START = re.compile(r"^(\s*)([-+=]|\d+[.)])")
+
+
 def _md(text: str) -> str:
-    return str(text).replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;").replace("\n", " ")
+    """A user-supplied string as literal Markdown text (inline, in a table cell, list item or quote)."""
+    text = terminal_safe(str(text)).replace("\r", " ").replace("\n", " ").replace("\t", " ")
+    text = text.replace("&", "&amp;")
+    text = _MD_SPECIAL.sub(r"\\\1", text)
+    text = text.replace("://", "&#58;//").replace("www.", "www&#46;")
+    text = re.sub(r"@(?=\w)", "@\u2060", text)
+    return _MD_BLOCK_START.sub(r"\1\\\2", text)
+
+
+def _md_code(text: str) -> str:
+    """A short identifier (a probe name, a code) as a Markdown code span that nothing can close early."""
+    text = terminal_safe(str(text)).replace("`", "'").replace("|", "\\|").replace("\n", " ")
+    return f"`{text}`"
 
 
 def render_junit(report: Report) -> str:
@@ -164,10 +146,7 @@ def render_junit(report: Report) -> str:
     cases = []
     n_fail = n_err = n_skip = 0
     for r in report.results:
-        from ..probes.registry import registered_probes
-
-        cls = registered_probes().get(r.probe)
-        codes = cls.codes if cls is not None else sorted({f.code for f in r.findings})
+        codes = r.codes or tuple(sorted({f.code for f in r.findings}))
         for code in codes:
             name = f"{code} {CATALOGUE[code].title}" if code in CATALOGUE else code
             attrs = f'classname={quoteattr("gapdiag." + r.probe)} name={quoteattr(name)} time="{r.duration_s / max(len(codes), 1):.3f}"'
@@ -194,7 +173,7 @@ def render_junit(report: Report) -> str:
             cases.append(f"    <testcase {attrs}>{body}</testcase>" if body else f"    <testcase {attrs}/>")
     header = f'<testsuite name="gapdiag" tests="{len(cases)}" failures="{n_fail}" errors="{n_err}" skipped="{n_skip}">'
     props = f'    <properties><property name="verdict" value="{report.verdict}"/><property name="exit_code" value="{report.exit_code}"/></properties>'
-    return (
+    return terminal_safe(  # XML 1.0 forbids most control characters, even escaped
         "\n".join(
             [
                 '<?xml version="1.0" encoding="UTF-8"?>',
@@ -208,9 +187,3 @@ def render_junit(report: Report) -> str:
         )
         + "\n"
     )
-
-
-def render_html(report: Report) -> str:
-    from .html import render_html as _render
-
-    return _render(report)

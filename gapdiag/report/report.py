@@ -14,25 +14,11 @@ from ..errors import ConfigError
 from ..findings.finding import Finding, Severity
 from ..findings.policy import ERROR_CODE, exit_code_of, gates, rank_key, verdict_of
 from ..probes.base import ProbeResult, Status
+from .formatting import FORMATS, format_of_path, jsonable
 
-__all__ = ["Report", "SCHEMA_VERSION", "FORMATS", "FILENAMES"]
+__all__ = ["Report", "SCHEMA_VERSION"]
 
 SCHEMA_VERSION = "1.0"
-FORMATS = {
-    ".json": "json",
-    ".html": "html",
-    ".htm": "html",
-    ".md": "markdown",
-    ".xml": "junit",
-    ".txt": "text",
-}
-FILENAMES = {
-    "html": "report.html",
-    "json": "report.json",
-    "markdown": "report.md",
-    "junit": "report.xml",
-    "text": "report.txt",
-}
 
 
 @dataclass
@@ -78,7 +64,12 @@ class Report:
 
     @property
     def primary_cause(self) -> Finding | None:
-        """The top-ranked non-ignored warn/fail finding about the model (not a probe error)."""
+        """The most likely cause: the finding that owns the largest share of the drop in the gap chain, else
+        the top-ranked non-ignored warn/fail finding about the model (not a probe error)."""
+        owner = (self.gap.get("chain") or {}).get("most_likely_cause")
+        for f in self.findings:
+            if owner is not None and f.code == owner and not f.ignored:
+                return f
         for f in self.findings:
             if not f.ignored and f.code != ERROR_CODE and f.severity >= Severity.WARN:
                 return f
@@ -109,9 +100,13 @@ class Report:
         return pd.DataFrame(rows, columns=columns)
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict with a versioned schema (see docs/report-schema.md)."""
+        """A JSON-ready dict with a versioned schema (see docs/report.md): ``json.dumps`` takes it as it is.
+
+        Numbers are plain Python floats (rounded to 6 places; NaN and inf become None), estimates are dicts,
+        arrays are lists.
+        """
         cause = self.primary_cause
-        return {
+        data = {
             "schema_version": SCHEMA_VERSION,
             "tool": "gapdiag",
             "verdict": self.verdict,
@@ -125,29 +120,31 @@ class Report:
             "probes": [r.to_dict() for r in self.results],
             "meta": self.meta,
         }
+        return jsonable(data)
 
     # -- writing ----------------------------------------------------------------------------------------
     def render(self, fmt: str) -> str:
-        from . import renderers
+        from . import html, renderers
 
         fns = {
             "json": renderers.render_json,
-            "html": renderers.render_html,
+            "html": html.render_html,
             "markdown": renderers.render_markdown,
             "junit": renderers.render_junit,
             "text": renderers.render_text,
         }
-        if fmt not in fns:
-            raise ConfigError(f"Unknown report format {fmt!r}; use one of {', '.join(fns)}.")
+        if fmt not in FORMATS:
+            raise ConfigError(f"Unknown report format {fmt!r}; use one of {', '.join(FORMATS)}.")
         return fns[fmt](self)
 
     def save(self, path: str | Path, format: str | None = None) -> Path:
         """Write the report atomically; the format follows the suffix (.json .html .md .xml .txt) unless given."""
         path = Path(path)
-        fmt = format or FORMATS.get(path.suffix.lower())
+        fmt = format or format_of_path(path.suffix)
         if fmt is None:
+            suffixes = ", ".join(s for f in FORMATS.values() for s in f.suffixes)
             raise ConfigError(
-                f"Cannot tell the report format from {path.name!r}; use a suffix among {', '.join(FORMATS)} or pass format=."
+                f"Cannot tell the report format from {path.name!r}; use a suffix among {suffixes} or pass format=."
             )
         return atomic_write_text(path, self.render(fmt))
 

@@ -8,7 +8,7 @@ import pytest
 import gapdiag
 from gapdiag import Severity, Split
 from gapdiag.probes.registry import registered_probes
-from gapdiag.report.renderers import jsonable
+from gapdiag.report.formatting import jsonable
 
 PROBES = sorted(registered_probes())
 

@@ -132,9 +132,9 @@ class ClassGapProbe(Probe):
     name = "class_gap"
     family = "embedding"
     codes = ("GD202",)
-    # Val identities (labels or the val positive-pair graph) are checked in _measure: REQUIREMENTS has no
-    # "val_identities" entry.
-    requires = frozenset({"train_identities", "val_identities"})
+    # Real identity labels only: groups inferred from positive pairs are fragments of identities, and an
+    # identity-level number on them, compared across splits, would be a number about gapdiag's guess.
+    requires = frozenset({"train_labels", "val_labels"})
     defaults: dict[str, Any] = {
         "warn_ratio": 0.6,  # val/train R-precision above chance
         "fail_ratio": 0.3,
@@ -152,7 +152,7 @@ class ClassGapProbe(Probe):
         """R-precision needs each query's R nearest (R = the other items of its identity), recall@10 ten."""
         out = {}
         for split in ("train", "val"):
-            ids = ctx.identities(split)
+            ids = ctx.splits[split].items.labels
             if ids is not None and len(ids) > 1:
                 largest = int(np.unique(np.asarray(ids), return_counts=True)[1].max())
                 out[split] = min(len(ids) - 1, max(largest - 1, 10))
@@ -207,14 +207,7 @@ class ClassGapProbe(Probe):
         self, ctx: AuditContext, split: str, n_boot: int, level: float, notes: list[str]
     ) -> dict[str, Any] | None:
         """Retrieval (from the split's shared neighbour graph) and cluster metrics of one split, or None."""
-        ids = ctx.identities(split)
-        if ids is None:
-            notes.append(
-                f"The {split} split has no identities (no labels and no positive pairs), so class-level "
-                "retrieval could not be measured."
-            )
-            return None
-        ids = np.asarray(ids)
+        ids = np.asarray(ctx.splits[split].items.labels)  # real identity labels only (see ``requires``)
         uniq, counts = np.unique(ids, return_counts=True)
         if uniq.size < 2 or not np.any(counts >= 2):
             notes.append(
@@ -342,13 +335,7 @@ class ClassGapProbe(Probe):
         split_of = np.array(["train"] * k_tr + ["val"] * k_va)
         cls = []
         for s in ("train", "val"):
-            ids = ctx.identities(s)
-            if ids is None:
-                cls.extend(["unknown"] * rows[s].size)
-            elif ctx.splits[s].items.labels is not None:
-                cls.extend(str(v) for v in np.asarray(ids)[rows[s]])
-            else:  # pseudo-identities are not comparable across splits
-                cls.extend(f"{s} component {v}" for v in np.asarray(ids)[rows[s]])
+            cls.extend(str(v) for v in np.asarray(ctx.splits[s].items.labels)[rows[s]])
         cls = np.array(cls, dtype=object)
         # The scatter draws at most 20 groups: keep the 19 most frequent identities, pool the rest.
         uniq, counts = np.unique(cls, return_counts=True)
@@ -360,7 +347,9 @@ class ClassGapProbe(Probe):
         try:
             if x.shape[0] < 10:
                 raise ValueError("too few points for UMAP")
-            xy = _umap(x, metric, seed=ctx.seed, params=self.params)
+            xy = _umap(
+                x, metric, seed=int(ctx.rng("class_gap.umap").integers(0, 2**31 - 1)), params=self.params
+            )
         except Exception as exc:  # a figure is never worth a failed probe: fall back to PCA, say why
             method = "PCA"
             note = f"UMAP unavailable ({type(exc).__name__}: {exc}); the embedding map uses PCA instead."

@@ -212,8 +212,9 @@ class DuplicatesProbe(Probe):
         if len(tr) < 2:
             return {}
         dim = int(self.params["max_input_dim"])
-        xt = input_vectors(tr, max_dim=dim, seed=ctx.seed)
-        xv = input_vectors(va, max_dim=dim, seed=ctx.seed)
+        projection_seed = int(ctx.rng("duplicates.projection").integers(0, 2**31 - 1))  # one for both splits
+        xt = input_vectors(tr, max_dim=dim, seed=projection_seed)
+        xv = input_vectors(va, max_dim=dim, seed=projection_seed)
         # the within-train scale from a seeded sample of training items (each against all of them); every
         # validation item is checked against every training item
         n_cal = int(self.params["calibration_items"])

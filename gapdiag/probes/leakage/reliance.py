@@ -7,19 +7,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ...data import stratified_pair_indices
-from ...errors import ConfigError, GapdiagError
+from ...errors import GapdiagError
 from ...findings.finding import Finding, Severity
 from ...stats import Estimate, bonferroni_z, estimate_from_draws, wilson
-from ..base import FigureSpec, Measurement, Probe
+from ..base import FigureSpec, Measurement, Param, Probe
 from ..registry import register_probe
-from .shortcut import (
-    describe,
-    direction_words,
-    feature_rows,
-    lead_of,
-    plain_name,
-    shortcut_candidates,
-)
+from .signal import feature_rows, lead_of, shortcut_candidates
+from .wording import describe, direction_words, plain_name
 
 if TYPE_CHECKING:
     import torch
@@ -31,6 +25,20 @@ __all__ = ["RelianceProbe", "spearman_with_ci", "transplant"]
 _MAX_PANELS = 3  # interventions shown in the score histogram
 _MAX_ROWS = 5  # rows of the thumbnail figure: the pairs as given, then one per intervention
 _THUMB_PAIRS = 4
+
+
+def _unknown_interventions(mapping: dict[str, Any]) -> str | None:
+    """Why ``probes.reliance.interventions`` cannot be used, or None (checked when the probe is built)."""
+    from .attributes import list_interventions
+
+    unknown = {a: iv for a, iv in mapping.items() if iv not in list_interventions()}
+    if not unknown:
+        return None
+    attr, iv = next(iter(unknown.items()))
+    return (
+        f"[{attr!r}] names unknown intervention {iv!r}; registered: {', '.join(list_interventions())}. Register "
+        "yours with gapdiag.probes.leakage.attributes.register_intervention."
+    )
 
 
 def spearman_with_ci(x: np.ndarray, y: np.ndarray, *, z: float, level: float) -> Estimate | None:
@@ -119,7 +127,7 @@ def _paired_mean_diff(
     d = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
     n = d.size
     if n == 0:
-        return Estimate(float("nan"), float("nan"), float("nan"), 0, level)
+        return Estimate.unknown(0, level)
     boot = d[rng.integers(0, n, size=(n_boot, n))].mean(axis=1)
     if z is None:
         return estimate_from_draws(float(d.mean()), boot, n, level)
@@ -171,7 +179,8 @@ class RelianceProbe(Probe):
         "n_sources": 50,  # distinct training pairs whose attribute is transplanted (per arm)
         "n_reference": 64,  # validation items that define the validation level of the attribute
         "max_interventions": 4,  # the strongest GD101 artifacts first
-        "interventions": {},  # {attribute column: registered intervention}, overrides the built-in choice
+        # {attribute column: registered intervention}, overrides the built-in choice
+        "interventions": Param({}, check=_unknown_interventions),
         # decisions flipped by the transplant beyond those flipped by the control transplant
         "min_flip_excess": 0.1,
         "null_flip_excess": 0.02,  # the CI must clear this small null (not just 0)
@@ -188,11 +197,6 @@ class RelianceProbe(Probe):
         level = float(ctx.option("ci_level"))
         n_boot = int(ctx.option("n_boot"))
         user_map = dict(self.params["interventions"] or {})
-        for attr, iv in user_map.items():
-            try:
-                get_intervention(iv)
-            except GapdiagError as exc:
-                raise ConfigError(f"probes.reliance.interventions[{attr!r}]: {exc}") from None
         res, flagged = shortcut_candidates(ctx)
         rows = {r["feature"]: r for r in feature_rows(res, level=level)}
         candidates = list(flagged)

@@ -14,6 +14,7 @@ from scipy.stats import spearmanr
 
 from gapdiag import Severity, audit
 from gapdiag.digits import build_scenario
+from gapdiag.errors import ConfigError
 from gapdiag.probes.leakage.attributes import (
     apply_intervention,
     register_intervention,
@@ -152,18 +153,17 @@ def test_user_intervention_plugs_in(healthy_pairs):
     assert r.evidence["tests"][0]["attributes"][0].startswith("brightness:")
 
 
-def test_unknown_user_intervention_is_a_clear_error(healthy_pairs):
+def test_unknown_user_intervention_is_refused_before_the_audit_embeds(healthy_pairs):
     s = healthy_pairs
-    report = audit(
-        s.model,
-        s.train,
-        s.val,
-        probes=["reliance"],
-        progress=False,
-        config={"probes": {"reliance": {"interventions": {"brightness": "no_such_thing"}}}},
-    )
-    err = [f for f in report.findings if f.code == "GD900"]
-    assert err and "no_such_thing" in err[0].message
+    with pytest.raises(ConfigError, match="unknown intervention 'no_such_thing'"):
+        audit(
+            s.model,
+            s.train,
+            s.val,
+            probes=["reliance"],
+            progress=False,
+            config={"probes": {"reliance": {"interventions": {"brightness": "no_such_thing"}}}},
+        )
 
 
 # ---------------------------------------------------------------------------------------------------

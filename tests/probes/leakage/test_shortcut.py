@@ -18,7 +18,8 @@ from gapdiag.data import Items, Pairs, Split, make_episodes, make_pairs
 from gapdiag.digits import load_digits_images, split_by_classes, split_by_items
 from gapdiag.model import SiameseModel
 from gapdiag.probes.leakage.attributes import apply_intervention
-from gapdiag.probes.leakage.shortcut import attribute_auc, auc_bootstrap, direction_words, pair_feature_table
+from gapdiag.probes.leakage.signal import ATTRIBUTE_SIGNAL, auc_bootstrap, pair_feature_table
+from gapdiag.probes.leakage.wording import direction_words
 from gapdiag.stats import bootstrap_auc, roc_auc
 
 COLOUR = {"red", "green", "blue", "redness", "greenness", "blueness", "saturation"}
@@ -314,7 +315,7 @@ def test_direction_words_read_plainly():
     assert direction_words(row).endswith("(90% of positive vs 25% of negative pairs)")
 
 
-def test_measurement_is_shared_through_the_context_memo():
+def test_measurement_is_a_shared_artifact_of_the_context():
     from gapdiag.config import Config
     from gapdiag.context import AuditContext
     from gapdiag.embed import embed_splits
@@ -324,8 +325,8 @@ def test_measurement_is_shared_through_the_context_memo():
     ctx = AuditContext(
         {"train": train, "val": val}, emb.embeddings, model=model, scorer=model.scorer, config=Config()
     )
-    a = attribute_auc(ctx, max_pairs=4000, cv_folds=5)
-    assert attribute_auc(ctx, max_pairs=4000, cv_folds=5) is a
+    a = ctx.artifact(ATTRIBUTE_SIGNAL)
+    assert ctx.artifact(ATTRIBUTE_SIGNAL) is a
 
 
 def test_figures_are_bounded():
