@@ -34,7 +34,7 @@ lint: $(STAMP)
 format: $(STAMP)
 	$(BIN)/ruff format .
 
-# The full run of docs/performance.md (about 30 minutes on 2 cores); `make bench-quick` takes about 5.
+# The full run of docs/performance.md (about 45 minutes on 2 idle cores); `make bench-quick` takes about 5.
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
 

@@ -1,7 +1,7 @@
 """gapdiag's benchmarks: every figure as a ratio against its peer or floor measured in the same run.
 
-    python benchmarks/run.py --quick          # about 5 minutes on 2 cores
-    python benchmarks/run.py                  # the full run of docs/performance.md (about 30 minutes)
+    python benchmarks/run.py --quick          # about 5 minutes on 2 idle cores (10 on a loaded machine)
+    python benchmarks/run.py                  # the full run of docs/performance.md (about 45 minutes)
     python benchmarks/run.py --only audit retrieval --markdown table.md
 
 Rows (each case runs in a fresh process, so that peak memory is its own; see ``cases.py``):
@@ -231,7 +231,7 @@ def _markdown(rows: list[dict], header: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="smaller sizes: about 5 minutes on 2 cores")
+    ap.add_argument("--quick", action="store_true", help="smaller sizes: about 5 minutes on 2 idle cores")
     ap.add_argument(
         "--only",
         nargs="+",
