@@ -73,6 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
         "target", help="package.module:function returning (model, train, val) or a dict with those keys"
     )
     _add_audit_options(audit)
+    _add_baseline_option(audit)
 
     emb = sub.add_parser("audit-embeddings", help="audit precomputed embeddings from .npz or .parquet files")
     emb.add_argument(
@@ -87,6 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="how your evaluation reads euclidean scores",
     )
     _add_audit_options(emb)
+    _add_baseline_option(emb)
+    _add_baseline_command(sub)
 
     cmp_ = sub.add_parser("compare", help="what got better or worse between two JSON reports")
     cmp_.add_argument("old")
@@ -122,6 +125,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _explain(args.code)
     if args.command == "compare":
         return _compare(args.old, args.new)
+    if args.command == "baseline":
+        return _baseline(args)
+    if args.command in ("audit", "audit-embeddings"):
+        args.baseline_data = _load_baseline(args)  # a bad baseline stops before the target is loaded
     if args.command == "demo":
         return _demo(args)
     if args.command == "audit":
@@ -144,7 +151,7 @@ def _config(args: argparse.Namespace):
     from .probes.registry import check_config
 
     return check_config(
-        cfg.with_overrides(fail_on=args.fail_on, ignore=args.ignore, seed=args.seed, probes=probes)
+        cfg.with_overrides(fail_on=args.fail_on, ignore=_ignores(cfg, args), seed=args.seed, probes=probes)
     )
 
 
@@ -167,6 +174,10 @@ def _run_audit(args: argparse.Namespace, model: Any, train: Any, val: Any, kind:
 
     _formats(args.format)  # fail on a bad format before the work
     report = audit(model, train, val, config=_config(args), progress=not args.quiet, kind=kind)
+    if args.baseline_data is not None:
+        from .baseline import apply_baseline
+
+        report = apply_baseline(report, args.baseline_data, source=args.baseline)
     paths = _write(report, args)
     print(report.summary().rstrip())
     print("Report written to " + ", ".join(str(p) for p in paths))
@@ -200,18 +211,9 @@ def _load_target(target: str) -> tuple[Any, Any, Any]:
     if not callable(fn):
         raise InputError(f"Module {module_name!r} has no function {func_name!r}.")
     result = fn()
-    if isinstance(result, dict):
-        missing = {"model", "train", "val"} - set(result)
-        if missing:
-            raise InputError(
-                f"{target} returned a dict without {', '.join(sorted(missing))}; return model, train and val."
-            )
-        return result["model"], result["train"], result["val"]
-    if isinstance(result, (tuple, list)) and len(result) == 3:
-        return result[0], result[1], result[2]
-    raise InputError(
-        f"{target} must return (model, train, val) or a dict with those keys; got {type(result).__name__}."
-    )
+    from .audit import audit_inputs
+
+    return audit_inputs(result, target)
 
 
 def _explain(code: str | None) -> int:
@@ -268,6 +270,48 @@ def _compare(old_path: str, new_path: str) -> int:
     text, worse = compare_reports(load(old_path), load(new_path))
     print(text)
     return 1 if worse else 0
+
+
+# -- CI: baselines and ignores with reasons (gapdiag.baseline, gapdiag.ignores; docs/ci.md) --------------------
+def _add_baseline_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--baseline",
+        default=None,
+        help="gate only on findings new or worse than this baseline (.gapdiag-baseline.json or an older report.json)",
+    )
+
+
+def _add_baseline_command(sub: Any) -> None:
+    base = sub.add_parser("baseline", help="store the accepted state of an audit for --baseline")
+    actions = base.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    write = actions.add_parser("write", help="write the baseline of a JSON report (commit the file)")
+    write.add_argument("report", help="a JSON report written by gapdiag (report.json)")
+    write.add_argument("--out", default=None, help="baseline file to write (default: .gapdiag-baseline.json)")
+
+
+def _baseline(args: argparse.Namespace) -> int:
+    from .baseline import DEFAULT_PATH, load_baseline, write_baseline
+
+    path = write_baseline(args.report, args.out or DEFAULT_PATH)
+    data = load_baseline(path)
+    print(f"Baseline written to {path}: {len(data['findings'])} warn/fail finding(s) accepted; commit it.")
+    return 0
+
+
+def _load_baseline(args: argparse.Namespace) -> dict | None:
+    if getattr(args, "baseline", None) is None:
+        return None
+    from .baseline import load_baseline
+
+    return load_baseline(args.baseline)
+
+
+def _ignores(cfg: Any, args: argparse.Namespace) -> dict[str, str] | None:
+    """The configuration's ignores (with their reasons) plus ``--ignore`` codes; None when the flag is absent."""
+    from .ignores import command_line_ignores
+
+    extra = command_line_ignores(args.ignore)
+    return None if extra is None else {**extra, **cfg.ignore}
 
 
 if __name__ == "__main__":  # pragma: no cover
