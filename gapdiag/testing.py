@@ -27,6 +27,9 @@ registered or imported in projects that do not ask for it)::
 ``gapdiag_report`` audits ``gapdiag_target`` once per session (every test that asks for it shares the report);
 its configuration is the ``gapdiag_config`` fixture, by default ``[tool.gapdiag]`` of ``./pyproject.toml``
 (override the fixture to pass another). See ``examples/test_model_quality.py`` and ``docs/ci.md``.
+
+PYTEST_DONT_REWRITE: the module raises its ``AssertionError`` itself, so pytest need not rewrite it (and does not
+warn when a test module imported it before ``pytest_plugins`` loads it).
 """
 
 from __future__ import annotations
