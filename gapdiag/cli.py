@@ -283,7 +283,7 @@ def _add_baseline_option(p: argparse.ArgumentParser) -> None:
 
 def _add_baseline_command(sub: Any) -> None:
     base = sub.add_parser("baseline", help="store the accepted state of an audit for --baseline")
-    actions = base.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    actions = base.add_subparsers(dest="action", required=True, parser_class=_Parser, metavar="{write}")
     write = actions.add_parser("write", help="write the baseline of a JSON report (commit the file)")
     write.add_argument("report", help="a JSON report written by gapdiag (report.json)")
     write.add_argument("--out", default=None, help="baseline file to write (default: .gapdiag-baseline.json)")

@@ -82,3 +82,15 @@ def test_a_missing_baseline_is_a_usage_error_before_any_work(shifted, capsys):
     code = main(["audit", "no_such_module:make", "--baseline", str(shifted / "nope.json")])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "does not exist" in err[0] and "gapdiag baseline write" in err[0]
+
+
+def test_baseline_write_defaults_to_the_committed_file_name(shifted, monkeypatch, capsys):
+    from gapdiag.baseline import DEFAULT_PATH
+
+    _audit(shifted, "r", "--fail-on", "warn")
+    monkeypatch.chdir(shifted)
+    assert main(["baseline", "write", "r/report.json"]) == 0
+    assert (shifted / DEFAULT_PATH).is_file() and DEFAULT_PATH in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["baseline", "write", "--help"])
+    assert f"default: {DEFAULT_PATH}" in capsys.readouterr().out
