@@ -235,10 +235,8 @@ def apply_baseline(
     numbers = baseline.get("chain") or {}
     if chain:
         _charge_steps(report.findings, status, chain, numbers.get("steps") or {}, margin)
-    copies = [
-        dataclasses.replace(f, baseline=dict(status[i])) if i in status else f
-        for i, f in enumerate(report.findings)
-    ]
+    # copies (the caller's report keeps its findings); info findings and probe errors are not compared
+    copies = [dataclasses.replace(f, baseline=status.get(i)) for i, f in enumerate(report.findings)]
     by_id = {id(old): new for old, new in zip(report.findings, copies)}
     results = [
         dataclasses.replace(r, findings=[by_id.get(id(f), f) for f in r.findings]) for r in report.results
