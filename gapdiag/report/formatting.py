@@ -14,7 +14,7 @@ import numpy as np
 
 from ..stats import Estimate
 
-__all__ = ["ReportFormat", "FORMATS", "format_of_path", "jsonable", "fmt", "headline"]
+__all__ = ["ReportFormat", "FORMATS", "format_of_path", "jsonable", "fmt", "headline", "num", "with_ci"]
 
 
 @dataclass(frozen=True)
@@ -89,3 +89,22 @@ def headline(message: str) -> str:
     """The first sentence of a finding's message (its claim and main number), for the top of the report."""
     match = re.search(r"(?<=[.!?])\s+(?=[A-Z(])", message)
     return message if match is None else message[: match.start()]
+
+
+def num(value: Any, digits: int = 2) -> str:
+    """A number to ``digits`` places, or "n/a" when it is missing or not finite."""
+    if value is None or not isinstance(value, (int, float, np.integer, np.floating)):
+        return "n/a"
+    return f"{float(value):.{digits}f}" if math.isfinite(float(value)) else "n/a"
+
+
+def with_ci(value: Any, low: Any = None, high: Any = None, digits: int = 2) -> str:
+    """ "0.44 [0.41, 0.48]": a value with its confidence interval (the interval left out when unknown).
+
+    ``value`` may also be an estimate dict (``{"value", "ci_low", "ci_high", ...}``)."""
+    if isinstance(value, dict):
+        value, low, high = value.get("value"), value.get("ci_low"), value.get("ci_high")
+    text = num(value, digits)
+    if text != "n/a" and num(low) != "n/a" and num(high) != "n/a":
+        text += f" [{num(low, digits)}, {num(high, digits)}]"
+    return text

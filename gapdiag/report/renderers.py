@@ -10,6 +10,7 @@ from xml.sax.saxutils import quoteattr
 from ..findings.codes import CATALOGUE
 from ..findings.policy import gates
 from ..probes.base import Status
+from .chain import chain_of, symptom, text_waterfall
 from .formatting import headline, jsonable
 
 if TYPE_CHECKING:
@@ -34,12 +35,16 @@ def render_json(report: Report) -> str:
 
 def _symptom_lines(report: Report) -> list[str]:
     gap = report.gap or {}
-    lines = []
-    if gap.get("symptom"):
-        lines.append(gap["symptom"])
-    if gap.get("sentence"):
-        lines.append(gap["sentence"])
-    return lines
+    chain = chain_of(gap)
+    if chain is not None:
+        return [symptom(chain)]
+    return [gap[k] for k in ("symptom", "sentence") if gap.get(k)]
+
+
+def _chain_chart(report: Report) -> list[str]:
+    """The gap chain as text bars (empty when the chain was not measured)."""
+    chain = chain_of(report.gap)
+    return [] if chain is None else text_waterfall(chain)
 
 
 def render_text(report: Report) -> str:
@@ -51,6 +56,7 @@ def render_text(report: Report) -> str:
             f"  Probe error (GD900) in {', '.join(f.probe for f in report.errored)}: those checks did not run."
         )
     out += ["  " + line for line in _symptom_lines(report)]
+    out += ["  " + line for line in _chain_chart(report)]
     cause = report.primary_cause
     if cause is not None:
         out.append(f"  Most likely cause: {cause.code} {cause.title}")
@@ -84,6 +90,9 @@ def render_markdown(report: Report) -> str:
             "",
         ]
     out += [f"> {_md(line)}" for line in _symptom_lines(report)]
+    chart = _chain_chart(report)
+    if chart:
+        out += ["", "```text", *chart, "```"]
     if report.findings:
         out += ["", "| severity | code | finding |", "|---|---|---|"]
         for f in report.findings:
