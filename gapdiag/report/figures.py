@@ -42,6 +42,11 @@ def _chars(fig, fontsize: float, share: float = 1.0) -> int:
     return int(fig.get_figwidth() * share * 72 / (fontsize * 0.6))
 
 
+def _height_chars(fig, fontsize: float) -> int:
+    """How many characters of a vertical label fit along 80% of the figure's height."""
+    return int(fig.get_figheight() * 0.8 * 72 / (fontsize * 0.6))
+
+
 def _colour(name: str, i: int) -> str:
     """Train and validation keep their colours in every figure; other series follow the palette."""
     key = str(name).split(" ", 1)[0].lower()
@@ -98,7 +103,7 @@ def _bars(fig, data: dict[str, Any]) -> None:
         tilt = len(groups) > 4
         ax.set_xticks(pos, [_wrap(g, 18) for g in groups], rotation=30 if tilt else 0,
                       ha="right" if tilt else "center", fontsize=8)  # fmt: skip
-        ax.set_ylabel(label, fontsize=9)
+        ax.set_ylabel(_wrap(data.get("ylabel", ""), _height_chars(fig, 9)), fontsize=9)
     if data.get("ylim"):
         (ax.set_xlim if horizontal else ax.set_ylim)(*data["ylim"])
     _legend(fig, ax)
@@ -140,7 +145,7 @@ def _lines(fig, data: dict[str, Any]) -> None:
     if data.get("logx"):
         ax.set_xscale("log")
     ax.set_xlabel(_wrap(data.get("xlabel", ""), _chars(fig, 9, 0.85)), fontsize=9)
-    ax.set_ylabel(_wrap(data.get("ylabel", ""), _chars(fig, 9, 0.55)), fontsize=9)
+    ax.set_ylabel(_wrap(data.get("ylabel", ""), _height_chars(fig, 9)), fontsize=9)
     _legend(fig, ax)
 
 

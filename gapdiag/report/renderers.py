@@ -38,7 +38,7 @@ def _symptom_lines(report: Report) -> list[str]:
     chain = chain_of(gap)
     if chain is not None:
         return [symptom(chain)]
-    return [gap[k] for k in ("symptom", "sentence") if gap.get(k)]
+    return [gap[k] for k in ("symptom", "sentence", "unavailable") if gap.get(k)]
 
 
 def _chain_chart(report: Report) -> list[str]:

@@ -82,3 +82,45 @@ def grid() -> dict[str, Any]:
 def chain_parts():
     """The builders, for tests that make their own chain: (state, step)."""
     return state, step
+
+
+# -- the demo, once per session: tests that use it carry ``pytest.mark.xdist_group("demo")`` so that
+# `make test` (``--dist loadgroup``) runs them in one worker
+
+
+def _tools_docs():
+    """``tools/docs.py``: the generators of the README's demo block and of docs/report-schema.md."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "tools" / "docs.py"
+    spec = importlib.util.spec_from_file_location("gapdiag_tools_docs", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def docs_tools():
+    return _tools_docs()
+
+
+@pytest.fixture(scope="session")
+def demo(tmp_path_factory, docs_tools):
+    """The demo as ``gapdiag demo`` runs it: (report, console text, output folder)."""
+    out = tmp_path_factory.mktemp("demo")
+    report, console = docs_tools.run_demo_captured(out)
+    return report, console, out
+
+
+@pytest.fixture(scope="session")
+def planted_report():
+    """A second audit with other planted faults: unseen validation identities (open set), a validation loader
+    that skips normalisation, validation by pairs; PCA instead of UMAP to stay quick."""
+    import gapdiag
+    from gapdiag.digits import build_scenario
+
+    s = build_scenario(channels=3, partition="classes", n_pairs=600, epochs=2, val_protocol="pairs",
+                       val_transform=lambda x: x * 4.0 - 1.0, seed=1)  # fmt: skip
+    config = {"probes": {"class_gap": {"umap": False}}}
+    return gapdiag.audit(s.model, s.train, s.val, progress=False, config=config)
