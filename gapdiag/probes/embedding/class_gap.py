@@ -26,13 +26,19 @@ def _chance(labels: np.ndarray, query_labels: np.ndarray) -> float:
     return float(np.mean((n_c - 1) / (labels.size - 1)))
 
 
-def _point_meta(ctx: AuditContext, rows: dict[str, np.ndarray], xy: np.ndarray, cls: np.ndarray) -> dict:
+def _point_meta(ctx: AuditContext, rows: dict[str, np.ndarray], xy: np.ndarray) -> dict:
     """Split, row, item id and identity of each mapped point (train rows first, then val), and thumbnails of
     up to 16 points spread over the map (farthest-point order) when the inputs are images."""
     split = [s for s in ("train", "val") for _ in range(rows[s].size)]
     row = [int(r) for s in ("train", "val") for r in rows[s]]
     ids = [_plain_id(ctx.splits[s].items.ids[r]) for s in ("train", "val") for r in rows[s]]
-    meta: dict[str, Any] = {"split": split, "row": row, "id": ids, "identity": [str(c) for c in cls]}
+    identity = []
+    for s in ("train", "val"):
+        ids_s = ctx.identities(s)
+        identity += (
+            ["unknown"] * rows[s].size if ids_s is None else [str(v) for v in np.asarray(ids_s)[rows[s]]]
+        )
+    meta: dict[str, Any] = {"split": split, "row": row, "id": ids, "identity": identity}
     if not all(ctx.splits[s].items.has_inputs for s in ("train", "val")) or xy.shape[0] == 0:
         return meta
     from ...thumbnails import thumbnails  # noqa: PLC0415
@@ -301,7 +307,6 @@ class ClassGapProbe(Probe):
             else:  # pseudo-identities are not comparable across splits
                 cls.extend(f"{s} component {v}" for v in np.asarray(ids)[rows[s]])
         cls = np.array(cls, dtype=object)
-        identity = cls.copy()  # before the legend pools rare identities into "other"
         # The scatter draws at most 20 groups: keep the 19 most frequent identities, pool the rest.
         uniq, counts = np.unique(cls, return_counts=True)
         if uniq.size > 20:
@@ -340,8 +345,7 @@ class ClassGapProbe(Probe):
             kind="scatter",
             title=f"{method} of train and validation embeddings ({x.shape[0]} sampled items)",
             data={
-                # per point of the first panel: where it comes from, so the report can name and mark it
-                "points": _point_meta(ctx, rows, xy, identity),
+                "points": _point_meta(ctx, rows, xy),
                 "panels": [
                     {
                         "title": "by split",
