@@ -120,7 +120,7 @@ def planted_report():
     import gapdiag
     from gapdiag.digits import build_scenario
 
-    s = build_scenario(channels=3, partition="classes", n_pairs=600, epochs=2, val_protocol="pairs",
+    s = build_scenario(channels=3, partition="classes", n_pairs=400, epochs=1, val_protocol="pairs",
                        val_transform=lambda x: x * 4.0 - 1.0, seed=1)  # fmt: skip
     config = {"probes": {"class_gap": {"umap": False}}}
     return gapdiag.audit(s.model, s.train, s.val, progress=False, config=config)
