@@ -7,6 +7,7 @@
 Heavy dependencies (matplotlib, umap, faiss) are imported only when used.
 """
 
+from ._version import __version__
 from .audit import audit
 from .config import Config, load_config
 from .data import Episodes, Items, Pairs, Split
@@ -24,8 +25,6 @@ from .model import SiameseModel
 from .probes.base import FigureSpec, Measurement, Probe, ProbeResult
 from .probes.registry import register_probe, registered_probes
 from .report.report import Report
-
-__version__ = "0.1.0"
 
 __all__ = [
     "audit",

@@ -15,6 +15,7 @@ from .data import Split, as_split
 from .embed import embed_splits
 from .errors import InputError, ModelError
 from .findings.finding import Finding
+from .gap import CHAIN, GRID, attribute
 from .model import SiameseModel
 from .probes.base import ProbeResult
 from .probes.registry import check_config, get_probe, registered_probes
@@ -107,35 +108,68 @@ def audit(
         progress=progress,
         cache_dir=config.cache_dir,
     )
-    t_embed = time.perf_counter() - t0
-
+    timings: dict[str, float] = {"embedding_pass": round(time.perf_counter() - t0, 3)}
     ctx = AuditContext(splits, embedded.embeddings, model=siamese, scorer=scorer, config=config)
+    results = _run_probes(ctx, config, progress, timings)
+    findings = [f for r in results for f in r.findings]
+    gap = _gap(ctx, findings)
+    timings["total"] = round(time.perf_counter() - t_start, 3)
+    meta = _meta(ctx, splits, embedded, siamese, scorer, timings)
+    return Report(findings, results, gap=gap, meta=meta, fail_on=config.fail_on)
+
+
+def _run_probes(
+    ctx: AuditContext, config: Config, progress: bool, timings: dict[str, float]
+) -> list[ProbeResult]:
+    """Every configured probe, in isolation (a crash is a GD900 finding); ignored codes are marked."""
     names = list(config.probes) if config.probes is not None else list(registered_probes())
     results: list[ProbeResult] = []
-    findings: list[Finding] = []
-    timings: dict[str, float] = {"embedding_pass": round(t_embed, 3)}
     bar = _probe_bar(len(names), progress)
     try:
         for name in names:
             bar.set_postfix_str(name)
-            probe = get_probe(name)(**config.params_for(name))
-            result = probe.run(ctx)
+            result = get_probe(name)(**config.params_for(name)).run(ctx)
             for f in result.findings:
                 f.ignored = f.code in config.ignore
             results.append(result)
-            findings.extend(result.findings)
             timings[f"probe.{name}"] = round(result.duration_s, 3)
             bar.update(1)
     finally:
         bar.close()
-    timings["total"] = round(time.perf_counter() - t_start, 3)
+    return results
 
-    protocol = next((r for r in results if r.probe == "protocol"), None)
-    gap = dict(protocol.metrics.get("gap", {})) if protocol is not None else {}
-    meta = {
+
+def _gap(ctx: AuditContext, findings: list[Finding]) -> dict[str, Any]:
+    """The grid and the attributed chain (numbers only), or why they could not be measured."""
+    missing = ctx.missing(frozenset({"train_pairs_any", "val_pairs_any"}))
+    if missing:
+        return {"unavailable": f"the gap chain {missing}"}
+    chain = attribute(ctx.artifact(CHAIN), findings)
+    grid = ctx.artifact(GRID)
+    threshold, origin = ctx.decision_threshold()
+    reading = ctx.reading()
+    return {
+        "chain": chain.to_dict(),
+        "grid": grid.to_dict(),
+        "decision_threshold": {"raw": float(reading.scorer.to_raw(threshold)), "origin": origin},
+        "reading": {"declared": ctx.scorer.rule, "used": reading.scorer.rule, "reversed": reading.reversed},
+    }
+
+
+def _meta(
+    ctx: AuditContext,
+    splits: dict[str, Split],
+    embedded: Any,
+    siamese: SiameseModel | None,
+    scorer: Scorer,
+    timings: dict[str, float],
+) -> dict[str, Any]:
+    config = ctx.config
+    return {
         "seed": config.seed,
         "config": config.to_dict(),
         "sizes": _sizes(splits),
+        "identities": {s: ctx.identities_origin(s) for s in splits},
         "embedding": {
             "dimension": int(embedded.embeddings["train"].shape[1]),
             "unique_items_embedded": embedded.n_encoded,
@@ -149,7 +183,6 @@ def audit(
         "versions": _versions(),
         "timings": timings,
     }
-    return Report(findings, results, gap=gap, meta=meta, fail_on=config.fail_on)
 
 
 def _probe_bar(total: int, enabled: bool):
@@ -159,7 +192,7 @@ def _probe_bar(total: int, enabled: bool):
 
 
 def _versions() -> dict[str, str]:
-    from . import __version__
+    from ._version import __version__
 
     out = {
         "gapdiag": __version__,

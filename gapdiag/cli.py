@@ -57,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="gapdiag", description="Explain the generalization gap of a Siamese (metric-learning) network."
     )
-    from . import __version__
+    from ._version import __version__
 
     parser.add_argument("--version", action="version", version=f"gapdiag {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)

@@ -37,6 +37,13 @@ GLOBAL_DEFAULTS: dict[str, Any] = {
     "ignore": (),  # finding codes reported but never gating
     "fail_on": "fail",  # "warn" or "fail": the lowest severity that makes the exit code 1
     "max_pairs_per_split": 200_000,  # the protocol grid scores a seeded subsample of at most this many pairs
+    # how the user measures each split: "auto" (as given: pairs -> pairwise, episodes -> n-way), or forced
+    "train_protocol": "auto",
+    "val_protocol": "auto",
+    # the score is read the other way (and GD302 fails) when the training pairs' AUC, read as declared by
+    # `kind`, has its whole CI below 0.5 - direction_margin: clearly inverted, not merely weak
+    "direction_margin": 0.1,
+    "fresh_per_pair": 3,  # fresh partners per training pair in the gap chain and GD201 (averaged: less noise)
 }
 
 
@@ -95,6 +102,25 @@ class Config:
             raise ConfigError(f"{source}: ci_level must lie in (0.5, 1); got {o['ci_level']!r}.")
         if o["n_way"] is not None and (not isinstance(o["n_way"], int) or o["n_way"] < 2):
             raise ConfigError(f"{source}: n_way must be an integer >= 2; got {o['n_way']!r}.")
+        for key in ("train_protocol", "val_protocol"):
+            if o[key] not in ("auto", "pairwise", "n-way"):
+                raise ConfigError(f"{source}: {key} must be 'auto', 'pairwise' or 'n-way'; got {o[key]!r}.")
+        if isinstance(o["direction_margin"], bool) or not isinstance(o["direction_margin"], (int, float)):
+            raise ConfigError(
+                f"{source}: direction_margin must be a number in [0, 0.5); got {o['direction_margin']!r}."
+            )
+        if not 0.0 <= float(o["direction_margin"]) < 0.5:
+            raise ConfigError(
+                f"{source}: direction_margin must lie in [0, 0.5); got {o['direction_margin']!r}."
+            )
+        if (
+            isinstance(o["fresh_per_pair"], bool)
+            or not isinstance(o["fresh_per_pair"], int)
+            or o["fresh_per_pair"] < 1
+        ):
+            raise ConfigError(
+                f"{source}: fresh_per_pair must be a positive integer; got {o['fresh_per_pair']!r}."
+            )
         if isinstance(o["ignore"], str):
             o["ignore"] = tuple(c.strip().upper() for c in o["ignore"].split(",") if c.strip())
         o["ignore"] = tuple(str(c).upper() for c in o["ignore"])

@@ -19,11 +19,24 @@ from .data import Episodes, Pairs, Split, labels_from_pairs, make_episodes, make
 from .errors import InputError, ProbeDefinitionError
 from .model import SiameseModel, euclidean_distance
 from .scoring import Scorer
+from .stats import Estimate
 
 __all__ = ["AuditContext", "Artifact", "REQUIREMENTS", "named_rng"]
 
 T = TypeVar("T")
 _ARTIFACT_NAMES: dict[str, str] = {}
+
+
+@dataclass(frozen=True)
+class Reading:
+    """gapdiag's reading of the score: ``scorer`` orients raw scores (higher = more similar) for the analysis;
+    ``declared_auc`` is the training pairs' AUC read as the user declared (``kind``); ``reversed`` says whether
+    gapdiag reads it the other way; ``split`` names the pairs that decided it."""
+
+    scorer: Scorer
+    declared_auc: Estimate
+    reversed: bool
+    split: str
 
 
 def named_rng(seed: int, name: str) -> np.random.Generator:
@@ -57,8 +70,8 @@ REQUIREMENTS: dict[str, str] = {
     "model": "a model to embed new inputs with (not available for precomputed embeddings)",
     "train_inputs": "raw training inputs",
     "val_inputs": "raw validation inputs",
-    "train_labels": "identity labels on the training items",
-    "val_labels": "identity labels on the validation items",
+    "train_labels": "identity labels on the training items (pass (x1, x2, label, y1, y2) batches or Items(..., labels=...))",
+    "val_labels": "identity labels on the validation items (pass them with the batches, or Items(..., labels=...))",
     "train_pairs": "training pairs as the user gave them",
     "val_pairs": "validation pairs as the user gave them",
     "train_episodes": "training episodes as the user gave them",
@@ -257,25 +270,71 @@ class AuditContext:
 
         return euclidean_distance(torch.from_numpy(a), torch.from_numpy(b)).double().numpy()
 
-    def pair_scores(self, split: str) -> np.ndarray:
-        """Oriented scores (P,) of ``self.pairs(split)``: higher = more similar as the user reads it."""
+    def raw_pair_scores(self, split: str) -> np.ndarray:
+        """The user's raw scores (P,) of ``self.pairs(split)``."""
 
         def compute() -> np.ndarray:
             p = self.pairs(split)
-            return self.scorer.orient(self.raw_scores(split, p.left, p.right))
+            return self.raw_scores(split, p.left, p.right)
 
-        return self.memo(("pair_scores", split), compute)
+        return self.memo(("raw_pair_scores", split), compute)
 
-    def episode_scores(self, split: str) -> np.ndarray:
-        """Oriented scores (E, n) of anchor vs each candidate of ``self.episodes(split)``."""
+    def raw_episode_scores(self, split: str) -> np.ndarray:
+        """The user's raw scores (E, n) of each anchor against its candidates in ``self.episodes(split)``."""
 
         def compute() -> np.ndarray:
             e = self.episodes(split)
             left = np.repeat(e.anchor, e.n_way)
-            raw = self.raw_scores(split, left, e.candidates.reshape(-1))
-            return self.scorer.orient(raw).reshape(len(e), e.n_way)
+            return self.raw_scores(split, left, e.candidates.reshape(-1)).reshape(len(e), e.n_way)
 
-        return self.memo(("episode_scores", split), compute)
+        return self.memo(("raw_episode_scores", split), compute)
+
+    def reading(self) -> Reading:
+        """How gapdiag reads the score for its analysis: as declared by ``kind``, or reversed when the
+        training pairs show the declared reading is inverted (their AUC read as declared has its whole CI
+        below ``0.5 - direction_margin``). The user's own validation number is still read as declared."""
+
+        def compute() -> Reading:
+            from .stats import bootstrap_auc
+
+            split = self.separable_split()
+            p = self.pairs(split)
+            level = float(self.option("ci_level"))
+            declared = self.scorer.orient(self.raw_pair_scores(split))
+            y = p.label.astype(bool)
+            if y.all() or not y.any():
+                return Reading(self.scorer, Estimate.unknown(len(p), level), False, split)
+            auc = bootstrap_auc(
+                declared, y, rng=self.rng("reading"), n_boot=int(self.option("n_boot")), level=level
+            )
+            inverted = bool(np.isfinite(auc.high) and auc.below(0.5 - float(self.option("direction_margin"))))
+            return Reading(self.scorer.reversed() if inverted else self.scorer, auc, inverted, split)
+
+        return self.memo("reading", compute)
+
+    def pair_scores(self, split: str) -> np.ndarray:
+        """Scores (P,) of ``self.pairs(split)`` in gapdiag's reading: higher = more similar (see :meth:`reading`)."""
+        return self.memo(
+            ("pair_scores", split), lambda: self.reading().scorer.orient(self.raw_pair_scores(split))
+        )
+
+    def episode_scores(self, split: str) -> np.ndarray:
+        """Scores (E, n) of anchor vs each candidate of ``self.episodes(split)``, in gapdiag's reading."""
+        return self.memo(
+            ("episode_scores", split), lambda: self.reading().scorer.orient(self.raw_episode_scores(split))
+        )
+
+    def separable_split(self) -> str:
+        """The split whose pairs decide the threshold and the reading: training, unless its pairs are missing
+        or all of one kind (then validation). An ``InputError`` when neither has similar and dissimilar pairs."""
+        for split in ("train", "val"):
+            p = self.pairs(split)
+            if p is not None and p.label.any() and not p.label.all():
+                return split
+        raise InputError(
+            "Neither split has both similar and dissimilar pairs, so no decision threshold can be measured. Give "
+            "training or validation pairs of both kinds, or identity labels with at least two identities."
+        )
 
     def decision_threshold(self) -> tuple[float, str]:
         """The pairwise decision threshold on the oriented scale and where it comes from.
@@ -287,17 +346,17 @@ class AuditContext:
         def compute() -> tuple[float, str]:
             user = self.option("threshold")
             if user is not None:
-                return float(self.scorer.orient(np.asarray(float(user)))), "given by the user"
+                return float(self.reading().scorer.orient(np.asarray(float(user)))), "given by the user"
             from .metrics import best_threshold
 
-            split = "train" if self.pairs("train") is not None else "val"
+            split = self.separable_split()
             p = self.pairs(split)
             # Pairs the user gave: the threshold that maximizes their accuracy, as their own tuning would.
             # Derived pairs (1 similar to n-1 dissimilar from episodes) would push a plain-accuracy threshold
             # to "always dissimilar"; balanced accuracy keeps it meaningful.
             balanced = self.pairs_origin(split) != "given"
             threshold = float(best_threshold(self.pair_scores(split), p.label, balanced=balanced)[0])
-            where = "training" if split == "train" else "validation (no training pairs)"
+            where = "training" if split == "train" else "validation (the training pairs are all of one kind)"
             rule = "maximum balanced accuracy, the pairs being derived" if balanced else "maximum accuracy"
             return threshold, f"tuned on {where} pairs ({rule})"
 
@@ -322,7 +381,7 @@ class AuditContext:
             a, b = rng.integers(0, n, n_pairs), rng.integers(0, n, n_pairs)
             keep = a != b
             a, b = a[keep], b[keep]
-            user = self.scorer.orient(self.raw_scores_of(emb[a], emb[b]))
+            user = self.reading().scorer.orient(self.raw_scores_of(emb[a], emb[b]))
             x, y = emb[a].astype(np.float64), emb[b].astype(np.float64)
             euc = -np.linalg.norm(x - y, axis=1)
             norms = np.linalg.norm(x, axis=1) * np.linalg.norm(y, axis=1)

@@ -210,19 +210,18 @@ def build_scenario(
     The training split is built with ``Pairs.from_loader`` over the exact pairs trained on (artifact
     included), as a user would; items carry identity labels (``(x1, x2, label, y1, y2)`` batches).
     """
-    from .data import Items, Pairs, Split, make_episodes, make_pairs
+    from .data import Items, Pairs, Split, make_pairs
     from .model import SiameseModel
 
     images, labels = load_digits_images(channels=channels, size=size)
     part = (
         split_by_items(labels, seed=seed) if partition == "items" else split_by_classes(labels, val_classes)
     )
-    tr = (
+    tr = np.sort(
         part.train
         if n_train_items is None
         else np.random.default_rng(seed).permutation(part.train)[:n_train_items]
     )
-    tr = np.sort(tr)
     rng = np.random.default_rng(seed)
     pool = Items(images[tr], labels=labels[tr])
     p = make_pairs(pool, n_pairs=n_pairs, positive_ratio=train_positive_ratio, seed=seed)
@@ -235,48 +234,46 @@ def build_scenario(
         torch.manual_seed(seed)
         net = SiameseCNN(in_channels=channels, **model_kwargs)
     train_on_pairs(net, x1, x2, p.label, epochs=epochs, lr=lr, weight_decay=weight_decay, seed=seed)
-    y1, y2 = labels[tr][p.left], labels[tr][p.right]
-
-    def loader():
-        for s in range(0, len(p.label), 256):
-            sl = slice(s, s + 256)
-            yield (
-                x1[sl],
-                x2[sl],
-                torch.from_numpy(p.label[sl]),
-                torch.from_numpy(y1[sl]),
-                torch.from_numpy(y2[sl]),
-            )
-
-    train_pairs = Pairs.from_loader(loader())
+    train_pairs = Pairs.from_loader(_pair_batches(x1, x2, p.label, labels[tr][p.left], labels[tr][p.right]))
     val_images = images[part.val]
     if val_transform is not None:
         val_images = val_transform(val_images.clone())
-    val_items = Items(val_images, labels=labels[part.val])
-    if val_protocol == "episodes":
-        n_classes = np.unique(labels[part.val]).size
-        val = Split(
-            "val",
-            val_items,
-            episodes=make_episodes(
-                val_items, n_way=min(n_way, n_classes), n_episodes=n_val_episodes, seed=seed + 1
-            ),
-        )
-    else:
-        val = Split(
-            "val",
-            val_items,
-            pairs=make_pairs(
-                val_items, n_pairs=n_val_pairs, positive_ratio=val_positive_ratio, seed=seed + 1
-            ),
-        )
-    kind = kind or ("similarity" if model_kwargs.get("similarity") else "distance")
-    return Scenario(
-        SiameseModel(net, kind=kind),
-        Split("train", train_pairs.items, pairs=train_pairs),
-        val,
-        net,
-        x1,
-        x2,
-        p.label,
+    sizes = {"n_way": n_way, "n_val_episodes": n_val_episodes, "n_val_pairs": n_val_pairs}
+    val = _val_split(
+        val_images, labels[part.val], val_protocol, **sizes, val_positive_ratio=val_positive_ratio, seed=seed
     )
+    kind = kind or ("similarity" if model_kwargs.get("similarity") else "distance")
+    train = Split("train", train_pairs.items, pairs=train_pairs)
+    return Scenario(SiameseModel(net, kind=kind), train, val, net, x1, x2, p.label)
+
+
+def _pair_batches(x1: torch.Tensor, x2: torch.Tensor, label: np.ndarray, y1: np.ndarray, y2: np.ndarray):
+    """The training pairs as a user's loader yields them: ``(x1, x2, label, y1, y2)`` batches of 256."""
+    for s in range(0, len(label), 256):
+        sl = slice(s, s + 256)
+        yield x1[sl], x2[sl], torch.from_numpy(label[sl]), torch.from_numpy(y1[sl]), torch.from_numpy(y2[sl])
+
+
+def _val_split(
+    images: torch.Tensor,
+    labels: np.ndarray,
+    protocol: str,
+    *,
+    n_way: int,
+    n_val_episodes: int,
+    n_val_pairs: int,
+    val_positive_ratio: float,
+    seed: int,
+) -> Split:
+    """The validation split, with episodes (n-way) or pairs drawn from its own seeded stream."""
+    from .data import Items, Split, make_episodes, make_pairs
+
+    items = Items(images, labels=labels)
+    rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(2)[1])
+    if protocol == "episodes":
+        n_way = min(n_way, np.unique(labels).size)
+        return Split(
+            "val", items, episodes=make_episodes(items, n_way=n_way, n_episodes=n_val_episodes, seed=rng)
+        )
+    pairs = make_pairs(items, n_pairs=n_val_pairs, positive_ratio=val_positive_ratio, seed=rng)
+    return Split("val", items, pairs=pairs)

@@ -13,6 +13,8 @@ from .errors import InputError
 from .validation import check_positive_int
 
 __all__ = [
+    "draw_fresh_partners",
+    "pair_keys",
     "class_layout",
     "pair_indices",
     "episode_indices",
@@ -157,3 +159,108 @@ def positive_pair_components(
     graph = coo_matrix((np.ones(int(pos.sum())), (left[pos], right[pos])), shape=(n_items, n_items))
     _, comp = connected_components(graph, directed=False)
     return comp.astype(np.int64)
+
+
+def pair_keys(a: np.ndarray, b: np.ndarray, n: int) -> np.ndarray:
+    """Order-free key of each item pair (a_i, b_i): ``min * n + max`` (int64)."""
+    lo, hi = np.minimum(a, b).astype(np.int64), np.maximum(a, b).astype(np.int64)
+    return lo * n + hi
+
+
+def _in_sorted(keys: np.ndarray, sorted_keys: np.ndarray) -> np.ndarray:
+    """Membership of each key in a sorted key array (bool, shape of ``keys``)."""
+    if sorted_keys.size == 0:
+        return np.zeros(keys.shape, dtype=bool)
+    pos = np.minimum(np.searchsorted(sorted_keys, keys), sorted_keys.size - 1)
+    return sorted_keys[pos] == keys
+
+
+def draw_fresh_partners(
+    anchor: np.ndarray,
+    partner: np.ndarray,
+    label: np.ndarray,
+    identity: np.ndarray,
+    pool: dict[int, np.ndarray],
+    original_keys: np.ndarray,
+    *,
+    n_items: int,
+    replicates: int,
+    rng: np.random.Generator,
+    attempts: int = 30,
+) -> np.ndarray:
+    """For each pair, ``replicates`` new partners for ``anchor``: other items of the partner's identity.
+
+    Parameters
+    ----------
+    anchor, partner : ndarray (P,) int
+        The kept item and the replaced item of each original pair.
+    label : ndarray (P,) int
+        1 = similar, 0 = dissimilar; a fresh partner is drawn from ``pool[label]``.
+    identity : ndarray (N,) int
+        Identity code of every item (labels, or connected components of positive pairs).
+    pool : dict {0: bool (N,), 1: bool (N,)}
+        Items that occur in dissimilar / similar original pairs: a fresh partner keeps the replaced
+        partner's role, so per-item properties tied to the role (a tint shared by positive pairs, a pool of
+        hard negatives) stay as they were and only the pairing changes.
+    original_keys : ndarray, sorted int64
+        ``_pair_keys`` of every original pair; a fresh pair never repeats one.
+
+    Returns
+    -------
+    ndarray (P, replicates) int64
+        The fresh partner of each replicate, or -1 where no valid partner exists (every other member of
+        the partner's identity is the anchor, already paired with it, or outside the role pool).
+    """
+    p = anchor.size
+    out = np.full((p, replicates), -1, dtype=np.int64)
+    order_of, group_start, group_count = _partner_groups(partner, label, identity, pool)
+
+    def valid(rows: np.ndarray, cand: np.ndarray) -> np.ndarray:
+        keys = pair_keys(anchor[rows], cand, n_items)
+        return (cand != anchor[rows]) & (cand != partner[rows]) & ~_in_sorted(keys, original_keys)
+
+    todo_r, todo_c = np.nonzero((group_count > 1)[:, None] & np.ones((1, replicates), bool))
+    for _ in range(attempts):
+        if todo_r.size == 0:
+            break
+        u = np.floor(rng.random(todo_r.size) * group_count[todo_r]).astype(np.int64)
+        cand = np.empty(todo_r.size, dtype=np.int64)
+        for lab in (0, 1):
+            m = label[todo_r] == lab
+            cand[m] = order_of[lab][group_start[todo_r[m]] + u[m]]
+        ok = valid(todo_r, cand)
+        out[todo_r[ok], todo_c[ok]] = cand[ok]
+        todo_r, todo_c = todo_r[~ok], todo_c[~ok]
+    # The few left after random attempts: enumerate their candidates exactly.
+    for row in np.unique(todo_r):
+        lab = int(label[row])
+        members = order_of[lab][group_start[row] : group_start[row] + group_count[row]]
+        members = members[valid(np.full(members.size, row), members)]
+        slots = todo_c[todo_r == row]
+        if members.size:
+            out[row, slots] = members[rng.integers(0, members.size, slots.size)]
+    return out
+
+
+def _partner_groups(
+    partner: np.ndarray, label: np.ndarray, identity: np.ndarray, pool: dict[int, np.ndarray]
+) -> tuple[dict[int, np.ndarray], np.ndarray, np.ndarray]:
+    """Per label, the pool's items sorted by identity (``order_of[label]``), and for each pair (P,) where the
+    replaced partner's identity starts in that order and how many items it has there."""
+    p = partner.size
+    order_of: dict[int, np.ndarray] = {}
+    group_start = np.zeros(p, dtype=np.int64)
+    group_count = np.zeros(p, dtype=np.int64)
+    for lab in (0, 1):
+        members = np.flatnonzero(pool[lab])
+        order = members[np.argsort(identity[members], kind="stable")]
+        uniq, starts, counts = np.unique(identity[order], return_index=True, return_counts=True)
+        order_of[lab] = order
+        sel = label == lab
+        if not sel.any() or uniq.size == 0:
+            continue
+        g = np.minimum(np.searchsorted(uniq, identity[partner[sel]]), uniq.size - 1)
+        found = uniq[g] == identity[partner[sel]]
+        group_start[sel] = np.where(found, starts[g], 0)
+        group_count[sel] = np.where(found, counts[g], 0)
+    return order_of, group_start, group_count

@@ -41,6 +41,10 @@ class Scorer:
         """Oriented scores or thresholds back to the user's raw scale (for messages and thresholds)."""
         return self.sign * oriented
 
+    def reversed(self) -> Scorer:
+        """The other reading of the same raw score (a distance read as a similarity, or the reverse)."""
+        return Scorer("similarity" if self.kind == "distance" else "distance")
+
     @property
     def rule(self) -> str:
         """How the user's evaluation reads the score, in words."""

@@ -26,6 +26,7 @@ __all__ = [
     "bootstrap_auc",
     "estimate_from_draws",
     "mean_bootstrap_draws",
+    "paired_mean_draws",
     "auc_bootstrap_draws",
     "bonferroni_z",
     "bootstrap_multiplicities",
@@ -104,6 +105,32 @@ def mean_bootstrap_draws(values: np.ndarray, rng: np.random.Generator, n_boot: i
         m = min(chunk, n_boot - s)
         out[s : s + m] = values[rng.integers(0, n, size=(m, n))].mean(axis=1)
     return out
+
+
+def paired_mean_draws(
+    x: np.ndarray, y: np.ndarray, rng: np.random.Generator, n_boot: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Bootstrap draws (n_boot,) of the means of ``x`` (n,) and ``y`` (n,) under the SAME resamples of units.
+
+    For two measurements of the same units (a pair as given and its fresh re-pairings), so that the
+    difference of the draws is a paired bootstrap of the difference. Few distinct (x, y) combinations are
+    resampled as multinomial counts over them, as in :func:`mean_bootstrap_draws`.
+    """
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    n = x.size
+    if n == 0:
+        return np.full(n_boot, np.nan), np.full(n_boot, np.nan)
+    joint, counts = np.unique(np.stack([x, y], axis=1), axis=0, return_counts=True)
+    if joint.shape[0] <= 64:
+        w = rng.multinomial(n, counts / n, size=n_boot) / n
+        return w @ joint[:, 0], w @ joint[:, 1]
+    dx, dy = np.empty(n_boot), np.empty(n_boot)
+    chunk = max(1, 2_000_000 // n)
+    for s in range(0, n_boot, chunk):
+        m = min(chunk, n_boot - s)
+        idx = rng.integers(0, n, size=(m, n))
+        dx[s : s + m], dy[s : s + m] = x[idx].mean(axis=1), y[idx].mean(axis=1)
+    return dx, dy
 
 
 def auc_bootstrap_draws(

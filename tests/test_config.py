@@ -6,10 +6,10 @@ from gapdiag.probes.registry import check_config
 
 def test_defaults_and_overrides():
     cfg = Config.from_mapping(
-        {"seed": 3, "ignore": "gd204, GD205", "probes": {"protocol": {"min_protocol_share": 0.4}}}
+        {"seed": 3, "ignore": "gd204, GD205", "probes": {"protocol_mismatch": {"min_protocol_share": 0.4}}}
     )
     assert cfg.seed == 3 and cfg.ignore == ("GD204", "GD205")
-    assert cfg.params_for("protocol") == {"min_protocol_share": 0.4}
+    assert cfg.params_for("protocol_mismatch") == {"min_protocol_share": 0.4}
     assert cfg.with_overrides(fail_on="warn").fail_on == "warn"
 
 
@@ -20,10 +20,10 @@ def test_defaults_and_overrides():
         ({"fail_on": "error"}, "fail_on must be"),
         ({"ignore": ["GD999"]}, "Unknown finding code"),
         ({"probes": {"nope": {}}}, "unknown probe 'nope'"),
-        ({"probes": {"protocol": {"min_share": 1}}}, "Valid options"),
+        ({"probes": {"protocol_mismatch": {"min_share": 1}}}, "Valid options"),
         ({"n_boot": 3}, "n_boot"),
-        ({"probes": {"protocol": {"train_protocol": "pairs"}}}, "must be one of 'auto', 'pairwise', 'n-way'"),
-        ({"probes": {"protocol": {"min_protocol_share": "x"}}}, "must be a number"),
+        ({"train_protocol": "pairs"}, "train_protocol must be 'auto', 'pairwise' or 'n-way'"),
+        ({"probes": {"protocol_mismatch": {"min_protocol_share": "x"}}}, "must be a number"),
         ({"probes": {"shortcut": {"max_pairs": 2.5}}}, "must be an integer"),
         ({"probes": {"reliance": {"interventions": {"redness": "paint"}}}}, "unknown intervention 'paint'"),
     ],

@@ -42,7 +42,7 @@ def test_each_unique_item_is_embedded_exactly_once():
     train, val = _data()
     net = CountingNet()
     # probes that only read the embedding pass (the mode and reliance probes embed bounded samples of their own)
-    readers = ["protocol", "memorization", "class_gap", "geometry"]
+    readers = ["protocol_mismatch", "memorization", "class_gap", "geometry"]
     config = {"probes": {"class_gap": {"umap": False}}}
     report = gapdiag.audit(
         SiameseModel(net, batch_size=7), train, val, probes=readers, config=config, progress=False
@@ -58,8 +58,8 @@ def test_second_identical_audit_reuses_the_cache(tmp_path):
     train, val = _data()
     net = CountingNet()
     cfg = (
-        {"cache_dir": str(tmp_path), "probes": ["protocol"]}
-        if "protocol" in gapdiag.registered_probes()
+        {"cache_dir": str(tmp_path), "probes": ["protocol_mismatch"]}
+        if "protocol_mismatch" in gapdiag.registered_probes()
         else {"cache_dir": str(tmp_path)}
     )
     first = gapdiag.audit(SiameseModel(net), train, val, config=cfg, progress=False)

@@ -19,7 +19,7 @@ def _load(name):
 
 def test_inverted_similarity_example(tmp_path):
     report = _load("inverted_similarity").main(str(tmp_path))
-    if "protocol" in registered_probes():
+    if "score_direction" in registered_probes():
         assert "GD302" in report.codes(min_severity=Severity.FAIL)
     assert (tmp_path / "report.html").exists()
 

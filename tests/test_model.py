@@ -133,6 +133,10 @@ def test_a_two_input_forward_gets_a_hint_to_name_the_encoder():
     with pytest.raises(EncoderError, match="pass encode= the method"):
         gapdiag.audit(PairNet(), train, val, progress=False)
     report = gapdiag.audit(
-        SiameseModel(PairNet(), encode="forward_one"), train, val, probes=["protocol"], progress=False
+        SiameseModel(PairNet(), encode="forward_one"),
+        train,
+        val,
+        probes=["protocol_mismatch"],
+        progress=False,
     )
-    assert report.result("protocol").status == "ok"
+    assert report.result("protocol_mismatch").status == "ok"

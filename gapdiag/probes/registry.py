@@ -63,7 +63,7 @@ def _load_builtin() -> None:
     if _loaded:
         return
     _loaded = True
-    from . import __name__ as package
+    package = __name__.rpartition(".")[0]
 
     for family in _FAMILIES[:-1]:
         family_pkg = importlib.import_module(f"{package}.{family}")

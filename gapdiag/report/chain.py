@@ -10,14 +10,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .formatting import num, with_ci
+from .formatting import num, step_text, with_ci
 
 __all__ = [
     "WaterfallRow",
     "chain_of",
     "change_text",
     "state_text",
-    "symptom",
     "step_verdict",
     "waterfall_rows",
     "text_waterfall",
@@ -76,31 +75,14 @@ def state_text(state: dict[str, Any]) -> str:
     return ", ".join(parts)
 
 
-def _metric(state: dict[str, Any]) -> str:
-    protocol = state.get("protocol") or ""
-    return f"{protocol} accuracy" if protocol else "accuracy"
-
-
-def change_text(drop: dict[str, Any], joiner: str = " ") -> str:
+def change_text(drop: dict[str, Any]) -> str:
     """A drop (positive = a loss, as the chain stores it) in words: "drop 0.44 [0.41, 0.48]" or "gain 0.05 [...]"."""
     v, lo, hi = drop.get("value"), drop.get("ci_low"), drop.get("ci_high")
     if v is None:
         return "change n/a"
     if v >= 0:
-        return f"drop{joiner}{with_ci(v, lo, hi)}"
-    return f"gain{joiner}{with_ci(-v, None if hi is None else -hi, None if lo is None else -lo)}"
-
-
-def symptom(chain: dict[str, Any]) -> str:
-    """The symptom as measured: the first and the last state of the chain, each with its meaning, and the drop."""
-    first, last = chain["states"][0], chain["states"][-1]
-    total = chain.get("total") or {}
-    change = f": a {change_text(total, ' of ')}" if total.get("value") is not None else ""
-    return (
-        f"{first['label'][:1].upper()}{first['label'][1:]}: {_metric(first)} {with_ci(first)} "
-        f"({_unit_text(first)}, chance {num(first.get('chance'))}); {last['label']}: {_metric(last)} "
-        f"{with_ci(last)} ({_unit_text(last)}, chance {num(last.get('chance'))}){change}."
-    )
+        return f"drop {with_ci(v, lo, hi)}"
+    return f"gain {with_ci(-v, None if hi is None else -hi, None if lo is None else -lo)}"
 
 
 def step_verdict(step: dict[str, Any]) -> str:
@@ -134,7 +116,7 @@ def _step_row(step: dict[str, Any], before: dict[str, Any]) -> WaterfallRow:
     return WaterfallRow(
         "step", step["id"], step["label"], change_text(step), _clip(min(top, top - v)),
         _clip(max(top, top - v)), ci, None, step_verdict(step), step.get("owner"), step.get("status", ""),
-        f"from {step.get('from')} to {step.get('to')}", direction,
+        step_text(step), direction,
     )  # fmt: skip
 
 
@@ -169,6 +151,10 @@ def text_waterfall(chain: dict[str, Any], width: int = 20) -> list[str]:
             out.append(f"  {row.value_text:>22} |{_bar(row, width)}| {row.label}: {row.meaning}")
     total = chain.get("total") or {}
     cause = chain.get("most_likely_cause")
+    if chain.get("reading_reversed"):
+        out.append(
+            "  (the score is read the way the training pairs separate, except for your own validation number)"
+        )
     out.append(
         f"  total: {change_text(total)}, the sum of the steps"
         + (f"; the largest owned share: {cause}" if cause else "")

@@ -14,7 +14,19 @@ import numpy as np
 
 from ..stats import Estimate
 
-__all__ = ["ReportFormat", "FORMATS", "format_of_path", "jsonable", "fmt", "headline", "num", "with_ci"]
+__all__ = [
+    "ReportFormat",
+    "FORMATS",
+    "format_of_path",
+    "jsonable",
+    "fmt",
+    "headline",
+    "num",
+    "with_ci",
+    "symptom_text",
+    "step_text",
+    "labels_hint",
+]
 
 
 @dataclass(frozen=True)
@@ -108,3 +120,62 @@ def with_ci(value: Any, low: Any = None, high: Any = None, digits: int = 2) -> s
     if text != "n/a" and num(low) != "n/a" and num(high) != "n/a":
         text += f" [{num(low, digits)}, {num(high, digits)}]"
     return text
+
+
+# The gap chain in words (the chain itself is numbers: gapdiag.gap)
+
+_GAIN_MEANING = {
+    "pair_specific": "fresh pairs of the same items score higher than the given ones: the given pairs are unusually hard or mislabelled",
+    "generalization": "validation items score higher than training items under the same protocol",
+    "protocol": "on the same validation items the validation protocol scores higher; its chance level differs, compare lifts",
+    "composition": "the validation share of similar pairs makes its plain accuracy higher",
+    "generalization_and_protocol": "validation scores higher under its own protocol",
+    "direction": "reading the score as declared helps",
+}
+
+
+def _protocol_words(protocol: str) -> str:
+    return "pairwise verification" if protocol == "pairwise" else f"{protocol} identification"
+
+
+def symptom_text(gap: dict[str, Any]) -> str:
+    """ "Training pairwise verification accuracy 1.00 [...] (1500 pairs, chance 0.50) vs validation ..."."""
+    chain = gap.get("chain")
+    if not chain:
+        return gap.get("unavailable", "")
+    first, last = chain["states"][0], chain["states"][-1]
+
+    def part(s: dict[str, Any]) -> str:
+        return f"{_protocol_words(s['protocol'])} accuracy {with_ci(s)} ({s['n']} {s['unit']}, chance {s['chance']:.2f})"
+
+    return f"Training {part(first)} vs validation {part(last)}."
+
+
+def step_text(step: dict[str, Any]) -> str:
+    """One step of the chain in words, with its owner or status."""
+    value = with_ci(step)
+    if step["status"] == "owned":
+        tail = f"owned by {step['owner']}"
+    elif step["status"] == "unexplained":
+        tail = "unexplained: no finding accounts for it"
+    elif step["status"] == "gain":
+        tail = f"a gain: {_GAIN_MEANING.get(step['id'], 'the later state scores higher')}"
+    else:
+        tail = "not significant"
+    return f"{value} {step['label']} ({tail})"
+
+
+def labels_hint(results: list[Any]) -> str:
+    """What identity labels would unlock, and how to pass them; '' when no probe waits for labels.
+
+    ``results`` are the report's ``ProbeResult`` objects; a probe skipped for want of identity labels names them
+    in its reason.
+    """
+    waiting = [r for r in results if r.status == "skipped" and "identity labels" in r.reason]
+    if not waiting:
+        return ""
+    names = ", ".join(f"{r.probe} ({', '.join(r.codes)})" if r.codes else r.probe for r in waiting)
+    return (
+        f"Identity labels would unlock {names}: pass (x1, x2, label, y1, y2) batches, or Items(..., labels=...). "
+        "Without them, identities are inferred from positive pairs and no identity-level number is reported."
+    )

@@ -15,8 +15,8 @@ from ..findings.codes import CATALOGUE
 from ..findings.finding import Finding, Severity
 from ..probes.base import FigureSpec, ProbeResult, Status
 from .causes import Cause, group_causes, named_items
-from .chain import chain_of, change_text, state_text, symptom, waterfall_rows
-from .formatting import fmt, headline, jsonable, num, with_ci
+from .chain import chain_of, change_text, state_text, waterfall_rows
+from .formatting import fmt, headline, jsonable, labels_hint, num, symptom_text, with_ci
 from .svg import embedding_map
 
 if TYPE_CHECKING:
@@ -184,7 +184,8 @@ def render_html(report: Report) -> str:
             meta=jsonable(report.meta),
             gap=gap,
             chain=chain,
-            symptom=symptom(chain) if chain else gap.get("symptom", ""),
+            symptom=symptom_text(gap),
+            labels_hint=labels_hint(report.results),
             rows=waterfall_rows(chain) if chain else [],
             top=top_view,
             cards=[v for v in rest if v.cause.severity >= Severity.WARN],

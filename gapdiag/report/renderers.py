@@ -10,8 +10,8 @@ from xml.sax.saxutils import quoteattr
 from ..findings.codes import CATALOGUE
 from ..findings.policy import gates
 from ..probes.base import Status
-from .chain import chain_of, symptom, text_waterfall
-from .formatting import headline, jsonable
+from .chain import chain_of, text_waterfall
+from .formatting import headline, jsonable, labels_hint, symptom_text
 
 if TYPE_CHECKING:
     from .report import Report
@@ -33,18 +33,12 @@ def render_json(report: Report) -> str:
     return json.dumps(jsonable(data), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
 
-def _symptom_lines(report: Report) -> list[str]:
-    gap = report.gap or {}
-    chain = chain_of(gap)
-    if chain is not None:
-        return [symptom(chain)]
-    return [gap[k] for k in ("symptom", "sentence", "unavailable") if gap.get(k)]
-
-
-def _chain_chart(report: Report) -> list[str]:
-    """The gap chain as text bars (empty when the chain was not measured)."""
+def _gap_lines(report: Report) -> list[str]:
+    """The symptom, then the gap chain as text bars (or why the chain was not measured)."""
     chain = chain_of(report.gap)
-    return [] if chain is None else text_waterfall(chain)
+    return [line for line in [symptom_text(report.gap or {})] if line] + (
+        [] if chain is None else text_waterfall(chain)
+    )
 
 
 def render_text(report: Report) -> str:
@@ -55,11 +49,13 @@ def render_text(report: Report) -> str:
         out.append(
             f"  Probe error (GD900) in {', '.join(f.probe for f in report.errored)}: those checks did not run."
         )
-    out += ["  " + line for line in _symptom_lines(report)]
-    out += ["  " + line for line in _chain_chart(report)]
+    out += ["  " + line for line in _gap_lines(report)]
     cause = report.primary_cause
     if cause is not None:
         out.append(f"  Most likely cause: {cause.code} {cause.title}")
+    hint = labels_hint(report.results)
+    if hint:
+        out.append(f"  {hint}")
     if report.findings:
         out.append("")
         out.append("Findings:")
@@ -89,10 +85,13 @@ def render_markdown(report: Report) -> str:
             f"**Probe error (GD900)** in {names}: those checks did not run (exit code {report.exit_code}).",
             "",
         ]
-    out += [f"> {_md(line)}" for line in _symptom_lines(report)]
-    chart = _chain_chart(report)
-    if chart:
-        out += ["", "```text", *chart, "```"]
+    lines = _gap_lines(report)
+    out += [f"> {_md(line)}" for line in lines[:1]]
+    if lines[1:]:
+        out += ["", "```text", *lines[1:], "```"]
+    hint = labels_hint(report.results)
+    if hint:
+        out += ["", f"*{_md(hint)}*"]
     if report.findings:
         out += ["", "| severity | code | finding |", "|---|---|---|"]
         for f in report.findings:

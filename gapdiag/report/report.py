@@ -64,7 +64,12 @@ class Report:
 
     @property
     def primary_cause(self) -> Finding | None:
-        """The top-ranked non-ignored warn/fail finding about the model (not a probe error)."""
+        """The most likely cause: the finding that owns the largest share of the drop in the gap chain, else
+        the top-ranked non-ignored warn/fail finding about the model (not a probe error)."""
+        owner = (self.gap.get("chain") or {}).get("most_likely_cause")
+        for f in self.findings:
+            if owner is not None and f.code == owner and not f.ignored:
+                return f
         for f in self.findings:
             if not f.ignored and f.code != ERROR_CODE and f.severity >= Severity.WARN:
                 return f

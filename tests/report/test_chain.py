@@ -3,7 +3,8 @@
 from gapdiag import Finding, Severity
 from gapdiag.probes.base import ProbeResult
 from gapdiag.report import Report
-from gapdiag.report.chain import chain_of, symptom, text_waterfall, waterfall_rows
+from gapdiag.report.chain import chain_of, text_waterfall, waterfall_rows
+from gapdiag.report.formatting import symptom_text
 
 
 def _report(chain, grid):
@@ -48,17 +49,21 @@ def test_an_unexplained_step_says_so(chain, chain_parts):
 
 
 def test_symptom_gives_both_ends_with_ci_n_and_chance(chain):
-    text = symptom(chain)
-    assert "pairwise accuracy 1.00 [1.00, 1.00] (1500 pairs, chance 0.50)" in text
-    assert "10-way accuracy 0.55 [0.52, 0.58] (1000 episodes, chance 0.10)" in text
-    assert text.endswith("a drop of 0.45 [0.41, 0.48].")
+    text = symptom_text({"chain": chain})
+    assert "pairwise verification accuracy 1.00 [1.00, 1.00] (1500 pairs, chance 0.50)" in text
+    assert "10-way identification accuracy 0.55 [0.52, 0.58] (1000 episodes, chance 0.10)" in text
+
+
+def test_a_reversed_reading_is_said_under_the_bars(chain):
+    chain["reading_reversed"] = True
+    assert any("read the way the training pairs separate" in line for line in text_waterfall(chain))
 
 
 def test_console_and_markdown_show_the_chain(chain, grid):
     r = _report(chain, grid)
     text, md = r.render("text"), r.render("markdown")
     for out in (text, md):
-        assert symptom(chain)[:40] in out
+        assert symptom_text({"chain": chain}) in out
         assert "specific to the given training pairs: GD101" in out
     assert "```text\nThe gap, step by step" in md
 

@@ -101,9 +101,9 @@ class ClassGapProbe(Probe):
     name = "class_gap"
     family = "embedding"
     codes = ("GD202",)
-    # Val identities (labels or the val positive-pair graph) are checked in _measure: REQUIREMENTS has no
-    # "val_identities" entry.
-    requires = frozenset({"train_identities", "val_identities"})
+    # Real identity labels only: groups inferred from positive pairs are fragments of identities, and an
+    # identity-level number on them, compared across splits, would be a number about gapdiag's guess.
+    requires = frozenset({"train_labels", "val_labels"})
     defaults: dict[str, Any] = {
         "warn_ratio": 0.6,  # val/train R-precision above chance
         "fail_ratio": 0.3,
@@ -127,15 +127,7 @@ class ClassGapProbe(Probe):
         per_split: dict[str, dict[str, Any]] = {}
         usable = True
         for split in ("train", "val"):
-            ids = ctx.identities(split)
-            if ids is None:
-                notes.append(
-                    f"The {split} split has no identities (no labels and no positive pairs), so class-level "
-                    "retrieval could not be measured."
-                )
-                usable = False
-                continue
-            ids = np.asarray(ids)
+            ids = np.asarray(ctx.splits[split].items.labels)
             emb = ctx.embeddings(split)
             rows = np.arange(ids.size)
             if rows.size > int(self.params["max_items"]):
@@ -299,13 +291,7 @@ class ClassGapProbe(Probe):
         split_of = np.array(["train"] * k_tr + ["val"] * k_va)
         cls = []
         for s in ("train", "val"):
-            ids = ctx.identities(s)
-            if ids is None:
-                cls.extend(["unknown"] * rows[s].size)
-            elif ctx.splits[s].items.labels is not None:
-                cls.extend(str(v) for v in np.asarray(ids)[rows[s]])
-            else:  # pseudo-identities are not comparable across splits
-                cls.extend(f"{s} component {v}" for v in np.asarray(ids)[rows[s]])
+            cls.extend(str(v) for v in np.asarray(ctx.splits[s].items.labels)[rows[s]])
         cls = np.array(cls, dtype=object)
         # The scatter draws at most 20 groups: keep the 19 most frequent identities, pool the rest.
         uniq, counts = np.unique(cls, return_counts=True)

@@ -62,7 +62,8 @@ class IdentityOverlapProbe(Probe):
     name = "identity_overlap"
     family = "leakage"
     codes = ("GD104",)
-    requires = frozenset({"train_identities"})
+    # real identity labels on both splits: inferred groups are not identities (see DESIGN section 2)
+    requires = frozenset({"train_labels", "val_labels"})
     description = "Closed or open set: do validation identities occur in training (by label or by embedding)?"
     defaults = {
         # a validation identity is seen when its centroid lies within this fraction of the distance to the
@@ -72,27 +73,11 @@ class IdentityOverlapProbe(Probe):
     }
 
     def _measure(self, ctx: AuditContext) -> Measurement:
-        from ...data import labels_from_pairs
-
         level = float(ctx.option("ci_level"))
         m = Measurement()
-        t_ids = ctx.identities("train")
-        t_origin = ctx.identities_origin("train")
-        va = ctx.val
-        v_ids, v_origin = None, None
-        if va.items.labels is not None:
-            v_ids, v_origin = va.items.labels, "labels"
-        else:
-            vp = ctx.pairs("val")
-            if vp is not None and vp.label.any():
-                v_ids, v_origin = labels_from_pairs(vp), "connected components of positive pairs"
-        m.metrics["train_identities_from"] = t_origin
-        m.metrics["val_identities_from"] = v_origin
-        if v_ids is None:
-            m.notes.append(
-                "The validation split has no labels and no positive pairs: its identities are unknown."
-            )
-            return m
+        t_ids, v_ids = ctx.train.items.labels, ctx.val.items.labels
+        t_origin = v_origin = "labels"
+        m.metrics["train_identities_from"] = m.metrics["val_identities_from"] = "labels"
         by_label = t_origin == "labels" and v_origin == "labels" and _comparable(t_ids, v_ids)
         m.metrics["method"] = "label" if by_label else "embedding"
         if by_label:
@@ -106,15 +91,10 @@ class IdentityOverlapProbe(Probe):
             }
             m.evidence["unseen_identities"] = [_plain(x) for x in v_unique[~seen][:50]]
             m.evidence["seen_identities"] = [_plain(x) for x in v_unique[seen][:50]]
-        elif t_origin == "labels" and v_origin == "labels":
+        else:
             m.metrics["why_embedding"] = (
                 f"training labels ({t_ids.dtype}) and validation labels ({v_ids.dtype}) are of different kinds and "
                 "cannot name the same identities"
-            )
-        else:
-            m.metrics["why_embedding"] = (
-                f"training identities come from {t_origin} and validation identities from {v_origin}, so their "
-                "ids do not name the same identities"
             )
         m.metrics["by_embedding"] = self._centroids(ctx, t_ids, v_ids, by_label, level)
         return m

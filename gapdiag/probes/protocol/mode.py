@@ -77,9 +77,10 @@ class ModeProbe(Probe):
       each episode, train mode vs eval mode, with a Wilson CI; n-way top-1 in both modes. Without episodes,
       the nearest neighbour of each sampled item among the others (same rule) is compared instead.
 
-    A model without mode-dependent layers gives exactly 0 and no finding. GD306 ``warn``: mean relative
-    change >= ``max_relative_change`` with its CI above 0, or decision agreement whose whole CI is below
-    ``1 - max_decision_flips``.
+    A model without mode-dependent layers gives exactly 0 and no finding. GD306 when the mean relative change
+    is >= ``max_relative_change`` with its CI above 0, or decision agreement's whole CI is below ``1 -
+    max_decision_flips``: ``warn`` when the model was handed over in train mode (as after a training loop, so
+    the user's own evaluation likely ran in it), ``info`` when it came in eval mode.
     """
 
     name = "mode"
@@ -105,22 +106,8 @@ class ModeProbe(Probe):
         split = "val"
         items = ctx.splits[split].items
         rng = ctx.rng("mode.sample")
-        max_items = int(self.params["max_items"])
         episodes = ctx.episodes(split)
-        chosen: list[int] = []
-        sample: set[int] = set()
-        if episodes is not None:
-            for e in rng.permutation(len(episodes)):
-                members = {int(episodes.anchor[e]), *map(int, episodes.candidates[e])}
-                if len(sample | members) > max_items:
-                    continue
-                sample |= members
-                chosen.append(int(e))
-                if len(chosen) >= int(self.params["max_episodes"]):
-                    break
-        if not chosen:
-            n = len(items)
-            sample = set(rng.choice(n, size=min(n, max_items), replace=False).tolist())
+        chosen, sample = self._sample(episodes, len(items), rng)
         idx = np.array(sorted(sample), dtype=np.int64)
         pos = {int(i): k for k, i in enumerate(idx)}
         x = items.get_batch(idx)
@@ -187,6 +174,24 @@ class ModeProbe(Probe):
         evidence = {"sample_items": idx.tolist(), "episodes": [int(e) for e in chosen]}
         return Measurement(metrics=metrics, evidence=evidence, figures=[figure])
 
+    def _sample(self, episodes: Any, n_items: int, rng: np.random.Generator) -> tuple[list[int], set[int]]:
+        """Whole episodes (their ids) whose items fit in ``max_items``, and the items; else random items."""
+        max_items = int(self.params["max_items"])
+        chosen: list[int] = []
+        sample: set[int] = set()
+        if episodes is not None:
+            for e in rng.permutation(len(episodes)):
+                members = {int(episodes.anchor[e]), *map(int, episodes.candidates[e])}
+                if len(sample | members) > max_items:
+                    continue
+                sample |= members
+                chosen.append(int(e))
+                if len(chosen) >= int(self.params["max_episodes"]):
+                    break
+        if not chosen:
+            sample = set(rng.choice(n_items, size=min(n_items, max_items), replace=False).tolist())
+        return chosen, sample
+
     @staticmethod
     def _neighbour_rows(n: int) -> tuple[np.ndarray, np.ndarray, None]:
         """Each item against every other sampled item: anchors (n,), candidates (n, n - 1)."""
@@ -237,4 +242,13 @@ class ModeProbe(Probe):
         evidence = {
             k: (v.to_dict() if isinstance(v, Estimate) else v) for k, v in mt.items() if k != "exactly_equal"
         }
-        return [self.finding("GD306", Severity.WARN, message, evidence=evidence, figures=[FIG_CHANGE])]
+        # A WARN says something about the user's gap: only when the model came in train mode, so the user's
+        # own evaluation likely ran that way. Handed over in eval mode, the dependence is a fact to know (info).
+        severity = Severity.WARN if mt.get("handed_over_in_train_mode") else Severity.INFO
+        if severity == Severity.INFO:
+            message += " The model was handed over in eval mode, so your evaluation most likely ran in eval mode: info."
+        return [
+            self.finding(
+                "GD306", severity, message, evidence=evidence, figures=[FIG_CHANGE], cause="mechanism:mode"
+            )
+        ]

@@ -207,7 +207,26 @@ class PreprocessingProbe(Probe):
             )
             channels.append({"channel": c, "mean_shift": shift, "std_ratio": ratio})
 
-        # coverage: validation items outside the range of training items, per statistic and channel
+        coverage = self._coverage(feats, st, level)
+        worst = max(coverage, key=lambda r: r["outside"].value)
+
+        metrics = {
+            "train": per_split["train"],
+            "val": per_split["val"],
+            "same_shape": comparable,
+            "dtype_kind_differs": _kind(per_split["train"]["dtype"]) != _kind(per_split["val"]["dtype"]),
+            "channel_layout": layouts["train"][0],
+            "channels": channels,
+            "coverage": coverage,
+            "worst_coverage": worst,
+        }
+        figures = self._figures(per_split, mt_draw, st_draw, mv_draw, sv_draw, feats, worst, level)
+        return Measurement(metrics=metrics, figures=figures)
+
+    def _coverage(
+        self, feats: dict[str, dict[str, np.ndarray]], st: np.ndarray, level: float
+    ) -> list[dict[str, Any]]:
+        """Validation items outside the range of training items, per statistic and channel (Wilson CIs)."""
         q = float(self.params["coverage_quantile"])
         tol = float(self.params["range_tolerance"]) * st
         coverage = []
@@ -225,20 +244,7 @@ class PreprocessingProbe(Probe):
                         "train_range": [float(lo[c]), float(hi[c])],
                     }
                 )
-        worst = max(coverage, key=lambda r: r["outside"].value)
-
-        metrics = {
-            "train": per_split["train"],
-            "val": per_split["val"],
-            "same_shape": comparable,
-            "dtype_kind_differs": _kind(per_split["train"]["dtype"]) != _kind(per_split["val"]["dtype"]),
-            "channel_layout": layouts["train"][0],
-            "channels": channels,
-            "coverage": coverage,
-            "worst_coverage": worst,
-        }
-        figures = self._figures(per_split, mt_draw, st_draw, mv_draw, sv_draw, feats, worst, level)
-        return Measurement(metrics=metrics, figures=figures)
+        return coverage
 
     @staticmethod
     def _figures(per_split, mt_draw, st_draw, mv_draw, sv_draw, feats, worst, level) -> list[FigureSpec]:

@@ -113,8 +113,8 @@ def test_healthy_three_channel_16px_cosine_model_is_clean():
     assert m["metric"] == "cosine"  # neighbours ranked like the user's cosine similarity
 
 
-def test_val_without_identities_is_skipped_with_a_reason(healthy_pairs):
-    """Validation pairs with no positive pair and no labels: no identities, skipped with the reason."""
+def test_val_without_identity_labels_is_skipped_with_how_to_pass_them(healthy_pairs):
+    """Validation without labels: identity-level numbers are never computed on inferred groups."""
     s = healthy_pairs
     emb = gapdiag.SiameseModel(s.model.module).embed(s.val.items.get_batch(np.arange(len(s.val.items))))
     neg = s.val.pairs.label == 0
@@ -133,4 +133,4 @@ def test_val_without_identities_is_skipped_with_a_reason(healthy_pairs):
     report = gapdiag.audit(None, train, val, probes=["class_gap"], config=NO_UMAP, progress=False)
     r = report.result("class_gap")
     assert r.status == "skipped" and not r.findings
-    assert "validation identities" in r.reason
+    assert "identity labels on the validation items" in r.reason and "labels=" in r.reason

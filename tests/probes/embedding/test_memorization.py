@@ -5,13 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from sklearn.metrics import roc_auc_score
 
 import gapdiag
-from gapdiag import Items, Severity, SiameseModel, Split
+from gapdiag import Items, Pairs, Severity, SiameseModel, Split
 from gapdiag.data import make_episodes, make_pairs
 from gapdiag.digits import SiameseCNN, load_digits_images, train_on_pairs
-from gapdiag.probes.embedding.memorization import draw_fresh_partners
+from gapdiag.sampling import draw_fresh_partners
 
 
 def _audit(model, train, val, **kw):
@@ -49,12 +48,17 @@ def test_memorized_pairs_raise_gd201(memorizing):
     report = _audit(model, train, val)
     assert "GD201" in report.codes(min_severity=Severity.WARN)
     m = report.result("memorization").metrics
-    assert m["accuracy_gap"].low > 0.1
-    assert m["auc_gap"].low > 0.05
-    assert m["right_only_in_original_pairing"].value > 2 * m["right_only_in_fresh_pairing"].value
+    for role in ("role_free", "role_kept"):  # identities carry no signal: every re-pairing loses
+        assert m[role]["accuracy_gap"].low > 0.1
+        assert m[role]["auc_gap"].low > 0.05
     finding = next(f for f in report.findings if f.code == "GD201")
-    assert "right only in their original pairing" in finding.message
+    assert "both re-pairings lose accuracy: the model memorized its training pairs" in finding.message.lower()
     assert finding.figures == ["memorization_scores"]
+    # the same drop is the chain's pair-specific step, owned by GD201
+    step = next(s for s in report.gap["chain"]["steps"] if s["id"] == "pair_specific")
+    assert step["owner"] == "GD201" and step["value"] == pytest.approx(
+        m["role_free"]["accuracy_gap"].value, abs=1e-6
+    )
 
 
 def test_numbers_match_a_plain_computation(memorizing):
@@ -65,8 +69,10 @@ def test_numbers_match_a_plain_computation(memorizing):
     m, table = result.metrics, result.evidence["pairs"]
     pairs, identity = train.pairs, train.items.labels
     originals = {frozenset((int(a), int(b))) for a, b in zip(pairs.left, pairs.right)}
-    pos_pool = set(pairs.left[pairs.label == 1]) | set(pairs.right[pairs.label == 1])
-    neg_pool = set(pairs.left[pairs.label == 0]) | set(pairs.right[pairs.label == 0])
+    pools = {
+        1: set(pairs.left[pairs.label == 1]) | set(pairs.right[pairs.label == 1]),
+        0: set(pairs.left[pairs.label == 0]) | set(pairs.right[pairs.label == 0]),
+    }
     x = train.items.get_batch(np.arange(len(train.items)))
     with torch.no_grad():
         emb = net.encode(x)
@@ -76,44 +82,33 @@ def test_numbers_match_a_plain_computation(memorizing):
 
     # The audit's threshold is the best-accuracy threshold on the given pairs: recompute it by brute force.
     all_scores = np.array([score(a, b) for a, b in zip(pairs.left, pairs.right)])
-    cands = np.unique(all_scores)
-    accs = [np.mean((all_scores >= t) == (pairs.label == 1)) for t in cands]
-    best = cands[int(np.argmax(accs))]
-    assert np.mean((all_scores >= m["threshold"]) == (pairs.label == 1)) == pytest.approx(max(accs))
-    assert m["threshold"] <= best + 1e-6
+    t = -m["threshold_raw"]
+    accs = [np.mean((all_scores >= c) == (pairs.label == 1)) for c in np.unique(all_scores)]
+    assert np.mean((all_scores >= t) == (pairs.label == 1)) == pytest.approx(max(accs))
 
-    t = m["threshold"]
-    c_orig, c_fresh, s_orig, s_fresh, labels = [], [], [], [], []
-    for i in range(len(table["kept_item"])):
-        a, b, lab = int(table["kept_item"][i]), int(table["original_partner"][i]), int(table["label"][i])
-        assert frozenset((a, b)) in originals
-        s = score(a, b)
-        s_orig.append(s)
-        c_orig.append(float((s >= t) == bool(lab)))
-        row = []
-        for f in table["fresh_partners"][i]:
-            f = int(f)
-            assert f not in (a, b) and frozenset((a, f)) not in originals
-            assert identity[f] == identity[b]  # the partner's identity...
-            assert f in (pos_pool if lab else neg_pool)  # ...and its role
-            sf = score(a, f)
-            s_fresh.append(sf)
-            labels.append(lab)
-            row.append(float((sf >= t) == bool(lab)))
-        c_fresh.append(np.mean(row))
-    c_orig, c_fresh = np.array(c_orig), np.array(c_fresh)
-    lab_orig = np.asarray(table["label"])
-    assert m["accuracy_original"].value == pytest.approx(c_orig.mean())
-    assert m["accuracy_fresh"].value == pytest.approx(c_fresh.mean())
-    assert m["accuracy_gap"].value == pytest.approx(c_orig.mean() - c_fresh.mean())
-    only_orig = np.mean(c_orig * (1 - c_fresh))
-    only_fresh = np.mean((1 - c_orig) * c_fresh)
-    assert m["right_only_in_original_pairing"].value == pytest.approx(only_orig)
-    assert m["accuracy_gap"].value == pytest.approx(only_orig - only_fresh)  # the discordant pairs
-    assert m["auc_original"].value == pytest.approx(roc_auc_score(lab_orig, s_orig), abs=1e-6)
-    assert m["auc_fresh"].value == pytest.approx(roc_auc_score(labels, s_fresh), abs=1e-6)
-    assert m["auc_gap"].value == pytest.approx(m["auc_original"].value - m["auc_fresh"].value)
-    assert m["n_compared_pairs"] + m["n_pairs_without_fresh_partner"] == len(pairs)
+    for role, column in (("role_free", "fresh_role_free"), ("role_kept", "fresh_role_kept")):
+        c_orig, c_fresh = [], []
+        for i in range(len(table["kept_item"])):
+            a, b, lab = int(table["kept_item"][i]), int(table["original_partner"][i]), int(table["label"][i])
+            assert frozenset((a, b)) in originals
+            c = float((score(a, b) >= t) == bool(lab))
+            row = []
+            for f in table[column][i]:
+                f = int(f)
+                if f < 0:
+                    continue
+                assert f not in (a, b) and frozenset((a, f)) not in originals
+                assert identity[f] == identity[b]  # the partner's identity...
+                if role == "role_kept":
+                    assert f in pools[lab]  # ...and, here, its role
+                row.append(float((score(a, f) >= t) == bool(lab)))
+            c_orig.append(c)
+            c_fresh.append(np.mean(row) if row else c)
+        c_orig, c_fresh = np.array(c_orig), np.array(c_fresh)
+        assert m[role]["accuracy_original"].value == pytest.approx(c_orig.mean())
+        assert m[role]["accuracy_fresh"].value == pytest.approx(c_fresh.mean())
+        assert m[role]["accuracy_gap"].value == pytest.approx(c_orig.mean() - c_fresh.mean())
+    assert m["n_compared_pairs"] == len(pairs)
 
 
 def test_long_training_on_digit_classes_is_not_pair_memorization():
@@ -125,7 +120,11 @@ def test_long_training_on_digit_classes_is_not_pair_memorization():
     report = _audit(sc.model, sc.train, sc.val)
     assert "GD201" not in report.codes(min_severity=Severity.WARN)
     m = report.result("memorization").metrics
-    assert m["measured"] and m["accuracy_gap"].value < 0.1
+    assert (
+        m["measured"]
+        and m["role_free"]["accuracy_gap"].value < 0.1
+        and m["role_kept"]["accuracy_gap"].value < 0.1
+    )
 
 
 def test_identities_from_positive_pair_components():
@@ -156,8 +155,9 @@ def test_identities_from_positive_pair_components():
     assert result.metrics["identities_from"] == "connected components of positive pairs"
     table = result.evidence["pairs"]
     partners = np.asarray(table["original_partner"])
-    for col in np.asarray(table["fresh_partners"]).T:
-        assert np.array_equal(group[col], group[partners])
+    for col in np.asarray(table["fresh_role_free"]).T:
+        ok = col >= 0
+        assert ok.mean() > 0.9 and np.array_equal(group[col[ok]], group[partners[ok]])
     assert not [f for f in report.findings if f.severity >= Severity.WARN]  # an embedding, not memorized
 
 
@@ -172,3 +172,40 @@ def test_draw_fresh_partners_reports_impossible_pairs():
     )
     assert (out[0] == -1).all()  # identity 0 has no third member
     assert (out[1] == 4).all()  # the only valid fresh partner of item 2
+
+
+def test_memorized_roles_are_told_from_memorized_pairs():
+    """Items that only ever sit in similar pairs and items that only ever sit in dissimilar pairs, identities
+    invisible in the images: a long-trained net learns the roles. Re-pairing that keeps roles barely hurts; the
+    role-free re-pairing (the chain's pair-specific step) collapses, and GD201 says it is the roles."""
+    images, _ = load_digits_images()
+    rng = np.random.default_rng(0)
+    tr = np.sort(rng.permutation(images.shape[0])[:300])
+    identity = rng.permutation(np.arange(300) % 60)
+    role = rng.permutation(300) % 2
+    pos_items, neg_items = np.flatnonzero(role == 1), np.flatnonzero(role == 0)
+    left, right, label = [], [], []
+    for g in rng.choice(np.unique(identity[pos_items]), 400):
+        members = pos_items[identity[pos_items] == g]
+        if members.size >= 2:
+            a, b = rng.choice(members, 2, replace=False)
+            left, right, label = left + [a], right + [b], label + [1]
+    while len(label) < 800:
+        a, b = rng.choice(neg_items, 2, replace=False)
+        if identity[a] != identity[b]:
+            left, right, label = left + [a], right + [b], label + [0]
+    left, right, label = map(np.array, (left, right, label))
+    items = Items(images[tr], labels=identity)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        net = SiameseCNN()
+    train_on_pairs(net, images[tr][left], images[tr][right], label, epochs=40, seed=0)
+    val_items = Items(images[np.setdiff1d(np.arange(images.shape[0]), tr)][:500], labels=np.arange(500) % 10)
+    val = Split("val", val_items, episodes=make_episodes(val_items, n_way=10, n_episodes=200, seed=1))
+    report = _audit(SiameseModel(net), Split("train", items, pairs=Pairs(items, left, right, label)), val)
+    m = report.result("memorization").metrics
+    assert m["role_free"]["accuracy_gap"].low > 0.25 and m["role_kept"]["accuracy_gap"].value < 0.15
+    [finding] = report.by_code("GD201")
+    assert "memorized which items sat in similar and which in dissimilar pairs" in finding.message
+    step = next(s for s in report.gap["chain"]["steps"] if s["id"] == "pair_specific")
+    assert step["owner"] == "GD201" and step["status"] == "owned"

@@ -66,17 +66,17 @@ def test_partial_overlap_reports_the_share_of_items(healthy_pairs):
     assert "2 of 5 validation identities" in found[0].message
 
 
-def test_unlabelled_training_pairs_are_matched_by_embedding(healthy_episodes):
-    """Training identities from the positive-pair graph (often fragments of a class) still match val centroids."""
+def test_unlabelled_training_pairs_skip_identity_overlap(healthy_episodes):
+    """Groups inferred from positive pairs are not identities: GD104 needs labels and says how to pass them."""
     s = healthy_episodes
     items = Items(s.train.items.inputs)  # the same pairs, no labels
     train = Split(
         "train", items, pairs=Pairs(items, s.train.pairs.left, s.train.pairs.right, s.train.pairs.label)
     )
-    found, result = run(s.model, train, s.val)
-    assert result.metrics["method"] == "embedding"
-    assert found[0].evidence["set"] == "closed", found[0].message
-    assert "matched by embedding" in found[0].message
+    report = audit(s.model, train, s.val, probes=["identity_overlap"], progress=False)
+    result = report.result("identity_overlap")
+    assert result.status == "skipped" and not report.findings
+    assert "identity labels on the training items" in result.reason
 
 
 @pytest.mark.parametrize("classes,expected", [([7, 8, 9], "open"), (list(range(10)), "closed")])
