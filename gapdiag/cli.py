@@ -90,8 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_audit_options(emb)
 
     cmp_ = sub.add_parser("compare", help="what got better or worse between two JSON reports")
-    cmp_.add_argument("old")
-    cmp_.add_argument("new")
+    cmp_.add_argument("old", help="the earlier report.json (e.g. from the main branch)")
+    cmp_.add_argument("new", help="the later report.json; exit code 1 when something got worse")
 
     exp = sub.add_parser(
         "explain", help="what a finding code means, why it matters, how it is measured and fixed"

@@ -11,7 +11,8 @@ from xml.sax.saxutils import quoteattr
 from ..findings.codes import CATALOGUE
 from ..findings.policy import gates
 from ..probes.base import Status
-from .formatting import gap_lines, headline, jsonable, labels_hint
+from .chain import chain_of, text_waterfall
+from .formatting import headline, jsonable, labels_hint, symptom_text
 
 if TYPE_CHECKING:
     from .report import Report
@@ -34,6 +35,14 @@ def render_json(report: Report) -> str:
     return json.dumps(jsonable(data), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
 
+def _gap_lines(report: Report) -> list[str]:
+    """The symptom, then the gap chain as text bars (or why the chain was not measured)."""
+    chain = chain_of(report.gap)
+    return [line for line in [symptom_text(report.gap or {})] if line] + (
+        [] if chain is None else text_waterfall(chain)
+    )
+
+
 def render_text(report: Report) -> str:
     out = [
         f"gapdiag verdict: {report.verdict.upper()} (gating at {report.fail_on}; exit code {report.exit_code})"
@@ -42,7 +51,7 @@ def render_text(report: Report) -> str:
         out.append(
             f"  Probe error (GD900) in {', '.join(f.probe for f in report.errored)}: those checks did not run."
         )
-    out += ["  " + line for line in gap_lines(report.gap)]
+    out += ["  " + line for line in _gap_lines(report)]
     cause = report.primary_cause
     if cause is not None:
         out.append(f"  Most likely cause: {cause.code} {cause.title}")
@@ -78,7 +87,10 @@ def render_markdown(report: Report) -> str:
             f"**Probe error (GD900)** in {names}: those checks did not run (exit code {report.exit_code}).",
             "",
         ]
-    out += [f"> {_md(line)}" for line in gap_lines(report.gap)]
+    lines = _gap_lines(report)
+    out += [f"> {_md(line)}" for line in lines[:1]]
+    if lines[1:]:
+        out += ["", "```text", *lines[1:], "```"]
     hint = labels_hint(report.results)
     if hint:
         out += ["", f"*{_md(hint)}*"]
