@@ -17,6 +17,7 @@ from .errors import (
     GapdiagError,
     InputError,
     ModelError,
+    OutputError,
     ProbeDefinitionError,
     UnknownCodeError,
 )
@@ -49,6 +50,7 @@ __all__ = [
     "ConfigError",
     "ModelError",
     "EncoderError",
+    "OutputError",
     "ProbeDefinitionError",
     "UnknownCodeError",
     "__version__",

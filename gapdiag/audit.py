@@ -18,6 +18,7 @@ from .findings.finding import Finding
 from .gap import CHAIN, GRID, attribute
 from .gates import evaluate_gates
 from .model import SiameseModel
+from .preflight import preflight
 from .probes.base import ProbeResult
 from .probes.registry import check_config, get_probe, registered_probes
 from .report.report import Report
@@ -94,6 +95,7 @@ def audit(
     siamese = _as_model(model, kind)
     # roles come from argument positions: a Split named "val" passed as train is audited as train
     splits = {"train": as_split(train, "train"), "val": as_split(val, "val")}
+    preflight(siamese, splits, config)  # data, model, distance, folders: checked before anything is embedded
     for role, s in splits.items():
         if s.pairs is None and s.episodes is None and s.items.labels is None:
             raise InputError(
@@ -147,9 +149,12 @@ def _gap(ctx: AuditContext, findings: list[Finding]) -> dict[str, Any]:
     missing = ctx.missing(frozenset({"train_pairs_any", "val_pairs_any"}))
     if missing:
         return {"unavailable": f"the gap chain {missing}"}
-    chain = attribute(ctx.artifact(CHAIN), findings)
-    grid = ctx.artifact(GRID)
-    threshold, origin = ctx.decision_threshold()
+    try:
+        chain = attribute(ctx.artifact(CHAIN), findings)
+        grid = ctx.artifact(GRID)
+        threshold, origin = ctx.decision_threshold()
+    except InputError as exc:  # data no protocol can measure (e.g. every pair of one kind): say why
+        return {"unavailable": f"the gap chain could not be measured: {exc}"}
     reading = ctx.reading()
     return {
         "chain": chain.to_dict(),
@@ -185,6 +190,8 @@ def _meta(
         "scoring": scorer.rule,
         "versions": _versions(),
         "timings": timings,
+        # why a cache file was not used: a fact about this machine, kept out of the byte-stable JSON
+        "cache": {"note": embedded.cache_note},
     }
 
 

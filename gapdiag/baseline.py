@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ._io import atomic_write_text, read_json
+from .compare import check_report
 from .errors import InputError
 from .findings.finding import Finding, Severity
 from .findings.policy import ERROR_CODE
@@ -76,10 +77,15 @@ def _compared(f: dict[str, Any]) -> bool:
     return f.get("code") != ERROR_CODE and f.get("severity") in ("warn", "fail")
 
 
-def baseline_from_report(report: dict[str, Any]) -> dict[str, Any]:
-    """The baseline of a report dict (``Report.to_dict()`` or a JSON report): small, sorted, rounded."""
-    if not isinstance(report, dict) or report.get("tool") != "gapdiag" or "findings" not in report:
-        raise InputError("Not a gapdiag JSON report (no 'tool': 'gapdiag' or no findings); pass report.json.")
+def baseline_from_report(report: dict[str, Any], which: str = "report") -> dict[str, Any]:
+    """The baseline of a report dict (``Report.to_dict()`` or a JSON report): small, sorted, rounded.
+
+    ``InputError`` (naming ``which`` file) when the report is not of a known shape."""
+    check_report(report, which)
+    try:
+        numbers = _chain_numbers((report.get("gap") or {}).get("chain"))
+    except (KeyError, TypeError, IndexError, ValueError):
+        raise InputError(f"The {which} file's gap.chain is not of a known shape; audit again.") from None
     findings = sorted(
         (
             {
@@ -93,20 +99,23 @@ def baseline_from_report(report: dict[str, Any]) -> dict[str, Any]:
         ),
         key=lambda e: (e["code"], e["cause"], -int(Severity.parse(e["severity"])), e["title"]),
     )
-    chain = (report.get("gap") or {}).get("chain")
-    numbers = None
-    if chain:
-        last = chain["states"][-1]
-        numbers = {
-            "val_metric": {"state": last["id"], **_numbers(last)},
-            "steps": {s["id"]: {"owner": s.get("owner"), **_numbers(s)} for s in chain["steps"]},
-        }
     return {"tool": "gapdiag", "kind": KIND, "version": VERSION, "findings": findings, "chain": numbers}
+
+
+def _chain_numbers(chain: Any) -> dict[str, Any] | None:
+    """The validation metric and every step of a report's gap chain, rounded (None without a chain)."""
+    if not chain:
+        return None
+    last = chain["states"][-1]
+    return {
+        "val_metric": {"state": str(last["id"]), **_numbers(last)},
+        "steps": {str(s["id"]): {"owner": s.get("owner"), **_numbers(s)} for s in chain["steps"]},
+    }
 
 
 def write_baseline(report_path: str | Path, out: str | Path = DEFAULT_PATH) -> Path:
     """Read a JSON report and write its baseline to ``out`` (atomically); returns the path."""
-    data = baseline_from_report(read_json(report_path, "a gapdiag JSON report"))
+    data = baseline_from_report(read_json(report_path, "a gapdiag JSON report"), "report")
     return atomic_write_text(out, json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
 
 
@@ -114,18 +123,54 @@ def load_baseline(path: str | Path) -> dict[str, Any]:
     """A baseline file, or a whole JSON report read as its baseline; ``InputError`` says what else it needs."""
     data = read_json(path, "a gapdiag baseline", "write one with `gapdiag baseline write report.json`")
     if isinstance(data, dict) and data.get("kind") == KIND:
-        if data.get("version") != VERSION or not isinstance(data.get("findings"), list):
+        if data.get("version") != VERSION:
             raise InputError(
                 f"{path} is a gapdiag baseline of another version ({data.get('version')!r}); write it again with "
                 "`gapdiag baseline write report.json`."
             )
+        _check_baseline(data, path)
         return data
     if isinstance(data, dict) and data.get("tool") == "gapdiag":
-        return baseline_from_report(data)
+        return baseline_from_report(data, "baseline")
     raise InputError(
         f"{path} is neither a gapdiag baseline nor a JSON report; write one with `gapdiag baseline write "
         "report.json`."
     )
+
+
+def _numeric(d: Any) -> bool:
+    """A dict whose value and CI bounds are numbers or null."""
+    return isinstance(d, dict) and all(
+        d.get(k) is None or (isinstance(d[k], (int, float)) and not isinstance(d[k], bool))
+        for k in ("value", "ci_low", "ci_high")
+    )
+
+
+def _check_baseline(data: dict[str, Any], path: str | Path) -> None:
+    """The fields the comparison reads, with their types; ``InputError`` naming the first that is not."""
+    problem = None
+    findings, chain = data.get("findings"), data.get("chain")
+    if not isinstance(findings, list):
+        problem = "findings is not a list"
+    elif not all(
+        isinstance(e, dict)
+        and isinstance(e.get("code"), str)
+        and e.get("severity") in ("info", "warn", "fail")
+        for e in findings
+    ):
+        problem = "a finding has no code or no severity among info, warn, fail"
+    elif chain is not None and not (
+        isinstance(chain, dict)
+        and isinstance(chain.get("steps", {}), dict)
+        and all(_numeric(v) for v in chain.get("steps", {}).values())
+        and _numeric(chain.get("val_metric") or {})
+    ):
+        problem = "chain is not an object of steps and val_metric with numbers"
+    if problem:
+        raise InputError(
+            f"{path} is not a gapdiag baseline of a known shape: {problem}; write it again with "
+            "`gapdiag baseline write report.json`."
+        )
 
 
 def _moved_past(new: dict[str, Any], old: dict[str, Any], margin: float) -> bool:

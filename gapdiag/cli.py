@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ from typing import Any
 from .errors import ConfigError, GapdiagError, InputError
 from .findings.policy import EXIT_USAGE
 from .report.formatting import FORMATS
+from .validation import check_output_dir
 
 __all__ = ["main"]
 
@@ -92,8 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_baseline_command(sub)
 
     cmp_ = sub.add_parser("compare", help="what got better or worse between two JSON reports")
-    cmp_.add_argument("old")
-    cmp_.add_argument("new")
+    cmp_.add_argument("old", help="the earlier report.json (e.g. from the main branch)")
+    cmp_.add_argument("new", help="the later report.json; exit code 1 when something got worse")
 
     exp = sub.add_parser(
         "explain", help="what a finding code means, why it matters, how it is measured and fixed"
@@ -121,14 +121,14 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _dispatch(args: argparse.Namespace) -> int:
+    if args.command in ("demo", "audit", "audit-embeddings"):
+        _check_before_work(args)
     if args.command == "explain":
         return _explain(args.code)
     if args.command == "compare":
         return _compare(args.old, args.new)
     if args.command == "baseline":
         return _baseline(args)
-    if args.command in ("audit", "audit-embeddings"):
-        args.baseline_data = _load_baseline(args)  # a bad baseline stops before the target is loaded
     if args.command == "demo":
         return _demo(args)
     if args.command == "audit":
@@ -153,6 +153,15 @@ def _config(args: argparse.Namespace):
     return check_config(
         cfg.with_overrides(fail_on=args.fail_on, ignore=_ignores(cfg, args), seed=args.seed, probes=probes)
     )
+
+
+def _check_before_work(args: argparse.Namespace) -> None:
+    """Formats, the output folder, the configuration and the baseline, checked before a target is loaded or
+    embedded."""
+    _formats(args.format)
+    check_output_dir(args.out)
+    _config(args)
+    args.baseline_data = _load_baseline(args)
 
 
 def _formats(value: str) -> list[str]:
@@ -198,7 +207,9 @@ def _load_target(target: str) -> tuple[Any, Any, Any]:
     if not sep or not module_name or not func_name:
         raise InputError(f"TARGET must look like package.module:function; got {target!r}.")
     if str(Path.cwd()) not in sys.path:
-        sys.path.insert(0, str(Path.cwd()))  # like `python -m`, find the user's modules in the current folder
+        # find the user's modules in the current folder, after everything installed: a local file named like
+        # one of gapdiag's dependencies (numpy.py, torch/) must not shadow it
+        sys.path.append(str(Path.cwd()))
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
@@ -210,7 +221,12 @@ def _load_target(target: str) -> tuple[Any, Any, Any]:
     fn = getattr(module, func_name, None)
     if not callable(fn):
         raise InputError(f"Module {module_name!r} has no function {func_name!r}.")
-    result = fn()
+    try:
+        result = fn()
+    except GapdiagError:
+        raise
+    except Exception as exc:  # the user's own code: one line naming it, not a traceback from gapdiag
+        raise InputError(f"{target}() raised {type(exc).__name__}: {exc}") from None
     from .audit import audit_inputs
 
     return audit_inputs(result, target)
@@ -256,18 +272,11 @@ def _explain(code: str | None) -> int:
 
 
 def _compare(old_path: str, new_path: str) -> int:
+    from ._io import read_json
     from .compare import compare_reports
 
-    def load(path: str) -> dict:
-        p = Path(path)
-        if not p.is_file():
-            raise InputError(f"Report {path!r} does not exist.")
-        try:
-            return json.loads(p.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as exc:
-            raise InputError(f"{path} is not a gapdiag JSON report: {exc}") from None
-
-    text, worse = compare_reports(load(old_path), load(new_path))
+    old, new = (read_json(p, "a gapdiag JSON report") for p in (old_path, new_path))
+    text, worse = compare_reports(old, new)
     print(text)
     return 1 if worse else 0
 

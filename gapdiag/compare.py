@@ -6,16 +6,34 @@ from typing import Any
 
 from .errors import InputError
 
-__all__ = ["compare_reports"]
+__all__ = ["compare_reports", "check_report"]
 
 _RANK = {"pass": 0, "info": 1, "warn": 2, "fail": 3}
 
 
-def _check(report: dict[str, Any], which: str) -> None:
-    if report.get("tool") != "gapdiag" or "findings" not in report:
+def check_report(report: Any, which: str) -> None:
+    """The fields compare reads, with the types it reads them as; ``InputError`` naming the first that is not."""
+    if not isinstance(report, dict) or report.get("tool") != "gapdiag" or "findings" not in report:
         raise InputError(
             f"The {which} file is not a gapdiag JSON report (no 'tool': 'gapdiag' or no findings)."
         )
+    problem = None
+    if report.get("verdict") not in ("pass", "warn", "fail"):
+        problem = f"verdict is {report.get('verdict')!r}, not pass, warn or fail"
+    elif not isinstance(report["findings"], list):
+        problem = "findings is not a list"
+    elif not isinstance(report.get("gap") or {}, dict):
+        problem = "gap is not an object"
+    else:
+        for i, f in enumerate(report["findings"]):
+            if not isinstance(f, dict) or not isinstance(f.get("code"), str):
+                problem = f"findings[{i}] has no code"
+            elif f.get("severity") not in ("info", "warn", "fail"):
+                problem = f"findings[{i}] has severity {f.get('severity')!r}"
+            if problem:
+                break
+    if problem:
+        raise InputError(f"The {which} file is not a gapdiag JSON report of a known shape: {problem}.")
 
 
 def _worst_by_code(report: dict[str, Any]) -> dict[str, str]:
@@ -30,8 +48,8 @@ def _worst_by_code(report: dict[str, Any]) -> dict[str, str]:
 
 def compare_reports(old: dict[str, Any], new: dict[str, Any]) -> tuple[str, bool]:
     """Compare two report dicts; returns (human-readable text, whether anything got worse)."""
-    _check(old, "old")
-    _check(new, "new")
+    check_report(old, "old")
+    check_report(new, "new")
     lines = [f"verdict: {old['verdict']} -> {new['verdict']}"]
     worse = _RANK[new["verdict"]] > _RANK[old["verdict"]]
     a, b = _worst_by_code(old), _worst_by_code(new)
@@ -48,8 +66,8 @@ def compare_reports(old: dict[str, Any], new: dict[str, Any]) -> tuple[str, bool
         if (
             isinstance(va, dict)
             and isinstance(vb, dict)
-            and va.get("value") is not None
-            and vb.get("value") is not None
+            and isinstance(va.get("value"), (int, float))
+            and isinstance(vb.get("value"), (int, float))
         ):
             lines.append(
                 f"  {key.replace('_', ' ')}: {va['value']:.3f} -> {vb['value']:.3f} ({vb['value'] - va['value']:+.3f})"

@@ -73,6 +73,10 @@ class Config:
         by :func:`gapdiag.probes.registry.check_config`, which ``audit()`` and the CLI call before anything is
         embedded (the registry sits above the configuration, so the configuration never imports probes).
         """
+        if mapping is not None and not isinstance(mapping, dict):
+            raise ConfigError(
+                f"{source}: the configuration must be a table of options; got {type(mapping).__name__}."
+            )
         mapping = dict(mapping or {})
         options = dict(GLOBAL_DEFAULTS)
         probe_params: dict[str, dict[str, Any]] = {}
@@ -95,40 +99,15 @@ class Config:
         return cfg
 
     def _check(self, source: str) -> None:
-        o = self.options
-        if o["fail_on"] not in ("warn", "fail"):
-            raise ConfigError(f"{source}: fail_on must be 'warn' or 'fail'; got {o['fail_on']!r}.")
-        if not isinstance(o["seed"], int) or isinstance(o["seed"], bool):
-            raise ConfigError(f"{source}: seed must be an integer; got {o['seed']!r}.")
-        if not isinstance(o["n_boot"], int) or o["n_boot"] < 50:
-            raise ConfigError(f"{source}: n_boot must be an integer >= 50; got {o['n_boot']!r}.")
-        if not 0.5 < float(o["ci_level"]) < 1.0:
-            raise ConfigError(f"{source}: ci_level must lie in (0.5, 1); got {o['ci_level']!r}.")
-        if o["n_way"] is not None and (not isinstance(o["n_way"], int) or o["n_way"] < 2):
-            raise ConfigError(f"{source}: n_way must be an integer >= 2; got {o['n_way']!r}.")
-        for key in ("train_protocol", "val_protocol"):
-            if o[key] not in ("auto", "pairwise", "n-way"):
-                raise ConfigError(f"{source}: {key} must be 'auto', 'pairwise' or 'n-way'; got {o[key]!r}.")
-        if isinstance(o["direction_margin"], bool) or not isinstance(o["direction_margin"], (int, float)):
-            raise ConfigError(
-                f"{source}: direction_margin must be a number in [0, 0.5); got {o['direction_margin']!r}."
-            )
-        if not 0.0 <= float(o["direction_margin"]) < 0.5:
-            raise ConfigError(
-                f"{source}: direction_margin must lie in [0, 0.5); got {o['direction_margin']!r}."
-            )
-        if (
-            isinstance(o["fresh_per_pair"], bool)
-            or not isinstance(o["fresh_per_pair"], int)
-            or o["fresh_per_pair"] < 1
-        ):
-            raise ConfigError(
-                f"{source}: fresh_per_pair must be a positive integer; got {o['fresh_per_pair']!r}."
-            )
+        from .validation import check_options
+
+        o = check_options(self.options, source=source)  # types and ranges of every global option
         o["ignore"] = normalize_ignores(o["ignore"], source)  # {code: reason}
         from .findings.codes import lookup
 
         for code in o["ignore"]:
+            if code.startswith("X"):  # a third-party probe's own code: checked by the registry, not here
+                continue
             try:
                 lookup(code)
             except UnknownCodeError as exc:
@@ -167,11 +146,11 @@ def load_config(path: str | Path | None = None, *, search_pyproject: bool = True
             raise ConfigError(f"Config file {str(p)!r} does not exist.")
         data = _read_toml(p)
         if p.name == "pyproject.toml":
-            data = data.get("tool", {}).get("gapdiag", {})
+            data = _tool_table(data, p)
         require_reasons(data, str(p))
         return Config.from_mapping(data, source=str(p))
     if search_pyproject and Path("pyproject.toml").is_file():
-        data = _read_toml(Path("pyproject.toml")).get("tool", {}).get("gapdiag")
+        data = _tool_table(_read_toml(Path("pyproject.toml")), Path("pyproject.toml"))
         if data:
             require_reasons(data, "pyproject.toml [tool.gapdiag]")
             return Config.from_mapping(data, source="pyproject.toml [tool.gapdiag]")
@@ -184,3 +163,18 @@ def _read_toml(path: Path) -> dict[str, Any]:
             return tomllib.load(fh)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}); save it as UTF-8."
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot be read ({exc.strerror or exc}).") from None
+
+
+def _tool_table(data: dict[str, Any], path: Path) -> dict[str, Any]:
+    """``[tool.gapdiag]`` of a pyproject.toml ({} when absent); a non-table there is a ``ConfigError``."""
+    tool = data.get("tool", {})
+    table = tool.get("gapdiag", {}) if isinstance(tool, dict) else None
+    if not isinstance(table, dict):
+        raise ConfigError(f"{path}: [tool.gapdiag] must be a table of options.")
+    return table

@@ -208,8 +208,11 @@ class AuditContext:
                 return pairs_from_episodes(
                     s.episodes
                 ), "from episodes (anchor-correct similar, anchor-other dissimilar)"
-            if s.items.labels is not None and np.unique(s.items.labels).size >= 2:
-                return make_pairs(s.items, seed=self.rng(f"pairs.{split}")), "generated from labels"
+            if s.items.labels is not None:
+                counts = np.unique(s.items.labels, return_counts=True)[1]
+                if counts.size >= 2 and counts.max() >= 2:  # a similar and a dissimilar pair can be formed
+                    return make_pairs(s.items, seed=self.rng(f"pairs.{split}")), "generated from labels"
+                return None, "unavailable (labels need two identities and one with two items)"
             return None, "unavailable"
 
         return self.memo(("pairs", split), compute)[0]

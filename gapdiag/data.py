@@ -30,8 +30,9 @@ from .loaders import (
 )
 from .sampling import episode_indices, pair_indices, positive_pair_components, stratified_pair_indices
 from .validation import (
+    as_numpy,
     check_binary_labels,
-    check_finite,
+    check_embeddings,
     check_index_array,
     check_labels,
     check_same_length,
@@ -78,13 +79,17 @@ class Items:
     ):
         if inputs is None and n is None:
             raise InputError("Items needs inputs (a tensor, an array or a sequence of tensors).")
-        if inputs is not None and not hasattr(inputs, "__getitem__"):
+        if inputs is not None and (
+            not hasattr(inputs, "__getitem__")
+            or not hasattr(inputs, "__len__")
+            or isinstance(inputs, (str, bytes))
+        ):
             raise InputError(
                 f"Items inputs must be indexable (tensor, ndarray or sequence); got {type(inputs).__name__}. "
                 "For a loader of pairs use Pairs.from_loader."
             )
         self.inputs = inputs
-        self._n = len(inputs) if inputs is not None else int(n)
+        self._n = _length(inputs) if inputs is not None else int(n)
         if self._n == 0:
             raise InputError("Items is empty: a split needs at least one item.")
         self.labels = None if labels is None else check_labels(labels, name="labels", n=self._n)
@@ -96,7 +101,7 @@ class Items:
             check_same_length(items=range(self._n), attributes=attributes)
             attributes = attributes.reset_index(drop=True)
         self.attributes = attributes
-        self.ids = np.arange(self._n) if ids is None else np.asarray(ids).reshape(-1)
+        self.ids = np.arange(self._n) if ids is None else as_numpy(ids, name="ids").reshape(-1)
         check_same_length(items=range(self._n), ids=self.ids)
         self._hashes: np.ndarray | None = None
 
@@ -190,8 +195,30 @@ class Items:
                 row = dataset[i]
                 if not isinstance(row, (tuple, list)) or len(row) < 2:
                     raise InputError(f"dataset row {i} is not an (x, label) pair; got {type(row).__name__}.")
-                labels.append(int(row[1]))
-        return cls(_FirstOfRows(dataset), labels=np.asarray(labels), attributes=attributes, ids=ids)
+                labels.append(_one_label(row[1], i))
+        return cls(_FirstOfRows(dataset), labels=labels, attributes=attributes, ids=ids)
+
+
+def _one_label(value: Any, row: int) -> Any:
+    """The label of dataset row ``row``: a number or a string (a one-element tensor or array is unwrapped)."""
+    if isinstance(value, (torch.Tensor, np.ndarray)):
+        if value.size == 1 if isinstance(value, np.ndarray) else value.numel() == 1:
+            return value.item() if isinstance(value, np.ndarray) else value.detach().cpu().item()
+        raise InputError(
+            f"dataset row {row}: the label must be one identity id; got shape {tuple(value.shape)}. Rows are (x, label)."
+        )
+    return value
+
+
+def _length(inputs: Any) -> int:
+    """The number of items of ``inputs``; a 0-d array or tensor holds none that can be indexed."""
+    try:
+        return len(inputs)
+    except TypeError:
+        raise InputError(
+            f"Items inputs must hold one row per item; got a {type(inputs).__name__} without rows "
+            f"(shape {tuple(getattr(inputs, 'shape', ()))})."
+        ) from None
 
 
 class _FirstOfRows:
@@ -388,15 +415,7 @@ class Split:
         self.pairs = pairs
         self.episodes = episodes
         if embeddings is not None:
-            emb = np.asarray(
-                embeddings.detach().cpu() if hasattr(embeddings, "detach") else embeddings, dtype=np.float32
-            )
-            if emb.ndim != 2 or emb.shape[0] != len(items):
-                raise InputError(
-                    f"Split {name!r}: embeddings must have shape ({len(items)}, d); got {emb.shape}."
-                )
-            check_finite(emb, name=f"embeddings of split {name!r}")
-            embeddings = emb
+            embeddings = check_embeddings(embeddings, name=f"embeddings of split {name!r}", n=len(items))
         self.embeddings = embeddings
 
     def __len__(self) -> int:
@@ -421,8 +440,8 @@ class Split:
         ``pairs`` is ``(left, right, label)`` and ``episodes`` ``(anchor, candidates, correct)`` index arrays.
         Probes that need raw inputs are skipped with a reason.
         """
-        n = len(embeddings)
-        items = Items(None, labels=labels, attributes=attributes, n=n)
+        embeddings = check_embeddings(embeddings, name=f"embeddings of split {name!r}")
+        items = Items(None, labels=labels, attributes=attributes, n=embeddings.shape[0])
         p = Pairs(items, *pairs) if pairs is not None else None
         e = Episodes(items, *episodes) if episodes is not None else None
         return cls(name, items, p, e, embeddings=embeddings)

@@ -10,10 +10,13 @@ the labels.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
+from ._io import MAX_ARRAY_BYTES, read_npz
 from .data import Split
 from .errors import InputError
 
@@ -35,13 +38,8 @@ def load_embedding_split(path: str | Path, *, name: str) -> Split:
 
 
 def _from_npz(p: Path, name: str) -> Split:
-    try:
-        data = np.load(p, allow_pickle=False)
-    except Exception as exc:  # a corrupt or pickled file: say which, never unpickle
-        raise InputError(
-            f"{p.name}: cannot read as npz without pickle ({type(exc).__name__}: {exc})."
-        ) from None
-    keys = set(data.files)
+    data = read_npz(p)  # no pickle, sizes checked before decompressing, corrupt files named
+    keys = set(data)
     if "embeddings" not in keys:
         raise InputError(f"{p.name}: no 'embeddings' array; found {', '.join(sorted(keys)) or 'nothing'}.")
     unknown = keys - _NPZ_KEYS
@@ -79,18 +77,24 @@ def _group(data, keys: set[str], names: tuple[str, str, str], p: Path):
 
 
 def _from_parquet(p: Path, name: str) -> Split:
-    import pandas as pd
-
-    try:
-        frame = pd.read_parquet(p)
-    except ImportError:
-        raise InputError("Reading parquet needs pyarrow: pip install 'gapdiag[parquet]'.") from None
+    frame = _read_parquet(p)
     if "embedding" in frame.columns:
-        emb = np.stack(frame["embedding"].to_numpy()).astype(np.float32)
+        emb = _embedding_column(frame["embedding"], p)
     else:
-        cols = sorted((c for c in frame.columns if str(c).startswith("emb_")), key=lambda c: int(str(c)[4:]))
+        cols = [c for c in frame.columns if re.fullmatch(r"emb_\d+", str(c))]
+        cols.sort(key=lambda c: int(str(c)[4:]))
         if not cols:
             raise InputError(f"{p.name}: no 'embedding' column and no emb_0.. columns.")
+        bad = [
+            c
+            for c in cols
+            if not pd.api.types.is_numeric_dtype(frame[c]) or pd.api.types.is_bool_dtype(frame[c])
+        ]
+        if bad:
+            raise InputError(
+                f"{p.name}: embedding column {bad[0]!r} has dtype {frame[bad[0]].dtype}; embedding columns must "
+                "hold numbers (float)."
+            )
         emb = frame[cols].to_numpy(dtype=np.float32)
     labels = frame["label"].to_numpy() if "label" in frame.columns else None
     if labels is None:
@@ -98,3 +102,36 @@ def _from_parquet(p: Path, name: str) -> Split:
             f"{p.name}: a parquet split needs a 'label' column (pairs and episodes are generated from it)."
         )
     return _with_generated(Split.from_embeddings(emb, labels, name=name))
+
+
+def _read_parquet(p: Path) -> pd.DataFrame:
+    """The table of ``p``, its declared uncompressed size checked first; read errors become ``InputError``."""
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise InputError("Reading parquet needs pyarrow: pip install 'gapdiag[parquet]'.") from None
+    try:
+        meta = pq.ParquetFile(p).metadata
+        size = sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
+        if size > MAX_ARRAY_BYTES:
+            raise InputError(
+                f"{p.name}: declares {size / 2**30:.1f} GiB of data, over the {MAX_ARRAY_BYTES / 2**30:.0f} GiB "
+                "a split may load at once; split it into shards."
+            )
+        return pq.read_table(p).to_pandas()
+    except InputError:
+        raise
+    except Exception as exc:  # pyarrow's errors (ArrowInvalid, OSError...) on a corrupt or truncated file
+        raise InputError(f"{p.name}: not a readable parquet file ({type(exc).__name__}: {exc}).") from None
+
+
+def _embedding_column(column: pd.Series, p: Path) -> np.ndarray:
+    """A list column of embeddings (N rows of d numbers) -> (N, d) float32."""
+    try:
+        rows = [np.asarray(v, dtype=np.float32).reshape(-1) for v in column.to_numpy()]
+        return np.stack(rows) if rows else np.empty((0, 0), np.float32)
+    except (TypeError, ValueError) as exc:
+        raise InputError(
+            f"{p.name}: column 'embedding' must hold one list of d numbers per row, the same d for every row "
+            f"({type(exc).__name__}: {exc})."
+        ) from None

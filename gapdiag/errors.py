@@ -12,6 +12,7 @@ __all__ = [
     "ConfigError",
     "ModelError",
     "EncoderError",
+    "OutputError",
     "ProbeDefinitionError",
     "UnknownCodeError",
 ]
@@ -35,6 +36,10 @@ class ModelError(GapdiagError, TypeError):
 
 class EncoderError(ModelError):
     """The user's encoder raised or returned something unusable for a batch."""
+
+
+class OutputError(GapdiagError, OSError):
+    """An output folder or file that cannot be written (a file where a folder is needed, no permission)."""
 
 
 class ProbeDefinitionError(GapdiagError, TypeError):

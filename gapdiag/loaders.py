@@ -10,6 +10,7 @@ never read as ``(x, label)`` items with a same/different target taken for a clas
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -18,8 +19,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from .errors import InputError
-from .validation import check_binary_labels, check_finite
+from .errors import GapdiagError, InputError
+from .validation import as_numpy, check_binary_labels, check_finite
 
 __all__ = [
     "LAYOUTS",
@@ -52,10 +53,32 @@ def _layouts_text() -> str:
 
 
 def to_tensor(x: Any) -> torch.Tensor:
-    """A detached tensor of ``x`` (a tensor, an array or a nested list of numbers)."""
+    """A detached tensor of ``x`` (a tensor, an array or a nested list of numbers); ``InputError`` otherwise."""
     if isinstance(x, torch.Tensor):
+        if x.device.type == "meta":
+            raise InputError(
+                "A batch holds a tensor on the 'meta' device, which has no values; load the data."
+            )
         return x.detach()
-    return torch.as_tensor(np.asarray(x))
+    arr = as_numpy(x, name=f"a {type(x).__name__} in a batch")
+    if arr.dtype.kind not in "biuf":
+        raise InputError(
+            f"A batch holds a {type(x).__name__} of dtype {arr.dtype}; inputs must be numeric tensors or arrays."
+        )
+    return torch.as_tensor(arr)
+
+
+@contextlib.contextmanager
+def _reading(where: str) -> Iterator[None]:
+    """Turn any failure while reading the user's batch ``where`` into an ``InputError`` naming it."""
+    try:
+        yield
+    except GapdiagError:
+        raise
+    except Exception as exc:  # the user's batch structure: shapes that do not stack, odd types
+        raise InputError(
+            f"{where} cannot be read ({type(exc).__name__}: {exc}); gapdiag understands {_layouts_text()}."
+        ) from None
 
 
 def hash_rows(batch: torch.Tensor) -> list[str]:
@@ -166,7 +189,8 @@ def _flat_pair_batch(batch: Any, where: str) -> tuple[Any, ...]:
 
 
 def _labels_of(values: Any) -> np.ndarray:
-    return np.asarray(to_tensor(values)).reshape(-1)
+    """Identity labels of a batch (B,): numbers or strings, checked later by ``check_labels``."""
+    return as_numpy(values, name="the identity labels of a batch").reshape(-1)
 
 
 def read_pair_batches(loader: Iterable) -> tuple[ReadItems, np.ndarray, np.ndarray, np.ndarray]:
@@ -178,20 +202,24 @@ def read_pair_batches(loader: Iterable) -> tuple[ReadItems, np.ndarray, np.ndarr
     left, right, labels = [], [], []
     for b, raw in enumerate(loader):
         where = f"pair batch {b}"
-        if layout_of(raw, where=where) != PAIRS:
-            raise InputError(f"{where} is not a pair batch; layouts: {_layouts_text()}.")
-        batch = _flat_pair_batch(raw, where)
-        x1, x2 = to_tensor(batch[0]), to_tensor(batch[1])
-        lab = check_binary_labels(batch[2], name=f"label of {where}")
-        if not (len(x1) == len(x2) == len(lab)):
-            raise InputError(f"{where} has {len(x1)}, {len(x2)} and {len(lab)} rows for x1, x2 and label.")
-        y1, y2 = (_labels_of(batch[3]), _labels_of(batch[4])) if len(batch) == 5 else (None, None)
-        left.append(store.add(x1, y1, where=f"{where} x1"))
-        right.append(store.add(x2, y2, where=f"{where} x2"))
-        labels.append(lab)
+        with _reading(where):
+            if layout_of(raw, where=where) != PAIRS:
+                raise InputError(f"{where} is not a pair batch; layouts: {_layouts_text()}.")
+            batch = _flat_pair_batch(raw, where)
+            x1, x2 = to_tensor(batch[0]), to_tensor(batch[1])
+            lab = check_binary_labels(batch[2], name=f"label of {where}")
+            if not (len(x1) == len(x2) == len(lab)):
+                raise InputError(
+                    f"{where} has {len(x1)}, {len(x2)} and {len(lab)} rows for x1, x2 and label."
+                )
+            y1, y2 = (_labels_of(batch[3]), _labels_of(batch[4])) if len(batch) == 5 else (None, None)
+            left.append(store.add(x1, y1, where=f"{where} x1"))
+            right.append(store.add(x2, y2, where=f"{where} x2"))
+            labels.append(lab)
     if not left:
         raise InputError("The pair loader yielded no batches.")
-    return store.read(), np.concatenate(left), np.concatenate(right), np.concatenate(labels)
+    with _reading("the pair loader's items"):
+        return store.read(), np.concatenate(left), np.concatenate(right), np.concatenate(labels)
 
 
 def _episode_batch(anchor: Any, candidates: Any, *, unbatched: bool) -> tuple[torch.Tensor, torch.Tensor]:
@@ -218,40 +246,52 @@ def read_episode_batches(loader: Iterable) -> tuple[ReadItems, np.ndarray, np.nd
     n_way = None
     for b, batch in enumerate(loader):
         where = f"episode batch {b}"
-        if layout_of(batch, where=where) != EPISODES:
-            raise InputError(f"{where} is not an episode batch; layouts: {_layouts_text()}.")
-        correct = np.asarray(to_tensor(batch[2]))
-        cand, a = _episode_batch(batch[0], batch[1], unbatched=correct.ndim == 0)
-        correct = correct.reshape(-1)
-        if not (a.shape[0] == cand.shape[0] == correct.size):
-            raise InputError(
-                f"{where} has {a.shape[0]} anchors, {cand.shape[0]} candidate rows and {correct.size} correct "
-                "indices; they must match."
-            )
-        if n_way is not None and cand.shape[1] != n_way:
-            raise InputError(f"{where} has {cand.shape[1]} candidates per episode, earlier batches {n_way}.")
-        n_way = cand.shape[1]
-        ya, yc = (_labels_of(batch[3]), _labels_of(batch[4])) if len(batch) == 5 else (None, None)
-        anchors.append(store.add(a, ya, where=f"{where} anchor"))
-        flat = cand.reshape(cand.shape[0] * n_way, *cand.shape[2:])
-        cands.append(store.add(flat, yc, where=f"{where} candidates").reshape(-1, n_way))
-        corrects.append(correct)
+        with _reading(where):
+            if layout_of(batch, where=where) != EPISODES:
+                raise InputError(f"{where} is not an episode batch; layouts: {_layouts_text()}.")
+            correct = np.asarray(to_tensor(batch[2]))
+            cand, a = _episode_batch(batch[0], batch[1], unbatched=correct.ndim == 0)
+            correct = correct.reshape(-1)
+            if not (a.shape[0] == cand.shape[0] == correct.size):
+                raise InputError(
+                    f"{where} has {a.shape[0]} anchors, {cand.shape[0]} candidate rows and {correct.size} correct "
+                    "indices; they must match."
+                )
+            if n_way is not None and cand.shape[1] != n_way:
+                raise InputError(
+                    f"{where} has {cand.shape[1]} candidates per episode, earlier batches {n_way}."
+                )
+            n_way = cand.shape[1]
+            ya, yc = (_labels_of(batch[3]), _labels_of(batch[4])) if len(batch) == 5 else (None, None)
+            anchors.append(store.add(a, ya, where=f"{where} anchor"))
+            flat = cand.reshape(cand.shape[0] * n_way, *cand.shape[2:])
+            cands.append(store.add(flat, yc, where=f"{where} candidates").reshape(-1, n_way))
+            corrects.append(correct)
     if not anchors:
         raise InputError("The episode loader yielded no batches.")
-    return store.read(), np.concatenate(anchors), np.concatenate(cands), np.concatenate(corrects)
+    with _reading("the episode loader's items"):
+        return store.read(), np.concatenate(anchors), np.concatenate(cands), np.concatenate(corrects)
 
 
 def read_item_batches(loader: Iterable, *, where: str) -> ReadItems:
     """Labelled items from ``(x, label)`` batches, in order (not de-duplicated: they are the split's items)."""
     xs, ys = [], []
     for b, batch in enumerate(loader):
-        if layout_of(batch, where=f"{where} batch {b}") != ITEMS:
-            raise InputError(f"{where} batch {b} is not an (x, label) batch; layouts: {_layouts_text()}.")
-        xs.append(to_tensor(batch[0]))
-        ys.append(_labels_of(batch[1]))
-    inputs = torch.cat(xs)
-    check_finite(inputs.reshape(len(inputs), -1).float().numpy(), name=f"inputs of {where}")
-    return ReadItems(inputs, np.concatenate(ys))
+        with _reading(f"{where} batch {b}"):
+            if layout_of(batch, where=f"{where} batch {b}") != ITEMS:
+                raise InputError(f"{where} batch {b} is not an (x, label) batch; layouts: {_layouts_text()}.")
+            xs.append(to_tensor(batch[0]))
+            ys.append(_labels_of(batch[1]))
+    if not xs:
+        raise InputError(f"{where} yielded no batches.")
+    with _reading(f"{where}'s inputs"):
+        inputs, labels = torch.cat(xs), np.concatenate(ys)
+        if len(inputs) != len(labels) or inputs.dim() < 1:
+            raise InputError(
+                f"{where} gave {len(inputs)} inputs and {len(labels)} labels; give one label per input."
+            )
+        check_finite(inputs.reshape(len(inputs), -1).float().numpy(), name=f"inputs of {where}")
+    return ReadItems(inputs, labels)
 
 
 def rows_as_batches(dataset: Any, batch_size: int = 256) -> Iterator[Any]:
@@ -265,8 +305,16 @@ def rows_as_batches(dataset: Any, batch_size: int = 256) -> Iterator[Any]:
             yield dataset[i]
         return
     for start in range(0, len(dataset), batch_size):
-        rows = [
-            _flat_pair_batch(dataset[i], f"dataset row {i}")
-            for i in range(start, min(start + batch_size, len(dataset)))
-        ]
-        yield tuple(torch.stack([to_tensor(v) for v in field]) for field in zip(*rows))
+        stop = min(start + batch_size, len(dataset))
+        with _reading(f"dataset rows {start}..{stop - 1}"):
+            rows = []
+            for i in range(start, stop):
+                if layout_of(dataset[i], where=f"dataset row {i}") != PAIRS:
+                    raise InputError(f"dataset row {i} is not a pair like row 0; layouts: {_layouts_text()}.")
+                rows.append(_flat_pair_batch(dataset[i], f"dataset row {i}"))
+            if len({len(r) for r in rows}) > 1:
+                raise InputError(
+                    f"dataset rows {start}..{stop - 1} mix pairs with and without identity labels."
+                )
+            batch = tuple(torch.stack([to_tensor(v) for v in field]) for field in zip(*rows))
+        yield batch

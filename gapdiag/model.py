@@ -1,15 +1,21 @@
 """``SiameseModel``: the only place that calls the user's encoder and distance.
 
-The audit never changes the model: no gradients, ``eval()`` during the pass, and the original
-``training`` flag of every module restored afterwards, also when the encoder raises.
+The audit never changes the model: no gradients, ``eval()`` during the pass, and afterwards every
+module's ``training`` flag, every parameter and buffer (bit for bit, also one the encoder wrote to or
+replaced), every ``.grad`` and ``requires_grad`` restored, also when the encoder raises. The caller's
+torch random stream is forked, so an encoder that draws random numbers leaves it where it was.
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import hashlib
-from collections.abc import Callable, Iterator
+import inspect
+import marshal
+import math
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -17,9 +23,9 @@ import torch
 
 from .errors import EncoderError, ModelError
 from .scoring import Scorer
-from .validation import check_choice, check_positive_int
+from .validation import check_choice, check_device, check_positive_int
 
-__all__ = ["SiameseModel", "euclidean_distance", "state_fingerprint"]
+__all__ = ["SiameseModel", "euclidean_distance", "state_fingerprint", "code_fingerprint"]
 
 
 def euclidean_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -27,15 +33,120 @@ def euclidean_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return torch.linalg.vector_norm(a - b, dim=1)
 
 
+def _canonical(obj: Any, h: Any) -> bool:
+    """Feed a canonical byte form of ``obj`` (tensors, arrays, numbers, strings, containers) to ``h``.
+
+    Returns False for an object with no canonical form (its bytes would not identify its value)."""
+    if isinstance(obj, torch.Tensor):
+        t = obj.detach().cpu().contiguous().reshape(-1)
+        h.update(f"T{t.dtype}{tuple(obj.shape)}".encode())
+        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+        return True
+    if isinstance(obj, np.ndarray) and obj.dtype != object:
+        h.update(f"A{obj.dtype}{obj.shape}".encode() + np.ascontiguousarray(obj).tobytes())
+        return True
+    if obj is None or isinstance(obj, (bool, int, float, complex, str, bytes, np.generic)):
+        h.update(f"{type(obj).__name__}:{obj!r};".encode())
+        return True
+    if isinstance(obj, (list, tuple)):
+        h.update(f"{type(obj).__name__}[{len(obj)}".encode())
+        return all(_canonical(v, h) for v in obj)
+    if isinstance(obj, Mapping):
+        h.update(f"map[{len(obj)}".encode())
+        return all(_canonical(k, h) and _canonical(obj[k], h) for k in sorted(obj, key=repr))
+    return False
+
+
 def state_fingerprint(module: torch.nn.Module) -> str:
-    """A hash of every parameter and buffer, bit for bit (used to prove the model is untouched)."""
+    """A hash of every parameter, buffer and extra state, bit for bit (proves the model is untouched).
+
+    Extra state (``get_extra_state()``) that has no canonical byte form is hashed by its type only.
+    """
     h = hashlib.blake2b(digest_size=16)
     for key, value in sorted(module.state_dict().items()):
         h.update(key.encode())
-        t = value.detach().cpu().contiguous().reshape(-1)
-        h.update(str(t.dtype).encode())
-        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+        if not _canonical(value, h):
+            h.update(f"opaque:{type(value).__qualname__}".encode())
     return h.hexdigest()
+
+
+def _code_bytes(fn: Any) -> bytes | None:
+    """The compiled code of a function, method, partial or callable object; None when it has none."""
+    if isinstance(fn, functools.partial):
+        inner = _code_bytes(fn.func)
+        h = hashlib.blake2b(digest_size=16)
+        ok = inner is not None and _canonical((fn.args, fn.keywords), h)
+        return inner + h.digest() if ok else None
+    fn = inspect.unwrap(getattr(fn, "__func__", fn))
+    code = getattr(fn, "__code__", None)
+    if code is None and callable(fn) and not isinstance(fn, type):
+        code = getattr(type(fn).__call__, "__code__", None)
+    return None if code is None else marshal.dumps(code)
+
+
+def code_fingerprint(module: torch.nn.Module, encode: Any) -> str | None:
+    """A hash of the code that computes embeddings: ``encode`` and the ``forward`` of every module class
+    that is not torch's own. None when part of it has no inspectable code (then no cache is trusted)."""
+    h = hashlib.blake2b(digest_size=16)
+    parts: list[Any] = [encode if callable(encode) else getattr(type(module), encode, None)]
+    for cls in sorted({type(m) for m in module.modules()}, key=lambda c: f"{c.__module__}.{c.__qualname__}"):
+        h.update(f"{cls.__module__}.{cls.__qualname__};".encode())
+        if not cls.__module__.startswith("torch."):
+            parts.append(cls.forward)
+    for part in parts:
+        code = _code_bytes(part)
+        if code is None:
+            return None
+        h.update(code)
+    return h.hexdigest()
+
+
+class _StateGuard:
+    """A snapshot of every parameter and buffer slot of a module, restored bit for bit on exit.
+
+    Each slot keeps the tensor object, a CPU copy of its values, its ``requires_grad`` and ``.grad``; on
+    restore a replaced tensor is put back, a changed one gets its values back (only when they changed, so
+    an untouched tensor's version counter never moves) and slots added during the pass are removed.
+    """
+
+    def __init__(self, module: torch.nn.Module):
+        self.slots: list[tuple[Any, ...]] = []
+        self.names: list[tuple[torch.nn.Module, set[str], set[str]]] = []
+        for m in module.modules():
+            self.names.append((m, set(m._parameters), set(m._buffers)))
+            for table in ("_parameters", "_buffers"):
+                for name, t in getattr(m, table).items():
+                    saved = None if t is None else t.detach().to("cpu", copy=True)
+                    grad = getattr(t, "grad", None)
+                    self.slots.append((m, table, name, t, saved, getattr(t, "requires_grad", False), grad))
+
+    def restore(self) -> None:
+        for m, table, name, t, saved, requires_grad, grad in self.slots:
+            slots = getattr(m, table)
+            if slots.get(name) is not t:
+                slots[name] = t
+            if t is None:
+                continue
+            if not torch.equal(t.detach().cpu(), saved):
+                with torch.no_grad():
+                    t.copy_(saved.to(t.device))
+            if t.requires_grad != requires_grad and (t.is_leaf or not requires_grad):
+                t.requires_grad_(requires_grad)
+            if t.grad is not grad:
+                t.grad = grad
+        for m, params, buffers in self.names:
+            for extra in set(m._parameters) - params:
+                del m._parameters[extra]
+            for extra in set(m._buffers) - buffers:
+                del m._buffers[extra]
+
+
+def _fork_rng(device: torch.device) -> contextlib.AbstractContextManager:
+    """Fork torch's random stream of the CPU (and of ``device`` when it is a GPU) for a block."""
+    devices = []
+    if device.type == "cuda":
+        devices = [device.index if device.index is not None else torch.cuda.current_device()]
+    return torch.random.fork_rng(devices=devices, device_type="cuda")
 
 
 class SiameseModel:
@@ -78,7 +189,7 @@ class SiameseModel:
         self.batch_size = check_positive_int(batch_size, name="batch_size")
         self.encode = encode
         self.distance = distance
-        self.device = device
+        self.device = check_device(device)
         self._encode_fn = self._resolve_encode(encode)
         self._distance_fn = self._resolve_distance(distance)
         self.scorer = Scorer(kind)
@@ -86,6 +197,8 @@ class SiameseModel:
         self.items_encoded = 0
         # integer inputs go to the encoder as they are (token ids); set when the encoder refuses them
         self.cast_inputs_to_float = False
+        # embeddings the preflight check computed, by item key (see gapdiag.preflight): not embedded again
+        self.preflight_rows: dict[str, np.ndarray] = {}
 
     def __repr__(self) -> str:
         return f"SiameseModel({type(self.module).__name__}, kind={self.kind!r}, device={self.device!r})"
@@ -94,6 +207,7 @@ class SiameseModel:
     def _resolve_encode(self, encode: str | Callable | None) -> Callable:
         if encode is None:
             encode = "encode" if callable(getattr(self.module, "encode", None)) else "forward"
+        self._encode_target = encode
         if isinstance(encode, str):
             fn = getattr(self.module, encode, None)
             if not callable(fn):
@@ -120,16 +234,32 @@ class SiameseModel:
 
     # -- device and mode ----------------------------------------------------------------------------
     def module_device(self) -> torch.device:
-        for t in list(self.module.parameters()) + list(self.module.buffers()):
-            return t.device
-        return torch.device("cpu")
+        return self._device_of(self.module)
+
+    def check_ready(self) -> None:
+        """Raise ``ModelError`` when the module cannot embed as configured (weights on ``meta``, a device this
+        host lacks). Called by the preflight check before any input is embedded."""
+        check_device(self.device)
+        for name, t in list(self.module.named_parameters()) + list(self.module.named_buffers()):
+            if torch.nn.parameter.is_lazy(t):
+                raise ModelError(
+                    f"The module's {name!r} is not initialized yet (a lazy module); run one batch through the "
+                    "module, as training does, before auditing it."
+                )
+            if t.device.type == "meta":
+                raise ModelError(
+                    f"The module's {name!r} is on the 'meta' device (no weights were loaded); load the "
+                    "weights (e.g. module.to_empty(device='cpu') then load_state_dict) before auditing."
+                )
 
     @contextlib.contextmanager
     def frozen(self, mode: str = "eval") -> Iterator[torch.nn.Module]:
-        """Yield the module in ``mode`` ("eval" or "train") with gradients off; restore every flag after.
+        """Yield the module in ``mode`` ("eval" or "train") with gradients off; restore everything after.
 
-        A "train"-mode request works on a deep copy so that BatchNorm running statistics of the user's
-        module never move.
+        A "train"-mode request, or a ``device`` other than the module's, works on a deep copy so BatchNorm
+        running statistics of the user's module never move. On the user's own module every parameter and
+        buffer is snapshotted and restored bit for bit, with ``.grad``, ``requires_grad`` and every
+        ``training`` flag; torch's random stream is forked.
         """
         check_choice(mode, name="mode", choices=("eval", "train"))
         target = self.device
@@ -138,14 +268,18 @@ class SiameseModel:
             module = copy.deepcopy(self.module)
             if target != "auto":
                 module = module.to(target)
+        guard = _StateGuard(module) if module is self.module else None
         flags = [(m, m.training) for m in module.modules()]
         try:
-            module.train(mode == "train")
-            with torch.no_grad():
-                yield module
+            with _fork_rng(self._device_of(module)):
+                module.train(mode == "train")
+                with torch.no_grad():
+                    yield module
         finally:
             for m, flag in flags:
                 m.training = flag
+            if guard is not None:
+                guard.restore()
 
     def _device_of(self, module: torch.nn.Module) -> torch.device:
         for t in list(module.parameters()) + list(module.buffers()):
@@ -155,6 +289,7 @@ class SiameseModel:
     # -- calls --------------------------------------------------------------------------------------
     def embed_batch(self, module: torch.nn.Module, x: torch.Tensor, *, where: str = "") -> np.ndarray:
         """Embed one input batch (B, ...) with ``module`` (from :meth:`frozen`) -> float32 array (B, d)."""
+        where = where or "a batch"
         x = x.to(self._device_of(module))
         if self.cast_inputs_to_float and not torch.is_floating_point(x):
             x = x.to(torch.float32)
@@ -173,28 +308,12 @@ class SiameseModel:
                     " that embeds one input, e.g. SiameseModel(net, encode='forward_one')."
                 )
             raise EncoderError(
-                f"The encoder raised on {where or 'a batch'} (inputs of shape {tuple(x.shape)}, dtype "
+                f"The encoder raised on {where} (inputs of shape {tuple(x.shape)}, dtype "
                 f"{str(x.dtype).replace('torch.', '')}): {type(exc).__name__}: {exc}.{hint}"
             ) from exc
         self.encoder_calls += 1
         self.items_encoded += int(x.shape[0])
-        if isinstance(out, (tuple, list)):
-            out = out[0]
-        if not isinstance(out, torch.Tensor):
-            raise EncoderError(
-                f"The encoder returned {type(out).__name__} on {where or 'a batch'}; it must return a tensor of shape (B, d)."
-            )
-        if out.dim() < 2 or out.shape[0] != x.shape[0]:
-            raise EncoderError(
-                f"The encoder returned shape {tuple(out.shape)} for {x.shape[0]} inputs on {where or 'a batch'}; "
-                "expected (B, d) with one embedding row per input."
-            )
-        emb = out.detach().reshape(out.shape[0], -1).to(torch.float32).cpu().numpy()
-        if not np.all(np.isfinite(emb)):
-            raise EncoderError(
-                f"The encoder returned NaN or inf embeddings on {where or 'a batch'}; check the inputs' scale and the model's weights."
-            )
-        return emb
+        return _as_embeddings(out, int(x.shape[0]), where)
 
     def embed(self, x: torch.Tensor, *, mode: str = "eval") -> np.ndarray:
         """Embed new inputs (B, ...) in batches -> (B, d). For probes that build their own bounded samples."""
@@ -212,7 +331,7 @@ class SiameseModel:
         """The user's distance on embedding rows ``a`` (P, d) and ``b`` (P, d) -> raw scores (P,) float64."""
         out = np.empty(a.shape[0], dtype=np.float64)
         dev = self.module_device()
-        with torch.no_grad():
+        with torch.no_grad(), _fork_rng(dev):
             for s in range(0, a.shape[0], chunk):
                 ta = torch.from_numpy(np.ascontiguousarray(a[s : s + chunk])).to(dev)
                 tb = torch.from_numpy(np.ascontiguousarray(b[s : s + chunk])).to(dev)
@@ -220,22 +339,94 @@ class SiameseModel:
                     r = self._distance_fn(ta, tb)
                 except Exception as exc:
                     raise ModelError(
-                        f"The distance function raised on embeddings of shape {tuple(ta.shape)}: {type(exc).__name__}: {exc}"
+                        f"The distance function raised on embeddings of shape {tuple(ta.shape)}: "
+                        f"{type(exc).__name__}: {exc}. It must take two (B, d) batches and return (B,) scores."
                     ) from exc
-                r = torch.as_tensor(r).detach().reshape(-1).to(torch.float64).cpu().numpy()
-                if r.shape[0] != ta.shape[0]:
-                    raise ModelError(
-                        f"The distance function returned {r.shape[0]} scores for {ta.shape[0]} pairs; it must return one score per row (B,)."
-                    )
-                out[s : s + chunk] = r
-        if not np.all(np.isfinite(out)):
-            raise ModelError("The distance function returned NaN or inf scores; check it on the embeddings.")
+                out[s : s + chunk] = _as_scores(r, int(ta.shape[0]))
         return out
 
-    def fingerprint(self) -> str:
-        """Hash of the module's state and of how it is called (cache key)."""
-        how = f"{type(self.module).__qualname__}|{self.encode!r}|{getattr(self._distance_fn, '__qualname__', repr(self._distance_fn))}"
-        return hashlib.blake2b((state_fingerprint(self.module) + how).encode(), digest_size=16).hexdigest()
+    def embedding_key(self) -> str | None:
+        """Hash of everything the embeddings depend on besides the inputs: weights, buffers, extra state and
+        the encoder's code (cache key). None when part of it cannot be hashed (then nothing is cached)."""
+        h = hashlib.blake2b(digest_size=16)
+        for key, value in sorted(self.module.state_dict().items()):
+            h.update(key.encode())
+            if not _canonical(value, h):
+                return None
+        code = code_fingerprint(self.module, self._encode_target)
+        if code is None:
+            return None
+        h.update(f"{type(self.module).__qualname__}|{code}|cast={self.cast_inputs_to_float}".encode())
+        return h.hexdigest()
+
+
+def _as_embeddings(out: Any, n: int, where: str) -> np.ndarray:
+    """The encoder's output for ``n`` inputs as a finite float32 array (n, d) with d >= 1, or ``EncoderError``."""
+    if isinstance(out, (tuple, list)):
+        if not out:
+            raise EncoderError(
+                f"The encoder returned an empty {type(out).__name__} on {where}; it must return a tensor of "
+                "shape (B, d) (or a tuple whose first entry is one)."
+            )
+        out = out[0]
+    if isinstance(out, Mapping):
+        raise EncoderError(
+            f"The encoder returned a mapping (keys {', '.join(map(str, list(out)[:5]))}) on {where}; pass "
+            "encode= a callable that returns the embedding tensor, e.g. lambda x: net(x)['embedding']."
+        )
+    if not isinstance(out, torch.Tensor):
+        raise EncoderError(
+            f"The encoder returned {type(out).__name__} on {where}; it must return a tensor of shape (B, d)."
+        )
+    if out.device.type == "meta":
+        raise EncoderError(
+            f"The encoder returned a tensor on the 'meta' device on {where}; it holds no values."
+        )
+    if out.dim() < 2 or out.shape[0] != n:
+        raise EncoderError(
+            f"The encoder returned shape {tuple(out.shape)} for {n} inputs on {where}; "
+            "expected (B, d) with one embedding row per input."
+        )
+    if math.prod(out.shape[1:]) == 0:
+        raise EncoderError(
+            f"The encoder returned empty embeddings of shape {tuple(out.shape)} on {where}; each input needs "
+            "an embedding of at least one number."
+        )
+    if out.is_complex():
+        raise EncoderError(f"The encoder returned complex embeddings on {where}; return real numbers.")
+    emb = out.detach().reshape(n, -1).to(torch.float32).cpu().numpy()
+    if not np.all(np.isfinite(emb)):
+        raise EncoderError(
+            f"The encoder returned NaN or inf embeddings on {where}; check the inputs' scale and the model's weights."
+        )
+    return emb
+
+
+def _as_scores(r: Any, n: int) -> np.ndarray:
+    """The distance function's output for ``n`` pairs as finite float64 scores (n,), or ``ModelError``."""
+    try:
+        t = torch.as_tensor(r).detach()
+    except (TypeError, ValueError, RuntimeError) as exc:
+        raise ModelError(
+            f"The distance function returned {type(r).__name__}, not numbers ({exc}); return a (B,) tensor."
+        ) from None
+    if t.is_complex() or t.dtype == torch.bool or t.device.type == "meta":
+        raise ModelError(
+            f"The distance function returned {t.dtype} scores on {t.device}; return real numbers (B,)."
+        )
+    if t.numel() != n or (t.dim() > 1 and t.shape[0] != n):
+        raise ModelError(
+            f"The distance function returned shape {tuple(t.shape)} for {n} pairs; it must return one score "
+            "per row, shape (B,). Reduce over the embedding dimension (e.g. .sum(dim=1))."
+        )
+    scores = t.reshape(-1).to(torch.float64).cpu().numpy()
+    if not np.all(np.isfinite(scores)):
+        bad = int(np.flatnonzero(~np.isfinite(scores))[0])
+        raise ModelError(
+            f"The distance function returned NaN or inf (row {bad} of {n}); check it on embeddings like these "
+            "(e.g. a norm of zero vectors)."
+        )
+    return scores
 
 
 def _rebind(fn: Callable, original: Any, copy_: Any) -> Callable:

@@ -31,3 +31,44 @@ def healthy_pairs():
 def healthy_episodes():
     """A healthy pairwise-trained model validated with 10-way episodes."""
     return _healthy("episodes")
+
+
+class _Tiny:
+    """A tiny model and tiny splits for the reliability tests: fast to build, no training.
+
+    ``Net(seed)`` maps inputs (B, 1, 4, 4) to 4-dim embeddings; ``splits()`` gives train with 96 pairs and
+    val with 30 3-way episodes over 48 items of 6 classes each; ``FAST`` keeps a whole audit to seconds.
+    """
+
+    FAST = {"n_boot": 50, "probes": {"class_gap": {"umap": False}}}
+
+    class Net(torch.nn.Module):
+        def __init__(self, seed: int = 0):
+            super().__init__()
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(seed)
+                self.lin = torch.nn.Linear(16, 4)
+
+        def encode(self, x):
+            return self.lin(x.flatten(1).float())
+
+    @staticmethod
+    def splits(n: int = 48, classes: int = 6, seed: int = 0):
+        import numpy as np
+
+        from gapdiag import Items, Split
+        from gapdiag.data import make_episodes, make_pairs
+
+        g = torch.Generator().manual_seed(seed)
+        train = Items(torch.rand(n, 1, 4, 4, generator=g), labels=np.arange(n) % classes)
+        val = Items(torch.rand(n, 1, 4, 4, generator=g), labels=np.arange(n) % classes)
+        return (
+            Split("train", train, pairs=make_pairs(train, n_pairs=96, seed=seed)),
+            Split("val", val, episodes=make_episodes(val, n_way=3, n_episodes=30, seed=seed)),
+        )
+
+
+@pytest.fixture
+def tiny():
+    """The tiny model and splits of :class:`_Tiny`."""
+    return _Tiny

@@ -27,3 +27,18 @@ def test_every_code_has_a_rank_and_an_owner_probe():
 def test_catalogue_entries_are_complete():
     for info in CATALOGUE.values():
         assert info.meaning and info.why and info.measured and info.fix, info.code
+
+
+def test_every_test_named_in_the_reliability_page_exists():
+    page = (ROOT / "docs" / "reliability.md").read_text(encoding="utf-8")
+    named = set(re.findall(r"(tests/[\w/]+\.py)::(test_\w+)", page))
+    bare = set(re.findall(r"`(test_\w+)`", page))  # tests of the file named in the same list
+    assert len(named) > 40
+    for path, name in named:
+        assert re.search(rf"^def {name}\(", (ROOT / path).read_text(encoding="utf-8"), flags=re.M), (
+            path,
+            name,
+        )
+    every = "".join(p.read_text(encoding="utf-8") for p in (ROOT / "tests").rglob("test_*.py"))
+    for name in bare:
+        assert re.search(rf"^def {name}\(", every, flags=re.M), name

@@ -1,3 +1,5 @@
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -56,7 +58,7 @@ def test_audit_leaves_the_model_untouched():
 
 
 def test_model_untouched_when_the_encoder_raises_half_way():
-    net = BNNet(fail_after=1)
+    net = BNNet(fail_after=3)  # the preflight batches of train and val, then batch 0 of the pass
     net.train()
     before_hash, before_flags = state_fingerprint(net), _flags(net)
     train, val = _splits()
@@ -140,3 +142,100 @@ def test_a_two_input_forward_gets_a_hint_to_name_the_encoder():
         progress=False,
     )
     assert report.result("protocol_mismatch").status == "ok"
+
+
+class BufferWriter(nn.Module):
+    """An encoder that writes to its own state on every call: a counter buffer, a running mean updated in
+    place through ``.data``, a replaced buffer, a parameter nudged in place, and a buffer added on the fly."""
+
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(16, 4)
+        self.register_buffer("calls", torch.zeros((), dtype=torch.long))
+        self.register_buffer("running", torch.zeros(4))
+        self.register_buffer("last", torch.zeros(4))
+
+    def encode(self, x):
+        out = self.lin(x.flatten(1))
+        self.calls += 1
+        self.running.data.mul_(0.9).add_(out.mean(0))
+        self.last = out[0].detach().clone()  # replaces the registered tensor object
+        self.lin.bias.data.add_(1e-3)  # a parameter written in place
+        self.register_buffer("scratch", torch.ones(1))
+        return out
+
+
+def test_an_encoder_that_writes_to_its_state_leaves_no_trace():
+    net = BufferWriter()
+    net.lin.weight.grad = torch.full_like(net.lin.weight, 0.5)  # a gradient the user left there
+    grad, last, bias = net.lin.weight.grad, net.last, net.lin.bias
+    before = state_fingerprint(net)
+    train, val = _splits()
+    gapdiag.audit(SiameseModel(net), train, val, probes=["protocol_mismatch"], progress=False)
+    assert state_fingerprint(net) == before  # every parameter and buffer bit for bit
+    assert net.last is last and net.lin.bias is bias  # the very same tensor objects
+    assert net.lin.weight.grad is grad and torch.equal(grad, torch.full_like(grad, 0.5))
+    assert "scratch" not in dict(net.named_buffers())
+    assert all(p.requires_grad for p in net.parameters())
+
+
+def test_an_encoder_that_raises_after_writing_leaves_no_trace():
+    class WriteThenFail(BufferWriter):
+        def encode(self, x):
+            super().encode(x)
+            raise RuntimeError("after the write")
+
+    net = WriteThenFail()
+    before = state_fingerprint(net)
+    with pytest.raises(EncoderError, match="after the write"):
+        gapdiag.audit(SiameseModel(net), *_splits(), progress=False)
+    assert state_fingerprint(net) == before and "scratch" not in dict(net.named_buffers())
+
+
+def test_an_audit_leaves_the_global_random_streams_untouched(tiny):
+    """numpy's, Python's and torch's global streams are where the caller left them after a whole audit,
+    with every probe (split_shift's liblinear used to draw from numpy's global stream)."""
+    import random
+
+    train, val = tiny.splits()
+    net = tiny.Net()
+    np.random.seed(123)
+    random.seed(123)
+    torch.manual_seed(123)
+    np_state, py_state, torch_state = np.random.get_state(), random.getstate(), torch.random.get_rng_state()
+    report = gapdiag.audit(net, train, val, config=tiny.FAST, progress=False)
+    assert not report.errored
+    assert json.loads(json.dumps(report.to_dict())) == report.to_dict()  # to_dict is JSON-ready
+    after = np.random.get_state()
+    assert np.array_equal(np_state[1], after[1]) and np_state[2] == after[2]
+    assert random.getstate() == py_state
+    assert torch.equal(torch.random.get_rng_state(), torch_state)
+
+
+def test_an_audit_is_deterministic_whatever_the_global_random_state(tiny):
+    train, val = tiny.splits()
+    texts = []
+    for seed in (1, 2):
+        np.random.seed(seed)
+        torch.manual_seed(seed)
+        report = gapdiag.audit(tiny.Net(), train, val, probes=["split_shift"], progress=False)
+        texts.append(report.render("json"))
+    assert texts[0] == texts[1]
+
+
+def test_state_fingerprint_covers_extra_state():
+    class WithExtra(nn.Module):
+        def __init__(self, tag):
+            super().__init__()
+            self.lin = nn.Linear(2, 2)
+            self.tag = tag
+
+        def get_extra_state(self):
+            return {"tag": self.tag, "table": torch.arange(3)}
+
+        def set_extra_state(self, state):
+            self.tag = state["tag"]
+
+    a, b = WithExtra("a"), WithExtra("b")
+    b.load_state_dict(a.state_dict() | {"_extra_state": {"tag": "b", "table": torch.arange(3)}})
+    assert state_fingerprint(a) != state_fingerprint(b)

@@ -11,15 +11,18 @@ thresholds). The final :meth:`Probe.run` checks requirements, times the work, ca
 from __future__ import annotations
 
 import abc
+import contextlib
 import math
+import random
 import time
 import traceback
+import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from ..errors import ConfigError, ProbeDefinitionError
-from ..findings.codes import lookup
+from ..errors import ConfigError, GapdiagError, InputError, ProbeDefinitionError
+from ..findings.codes import CATALOGUE, lookup
 from ..findings.finding import Finding, Severity
 
 if TYPE_CHECKING:
@@ -219,40 +222,74 @@ class Probe(abc.ABC):
         remediation: list[str] | None = None,
         cause: str = "",
     ) -> Finding:
-        """A finding of this probe; title and remediation default to the catalogue's."""
+        """A finding of this probe; title and remediation default to the catalogue's.
+
+        A third-party code (``X...``, not in the catalogue) takes the code itself as title and no remediation
+        unless the probe gives them.
+        """
         if code not in self.codes:
             raise ProbeDefinitionError(
                 f"Probe {self.name!r} emitted {code}, which it does not declare in codes={self.codes}."
             )
-        info = lookup(code)
+        info = CATALOGUE.get(code)
+        default_fix = list(info.fix) if info is not None else []
         return Finding(
             code=code,
             severity=severity,
-            title=title or info.title,
+            title=title or (info.title if info is not None else code),
             message=message,
             probe=self.name,
             evidence=dict(evidence or {}),
-            remediation=list(remediation if remediation is not None else info.fix),
+            remediation=list(remediation if remediation is not None else default_fix),
             figures=list(figures),
             cause=cause,
         )
 
     # -- the one entry point -------------------------------------------------------------------------
     def run(self, ctx: AuditContext) -> ProbeResult:
-        """Check requirements, measure, judge; never raises (a crash becomes a GD900 finding)."""
+        """Check requirements, measure, judge; never raises (a crash becomes a GD900 finding).
+
+        A requirement the data cannot meet (absent, or degenerate: pairs of one class, a single identity),
+        or an ``InputError`` raised while measuring (the data cannot support this probe), skips the probe with
+        the reason; any other exception is a GD900 finding. The probe runs with numpy's, Python's and torch's global random
+        streams seeded from the audit seed and the probe's name, and restored afterwards: a probe (or a
+        library it calls) that draws from them is deterministic and leaves the caller's streams untouched.
+        """
         start = time.perf_counter()
-        missing = ctx.missing(self.requires)
+        with _isolated_global_rng(int(ctx.config.seed), self.name):
+            return self._run(ctx, start)
+
+    def _run(self, ctx: AuditContext, start: float) -> ProbeResult:
+        from ..context import REQUIREMENTS
+
+        unknown = sorted(set(self.requires) - set(REQUIREMENTS))
+        if unknown:  # a typo in requires fails this probe only
+            return self._error(
+                ProbeDefinitionError(
+                    f"Unknown probe requirement {unknown[0]!r} in {type(self).__name__}.requires; known: "
+                    f"{', '.join(REQUIREMENTS)}."
+                ),
+                start,
+            )
+        try:
+            missing = ctx.missing(self.requires) or _unsupported(ctx, self.requires)
+        except GapdiagError as exc:  # the data cannot give what the probe needs (no pair can be formed...)
+            missing = f"its inputs cannot be derived from the data: {exc}"
+        except Exception as exc:
+            return self._error(exc, start)
         if missing:
             return ProbeResult(self.name, self.family, Status.SKIPPED, reason=missing, codes=self.codes)
         try:
             try:
                 m = self._measure(ctx)
-            except ProbeSkipped as skip:
+            except (ProbeSkipped, InputError) as skip:  # InputError: the data cannot support this probe
                 return ProbeResult(
                     self.name,
                     self.family,
                     Status.SKIPPED,
-                    reason=str(skip),
+                    reason=str(skip)
+                    if isinstance(skip, ProbeSkipped)
+                    else f"the data cannot support it: {skip}",
                     duration_s=time.perf_counter() - start,
                     codes=self.codes,
                 )
@@ -263,25 +300,7 @@ class Probe(abc.ABC):
                         f"Probe {self.name!r} emitted {f.code}, which it does not declare."
                     )
         except Exception as exc:  # a broken probe must not end the audit, nor pass silently
-            detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
-            err = Finding(
-                code="GD900",
-                severity=Severity.FAIL,
-                title=f"Probe {self.name!r} failed",
-                message=f"The {self.name} probe raised {detail}. Its checks did not run.",
-                probe=self.name,
-                evidence={"exception": type(exc).__name__, "traceback": traceback.format_exc(limit=6)},
-                remediation=list(lookup("GD900").fix),
-            )
-            return ProbeResult(
-                self.name,
-                self.family,
-                Status.ERROR,
-                findings=[err],
-                reason=detail,
-                duration_s=time.perf_counter() - start,
-                codes=self.codes,
-            )
+            return self._error(exc, start)
         return ProbeResult(
             self.name,
             self.family,
@@ -294,3 +313,50 @@ class Probe(abc.ABC):
             duration_s=time.perf_counter() - start,
             codes=self.codes,
         )
+
+    def _error(self, exc: BaseException, start: float) -> ProbeResult:
+        """The result of a probe that raised: status ERROR and a GD900 finding carrying the message."""
+        detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+        err = Finding(
+            code="GD900",
+            severity=Severity.FAIL,
+            title=f"Probe {self.name!r} failed",
+            message=f"The {self.name} probe raised {detail}. Its checks did not run.",
+            probe=self.name,
+            evidence={"exception": type(exc).__name__, "traceback": traceback.format_exc(limit=6)},
+            remediation=list(lookup("GD900").fix),
+        )
+        return ProbeResult(
+            self.name,
+            self.family,
+            Status.ERROR,
+            findings=[err],
+            reason=detail,
+            duration_s=time.perf_counter() - start,
+            codes=self.codes,
+        )
+
+
+def _unsupported(ctx: AuditContext, requires: frozenset[str]) -> str:
+    from ..preflight import unsupported
+
+    return unsupported(ctx, requires)
+
+
+@contextlib.contextmanager
+def _isolated_global_rng(seed: int, name: str) -> Any:
+    """Seed numpy's, Python's and torch's (CPU) global random streams for a block; restore them after."""
+    import numpy as np
+    import torch
+
+    np_state, py_state = np.random.get_state(), random.getstate()
+    derived = zlib.crc32(f"{seed}:{name}".encode())
+    with torch.random.fork_rng(devices=[]):
+        torch.random.default_generator.manual_seed(derived)
+        np.random.seed(derived)
+        random.seed(derived)
+        try:
+            yield
+        finally:
+            np.random.set_state(np_state)
+            random.setstate(py_state)

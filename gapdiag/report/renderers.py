@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import TYPE_CHECKING
 from xml.sax.saxutils import escape as xml_escape
 from xml.sax.saxutils import quoteattr
@@ -10,7 +11,8 @@ from xml.sax.saxutils import quoteattr
 from ..findings.codes import CATALOGUE
 from ..findings.policy import gates
 from ..probes.base import Status
-from .formatting import gap_lines, headline, jsonable, labels_hint
+from .chain import chain_of, text_waterfall
+from .formatting import headline, jsonable, labels_hint, symptom_text
 from .gating import finding_flag, gate_parts, gate_text, gating_lines
 
 if TYPE_CHECKING:
@@ -21,16 +23,25 @@ __all__ = [
     "render_text",
     "render_markdown",
     "render_junit",
+    "terminal_safe",
 ]
 
 # Meta keys that change from run to run (wall-clock); kept out of the JSON so it is byte-stable per seed.
-_VOLATILE = ("timings",)
+_VOLATILE = ("timings", "cache")
 
 
 def render_json(report: Report) -> str:
     data = report.to_dict()
     data["meta"] = {k: v for k, v in data["meta"].items() if k not in _VOLATILE}
     return json.dumps(jsonable(data), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def _gap_lines(report: Report) -> list[str]:
+    """The symptom, then the gap chain as text bars (or why the chain was not measured)."""
+    chain = chain_of(report.gap)
+    return [line for line in [symptom_text(report.gap or {})] if line] + (
+        [] if chain is None else text_waterfall(chain)
+    )
 
 
 def render_text(report: Report) -> str:
@@ -42,7 +53,7 @@ def render_text(report: Report) -> str:
             f"  Probe error (GD900) in {', '.join(f.probe for f in report.errored)}: those checks did not run."
         )
     out += ["  " + line for line in gating_lines(report.baseline, report.gates)]
-    out += ["  " + line for line in gap_lines(report.gap)]
+    out += ["  " + line for line in _gap_lines(report)]
     cause = report.primary_cause
     if cause is not None:
         out.append(f"  Most likely cause: {cause.code} {cause.title}")
@@ -65,41 +76,85 @@ def render_text(report: Report) -> str:
     else:
         out.append("")
         out.append("Each finding's full message, evidence and remedies are in the HTML and JSON reports.")
-    return "\n".join(out) + "\n"
+    return terminal_safe("\n".join(out) + "\n")
 
 
 def render_markdown(report: Report) -> str:
     icon = {"pass": "✅", "warn": "⚠️", "fail": "❌"}[report.verdict]
     out = [f"## gapdiag: {icon} {report.verdict.upper()}", ""]
     if report.errored:
-        names = ", ".join(f"`{f.probe}`" for f in report.errored)
+        names = ", ".join(_md_code(f.probe) for f in report.errored)
         out += [
             f"**Probe error (GD900)** in {names}: those checks did not run (exit code {report.exit_code}).",
             "",
         ]
     out += _gating_markdown(report)
-    out += [f"> {_md(line)}" for line in gap_lines(report.gap)]
+    lines = _gap_lines(report)
+    out += [f"> {_md(line)}" for line in lines[:1]]
+    if lines[1:]:
+        out += ["", "```text", *lines[1:], "```"]
     hint = labels_hint(report.results)
     if hint:
         out += ["", f"*{_md(hint)}*"]
     if report.findings:
         out += ["", "| severity | code | finding |", "|---|---|---|"]
         for f in report.findings:
-            flag = finding_flag(f).strip()
-            ign = f" *{_md(flag)}*" if flag else ""
-            out.append(f"| {f.severity} | `{f.code}` | **{_md(f.title)}**{ign}<br>{_md(f.message)} |")
+            flag = finding_flag(f).strip()[
+                1:-1
+            ]  # "(ignored: reason)": the parentheses are ours, the rest escaped
+            ign = f" *({_md(flag)})*" if flag else ""
+            out.append(f"| {f.severity} | {_md_code(f.code)} | **{_md(f.title)}**{ign}<br>{_md(f.message)} |")
     else:
         out += ["", "No findings."]
     skipped = [r for r in report.results if r.status == Status.SKIPPED]
     if skipped:
         out += ["", "<details><summary>Skipped probes</summary>", ""]
-        out += [f"- `{r.probe}`: {_md(r.reason)}" for r in skipped]
+        out += [f"- {_md_code(r.probe)}: {_md(r.reason)}" for r in skipped]
         out += ["", "</details>"]
     return "\n".join(out) + "\n"
 
 
+# -- making any string safe for its format ----------------------------------------------------------------
+
+# C0 controls but tab and newline, DEL, C1 controls (0x9b is a one-byte CSI on some terminals), and the
+# bidirectional overrides and isolates that reorder what a terminal or a diff shows
+_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff\ufffe\uffff]")
+
+
+def _visible(match: re.Match) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def terminal_safe(text: str) -> str:
+    """``text`` with every control character, escape sequence introducer and bidi override shown as
+    ``\\x1b``-style text: nothing a user supplied can move the cursor, recolour or rewrite the terminal.
+
+    The same set covers every character XML 1.0 forbids, so JUnit XML goes through it too."""
+    return _UNSAFE.sub(_visible, str(text))
+
+
+# Markdown: every character that can open inline syntax (emphasis, code, links, images, raw HTML, tables,
+# entities) is escaped; a bare URL, www. address or @mention is broken with an entity or a word joiner, so
+# neither GitHub's autolinker nor its mentions see it; newlines become spaces (user text stays inline).
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#!|~<>])")
+_MD_BLOCK_START = re.compile(r"^(\s*)([-+=]|\d+[.)])")
+
+
 def _md(text: str) -> str:
-    return str(text).replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;").replace("\n", " ")
+    """A user-supplied string as literal Markdown text (inline, in a table cell, list item or quote)."""
+    text = terminal_safe(str(text)).replace("\r", " ").replace("\n", " ").replace("\t", " ")
+    text = text.replace("&", "&amp;")
+    text = _MD_SPECIAL.sub(r"\\\1", text)
+    text = text.replace("://", "&#58;//").replace("www.", "www&#46;")
+    text = re.sub(r"@(?=\w)", "@\u2060", text)
+    return _MD_BLOCK_START.sub(r"\1\\\2", text)
+
+
+def _md_code(text: str) -> str:
+    """A short identifier (a probe name, a code) as a Markdown code span that nothing can close early."""
+    text = terminal_safe(str(text)).replace("`", "'").replace("|", "\\|").replace("\n", " ")
+    return f"`{text}`"
 
 
 def render_junit(report: Report) -> str:
@@ -135,7 +190,7 @@ def render_junit(report: Report) -> str:
     n_fail, n_err = n_fail + gate_fail, n_err + gate_err
     header = f'<testsuite name="gapdiag" tests="{len(cases)}" failures="{n_fail}" errors="{n_err}" skipped="{n_skip}">'
     props = f'    <properties><property name="verdict" value="{report.verdict}"/><property name="exit_code" value="{report.exit_code}"/></properties>'
-    return (
+    return terminal_safe(  # XML 1.0 forbids most control characters, even escaped
         "\n".join(
             [
                 '<?xml version="1.0" encoding="UTF-8"?>',
@@ -161,7 +216,7 @@ def _gating_markdown(report: Report) -> list[str]:
             measured, rule = gate_parts(g)
             what = _md(g.label + (f" ({g.detail})" if g.detail else ""))
             out.append(
-                f"| `{g.name}` | {icon} {g.status} | {what}: {measured or 'n/a'} | {_md(rule) or 'n/a'} |"
+                f"| {_md_code(g.name)} | {icon} {g.status} | {what}: {measured or 'n/a'} | {_md(rule) or 'n/a'} |"
             )
     return out + ([""] if out else [])
 

@@ -15,7 +15,7 @@ from ..findings.finding import Finding, Severity
 from ..findings.policy import ERROR_CODE, exit_code_of, gates, rank_key, verdict_of
 from ..gates import GateResult
 from ..probes.base import ProbeResult, Status
-from .formatting import FORMATS, format_of_path
+from .formatting import FORMATS, format_of_path, jsonable
 
 __all__ = ["Report", "SCHEMA_VERSION"]
 
@@ -106,9 +106,13 @@ class Report:
         return pd.DataFrame(rows, columns=columns)
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict with a versioned schema (see docs/report-schema.md)."""
+        """A JSON-ready dict with a versioned schema (see docs/report.md): ``json.dumps`` takes it as it is.
+
+        Numbers are plain Python floats (rounded to 6 places; NaN and inf become None), estimates are dicts,
+        arrays are lists.
+        """
         cause = self.primary_cause
-        return {
+        data = {
             "schema_version": SCHEMA_VERSION,
             "tool": "gapdiag",
             "verdict": self.verdict,
@@ -124,6 +128,7 @@ class Report:
             "gates": [g.to_dict() for g in self.gates],
             "baseline": self.baseline,
         }
+        return jsonable(data)
 
     # -- writing ----------------------------------------------------------------------------------------
     def render(self, fmt: str) -> str:

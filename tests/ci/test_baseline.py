@@ -136,9 +136,18 @@ def test_the_baseline_file_is_small_sorted_and_stable(tmp_path, make_finding, ma
     ("content", "needle"),
     [
         (None, "does not exist"),
-        ("{", "not valid JSON"),
+        ("{", "is not a gapdiag baseline: Expecting"),
         ('{"kind": "gapdiag-baseline", "version": 99, "findings": []}', "another version"),
         ('{"hello": 1}', "neither a gapdiag baseline nor a JSON report"),
+        ('{"kind": "gapdiag-baseline", "version": 1, "findings": [{"code": 3}]}', "a finding has no code"),
+        (
+            '{"kind": "gapdiag-baseline", "version": 1, "findings": [], "chain": {"steps": {"a": {"value": "x"}}}}',
+            "chain is not an object",
+        ),
+        (
+            '{"tool": "gapdiag", "verdict": "pass", "findings": {}}',
+            "not a gapdiag JSON report of a known shape",
+        ),
     ],
 )
 def test_a_bad_baseline_says_how_to_write_one(tmp_path, content, needle):

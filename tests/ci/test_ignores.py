@@ -29,7 +29,7 @@ def test_a_bare_code_in_a_config_file_says_what_to_write(tmp_path, monkeypatch):
         ({"code": "GD204"}, "needs a non-empty reason"),
         ({"code": "GD204", "reason": "  "}, "needs a non-empty reason"),
         ({"code": "GD204", "reason": "x", "why": "y"}, "an ignore entry has keys code, reason"),
-        (3, "each ignore entry must be a table"),
+        (3, "ignore must be a list of finding codes with reasons"),
         ({"code": "GD999", "reason": "x"}, "Unknown finding code"),
     ],
 )

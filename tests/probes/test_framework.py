@@ -127,3 +127,52 @@ def test_entry_point_probes_are_loaded(monkeypatch):
         assert "from_plugin" in registry.registered_probes()
     finally:
         unregister_probe("from_plugin")
+
+
+def test_the_documented_third_party_probe_emits_its_own_code(tiny, temporary_probes):
+    """docs/writing-a-probe.md's ScoreSpread, run as written: its XS001 finding must not crash."""
+    import re
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "writing-a-probe.md").read_text(encoding="utf-8")
+    source = re.search(r"```python\n(.*?)```", doc, flags=re.S).group(1)
+    namespace: dict = {}
+    try:
+        exec(
+            compile(source.replace('min_ratio": 0.5', 'min_ratio": 10.0'), "writing-a-probe.md", "exec"),
+            namespace,
+        )
+        train, val = tiny.splits()
+        report = gapdiag.audit(tiny.Net(), train, val, probes=["score_spread"], progress=False)
+    finally:
+        unregister_probe("score_spread")
+    assert not report.errored, [f.message for f in report.errored]
+    (finding,) = report.by_code("XS001")
+    assert finding.title == "Validation scores collapse" and finding.remediation == ["Check normalisation."]
+    assert "XS001" in report.render("markdown") and "XS001" in report.render("junit")
+
+
+def test_a_third_party_code_without_title_takes_the_code_as_title(tiny, temporary_probes):
+    temporary_probes(_healthy_probe(name="bare", code="XG004", emit="XG004"))
+    train, val = tiny.splits()
+    report = gapdiag.audit(tiny.Net(), train, val, probes=["bare"], progress=False)
+    (finding,) = report.by_code("XG004")
+    assert finding.title == "XG004" and finding.remediation == []
+    ignored = gapdiag.audit(
+        tiny.Net(), train, val, probes=["bare"], config={"ignore": ["XG004"]}, progress=False
+    )
+    assert ignored.by_code("XG004")[0].ignored and ignored.exit_code == 0
+
+
+def test_a_typo_in_requires_fails_that_probe_only(tiny, temporary_probes):
+    typo = _healthy_probe(name="typo", code="XG005")
+    typo.requires = frozenset({"val_pair"})  # meant val_pairs
+    temporary_probes(typo)
+    temporary_probes(_healthy_probe(name="fine", code="XG006"))
+    train, val = tiny.splits()
+    report = gapdiag.audit(tiny.Net(), train, val, probes=["typo", "fine"], progress=False)
+    assert (
+        report.result("typo").status == "error"
+        and "Unknown probe requirement 'val_pair'" in report.result("typo").reason
+    )
+    assert report.result("fine").status == "ok"

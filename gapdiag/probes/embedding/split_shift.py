@@ -125,7 +125,13 @@ class SplitShiftProbe(Probe):
         y = np.concatenate([np.zeros(tr.size, int), np.ones(va.size, int)])
         clf = make_pipeline(
             StandardScaler(),
-            LogisticRegression(C=float(self.params["regularization"]), solver="liblinear", max_iter=1000),
+            # liblinear shuffles with numpy's global generator unless given a seed: give it one of ours
+            LogisticRegression(
+                C=float(self.params["regularization"]),
+                solver="liblinear",
+                max_iter=1000,
+                random_state=int(rng.integers(0, 2**31 - 1)),
+            ),
         )
         cv = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=int(rng.integers(0, 2**31 - 1)))
         oof = cross_val_predict(clf, x, y, cv=cv, method="decision_function")
