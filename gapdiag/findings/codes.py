@@ -208,6 +208,30 @@ _ENTRIES = [
             "Make the splits come from the same capture distribution, or adapt the model to the validation domain.",
         ),
     ),
+    CodeInfo(
+        "GD206",
+        "Validation scores barely vary",
+        "embedding",
+        "The model gives (almost) every validation pair the same score: the spread of validation scores is tiny "
+        "next to the spread of training scores.",
+        "When validation scores do not vary, every decision threshold puts all validation pairs on one side and "
+        "every n-way pick is decided by ties or float noise: the validation accuracy measures chance, not the "
+        "model. It is what a network that learned a shortcut does on inputs without the shortcut (a stamp on "
+        "positive training pairs, absent on clean validation items: all of them get one embedding).",
+        "The standard deviation of the oriented scores of validation pairs and of training pairs (a seeded sample "
+        "of each), their ratio SD_val / SD_train (1 = the same spread, 0 = one score for all) with a percentile "
+        "bootstrap CI (pairs resampled independently in each split), the share of validation pairs that share "
+        "the median score up to float precision, and for episodes the share with a tie for the best candidate. "
+        "A warning when the whole CI of the ratio lies below 0.1 (the whole validation distribution fits inside "
+        "less than half a training SD, inside the gap the model keeps between training positives and "
+        "negatives), a fail below 0.01 or when validation scores are constant.",
+        (
+            "Look for the shortcut that the validation items lack (GD101/GD102) and remove it from training.",
+            "Check that validation inputs reach the model like training inputs (GD305 preprocessing, GD306 mode): "
+            "a constant or saturated input gives one embedding.",
+            "Inspect the embeddings of a few validation items: identical rows mean a collapsed or dead encoder.",
+        ),
+    ),
     # ---------------------------------------------------------------- protocol
     CodeInfo(
         "GD301",
@@ -335,7 +359,7 @@ _ENTRIES = [
 # protocol mismatch and the genuine gap, then descriptive findings.
 _CAUSE_ORDER = (
     "GD302", "GD305", "GD306", "GD101", "GD102", "GD103", "GD201", "GD301",
-    "GD202", "GD303", "GD304", "GD203", "GD204", "GD205", "GD104", "GD900",
+    "GD202", "GD206", "GD303", "GD304", "GD203", "GD204", "GD205", "GD104", "GD900",
 )  # fmt: skip
 
 CATALOGUE: dict[str, CodeInfo] = {
