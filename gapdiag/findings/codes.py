@@ -38,7 +38,10 @@ _ENTRIES = [
         "A network rewarded for getting training pairs right will take the cheapest cue that works. If both "
         "images of every positive pair share a tint, 'same tint' is a perfect similarity signal in training "
         "and worthless at validation time, where it is absent: high training accuracy, poor validation.",
-        "Every built-in and user attribute is turned into pair features: level (mean of the two items), agreement "
+        "Every built-in and user attribute, and catalogue-free statistics that need no name for the artifact (per "
+        "region and channel of images: mean, spread, min, max on a grid sized to the image; segments and frequency "
+        "bands of 1-D signals; length, padding and distinct tokens of token sequences, and the pair's token "
+        "overlap; each field of feature rows), is turned into pair features: level (mean of the two items), agreement "
         "(minus the absolute difference), deviation (distance of the level from the split's median item, which "
         "catches a shared random-sign change) and, for categories, equality. Per split, the ROC-AUC of each "
         "feature for the pair label has a stratified bootstrap CI; separability = |2 AUC - 1| read in the "
@@ -47,7 +50,10 @@ _ENTRIES = [
         "control passes the same test: the same training pairs with both sides re-drawn at random from their "
         "identities, on which a cue of the pairing vanishes and a cue of identity does not. A cross-validated "
         "logistic regression on all features tells whether the training pairs can be solved without looking at "
-        "identity at all. Attributes moved by the same intervention are reported as one artifact.",
+        "identity at all. Features of one artifact (moved by one intervention, correlated on the training pairs, or "
+        "carried by the same pairs: as correlated as their common cause, the pair label, implies) make one finding "
+        'that names the strongest and lists the others; image artifacts are localized in words ("the top-left 4x4 '
+        'pixels") and on a heat map of the signal per region over the mean training image.',
         (
             "Remove the artifact from the training pipeline (apply augmentations independently to each image of a pair, or to none).",
             "Augment against the named attribute: random colour jitter, brightness, translation or blur applied independently per image.",
@@ -67,8 +73,10 @@ _ENTRIES = [
         "score and each flagged attribute feature, among positive and among negative training pairs separately "
         "(Fisher-z CI, Bonferroni-adjusted), so identity cannot explain it. (2) A counterfactual on a bounded "
         "sample of validation pairs: the attribute of a positive training pair (tint, brightness, contrast, "
-        "translation, blur, or a user intervention, fitted per source pair) is transplanted onto both items, "
-        "which are re-embedded. The flip rate of decisions at the decision threshold is compared with a control "
+        "translation, blur, or a user intervention, fitted per source pair; for a catalogue-free artifact the level "
+        "of its image region or signal segment, restricted to the pixels where positive and negative training items "
+        "differ, its frequency band's power, the sequence length, or the field's value, each item from the same side "
+        "of the source pair) is transplanted onto both items, which are re-embedded. The flip rate of decisions at the decision threshold is compared with a control "
         "transplant of the same kind from negative training pairs, which carries no label link; the excess flip "
         "rate (paired bootstrap CI), the false-accept rate on validation negatives and the score shift in "
         "validation-score standard deviations are reported. Attributes no intervention can move are judged on the "

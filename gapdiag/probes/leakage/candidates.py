@@ -218,7 +218,7 @@ class Candidate:
 def place_words(layout: Layout, attributes: list[str]) -> tuple[str, list[tuple[int, int]]]:
     """Where catalogue-free columns ``attributes`` live, in words, and their image grid cells."""
     cols = [layout.all_columns[a] for a in dict.fromkeys(attributes) if a in layout.all_columns]
-    if not cols:
+    if not cols or layout.kind == "sequence":  # a sequence attribute is a property, not a place
         return "", []
     if layout.kind == "image":
         cells = layout.region_cells([c.name for c in cols])

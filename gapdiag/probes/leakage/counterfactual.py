@@ -32,12 +32,10 @@ __all__ = [
     "spearman_with_ci",
 ]
 
-_PASTES = {"region_transplant": "boxes", "segment_transplant": "spans"}
 
 # what a catalogue-free intervention moves, in words, from the place it is bound to
 _MOVES = {
-    "region_transplant": "the content of {place}",
-    "segment_transplant": "the values at {place}",
+    "region_transplant": "the level of {place}",
     "band_transplant": "the power in {place}",
     "sequence_length": "the sequence length",
     "feature_value": "the value of {place}",
@@ -126,33 +124,29 @@ def plan_tests(
 def place_mask(
     name: str, bound: dict[str, Any], positive: torch.Tensor, negative: torch.Tensor, *, level: float
 ) -> np.ndarray | None:
-    """The pixels (positions) of a transplanted place where the artifact is: (H, W) or (L,) bool, or None.
+    """The points of a transplanted region where the artifact is: (H, W) or (L,) bool, or None.
 
-    Within the boxes (spans) of a ``region_transplant`` (``segment_transplant``), the pixels where items of positive
-    training pairs ``positive`` (B1, ...) and of negative ones ``negative`` (B2, ...) differ on average: a
-    two-sample z = |mean difference| / its standard error, largest over channels, at least the Bonferroni
-    quantile of ``level`` over the place's pixels. Pasting only those carries a faint pattern (a watermark)
-    without the source item's content around it, which would flip decisions in both arms alike. None (the
-    whole place) for other interventions or when no pixel differs clearly.
+    Within the boxes of a ``region_transplant`` (image pixels or signal positions), the points where items of
+    positive training pairs ``positive`` (B1, ...) and of negative ones ``negative`` (B2, ...) differ on
+    average: a two-sample z = |mean difference| / its standard error, largest over channels, at least the
+    Bonferroni quantile of ``level`` over the region's points. Moving only those carries a faint pattern (a
+    watermark, a click) without the source item's content around it, which would flip decisions in both arms
+    alike. None (the whole region) for other interventions or when no point differs clearly.
     """
+    from ...modality import is_image_like
     from ...stats import bonferroni_z
 
-    if name not in _PASTES:
+    if name != "region_transplant":
         return None
     a, b = positive.double(), negative.double()
-    if name == "region_transplant" and a.ndim == 3:
-        a, b = a.unsqueeze(1), b.unsqueeze(1)
-    if name == "segment_transplant" and a.ndim == 2:
+    if a.ndim == (3 if is_image_like(a) else 2):  # no channel axis: add one
         a, b = a.unsqueeze(1), b.unsqueeze(1)
     se = (a.var(0) / a.shape[0] + b.var(0) / b.shape[0]).sqrt()
     diff = (a.mean(0) - b.mean(0)).abs()
     z = (diff / se.clamp(min=1e-12)).where(se > 0, (diff > 0).double() * float("inf")).amax(0).numpy()
     place = np.zeros(z.shape, dtype=bool)
-    for box in bound.get(_PASTES[name], ()):
-        if name == "region_transplant":
-            place[box[0] : box[1], box[2] : box[3]] = True
-        else:
-            place[box[0] : box[1]] = True
+    for box in bound.get("boxes", ()):
+        place[tuple(slice(int(lo), int(hi)) for lo, hi in zip(box[::2], box[1::2], strict=True))] = True
     mask = place & (z >= bonferroni_z(level, max(int(place.sum()), 1)))
     return mask if mask.any() else None
 

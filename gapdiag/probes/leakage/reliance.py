@@ -158,7 +158,7 @@ class RelianceProbe(Probe):
     def _narrow(ctx: AuditContext, res, t: Test, level: float) -> None:
         """A transplanted place narrowed to the pixels where the artifact is (see ``place_mask``), read from at most
         256 items of positive and of negative training pairs of GD101's sample."""
-        if t.intervention not in ("region_transplant", "segment_transplant"):
+        if t.intervention != "region_transplant":
             return
         pairs, sample, y = ctx.pairs("train"), res.sample["train"], res.label["train"] == 1
 
@@ -226,7 +226,7 @@ class RelianceProbe(Probe):
             "attributes": [r["feature"] for r in t.rows],
             "place": t.place,
             "bound": {k: v for k, v in t.bound.items() if k != "mask"},
-            "transplanted_pixels": int(np.sum(t.bound["mask"])) if "mask" in t.bound else None,
+            "transplanted_positions": int(np.sum(t.bound["mask"])) if "mask" in t.bound else None,
             "fitted_per_pair": fitted,
             "cause": t.cause,
         }

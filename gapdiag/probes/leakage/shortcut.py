@@ -299,7 +299,7 @@ class ShortcutProbe(Probe):
                 "col_edges": list(lay.col_edges),
                 "vmin": 0.0,
                 "vmax": 1.0,
-                "cbar": "separability |2 AUC - 1| of the region's strongest feature (0 = none, 1 = perfect)",
+                "cbar": "separability |2 AUC - 1| (0 = none, 1 = perfect)",
                 "outline": outline,
             },
             caption=(
@@ -377,8 +377,10 @@ class ShortcutProbe(Probe):
         )
         more = f" and {len(together) - _MAX_TOGETHER} more" if len(together) > _MAX_TOGETHER else ""
         return (
-            f" Moves together with {shown}{more}: one artifact (features correlated on the training pairs at "
-            f"|r| >= {self.params['group_correlation']} or moved by one intervention)."
+            f" Moves together with {shown}{more}: one artifact (features linked on the training pairs by a "
+            f"correlation of at least {self.params['group_correlation']}, or of at least "
+            f"{self.params['group_overlap']} of what their common cause, the pair label, implies, or moved by one "
+            "intervention)."
         )
 
     @staticmethod

@@ -11,7 +11,7 @@ catalogue-free detectors) are declared once in :data:`SIGNAL_DEFAULTS` and confi
 Cost is bounded however many catalogue-free features there are: every feature gets its exact AUC in every
 split (one sort per feature), but bootstrap intervals, the expensive part, are computed only for the named
 (catalogue and user) features and, of the catalogue-free ones, for those whose point values already pass
-the flag thresholds, at most ``tested_per_artifact`` per artifact. A feature whose point values fail the
+the flag thresholds, at most ``tested_per_artifact`` per artifact (all of them when there are at most 32). A feature whose point values fail the
 thresholds can never be flagged, so this changes no decision; the multiplicity of the decision stays the
 number of all features compared.
 """
@@ -132,7 +132,12 @@ def _item_attributes(ctx: AuditContext) -> dict[str, pd.DataFrame]:
         frame = None
         if s.items.has_inputs:
             named = compute_attributes(s.items.get_batch, len(s.items))
-            generic = compute_generic(layout, s.items.get_batch, len(s.items))
+            # items of another shape than the training items (a preprocessing fault, GD305) get no
+            # catalogue-free columns: those are then reported as present on one split only
+            same_shape = tuple(s.items.item_shape) == layout.item_shape
+            generic = compute_generic(
+                layout if same_shape else Layout("other", (), {}), s.items.get_batch, len(s.items)
+            )
             frame = pd.concat([named, generic], axis=1)
             frame.attrs["descriptions"] = dict(generic.attrs.get("descriptions", {}))
         if s.items.attributes is not None:
@@ -404,7 +409,8 @@ def _measure_aucs(ctx: AuditContext) -> AttributeAUCs:
     screened = np.isfinite(strength) & (strength >= 0)
     order = [int(j) for j in np.argsort(-np.where(screened, strength, -np.inf), kind="stable") if screened[j]]
     groups = _group(features, x["train"], labels["train"].astype(np.float64), order, params)
-    tested = ~generic.copy()
+    # few catalogue-free features (token sequences, narrow rows): all get intervals, like the named ones
+    tested = ~generic if generic.sum() > _TEST_ALL_BELOW else np.ones_like(generic)
     for g in groups[: int(params["max_artifacts"])]:
         picks = [j for j in g if generic[j]][: int(params["tested_per_artifact"])]
         tested[picks] = True
@@ -461,6 +467,9 @@ def intervention_group(attr: str) -> str:
     moves = intervention_for_attribute(attr)
     return moves[0] if moves else attr
 
+
+#: With at most this many catalogue-free features, all of them get bootstrap intervals.
+_TEST_ALL_BELOW = 32
 
 #: Screened features grouped at most (the strongest); a correlation matrix of this many columns stays cheap.
 _MAX_GROUPED = 512

@@ -52,7 +52,7 @@ intervention       attributes it moves (:func:`intervention_for_attribute` reads
 The catalogue-free detectors (:mod:`.generic`: region statistics of images, segments and frequency bands
 of 1-D signals, length and padding of token sequences, the features of feature rows) need no name for the
 artifact; each of their columns carries the intervention that moves it with the parameters bound to its
-place (``region_transplant``, ``segment_transplant``, ``band_transplant``, ``sequence_length``, ``feature_value``,
+place (``region_transplant``, ``band_transplant``, ``sequence_length``, ``feature_value``,
 fitted to one source item and applied side by side, see ``InterventionSpec.per_side``).
 
 The package: ``registry`` (attribute specs and input kinds), ``builtin`` (the built-in attributes),

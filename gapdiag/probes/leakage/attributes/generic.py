@@ -82,7 +82,8 @@ class GenericColumn:
     intervention : str or None
         The registered intervention that moves it (None: nothing can, e.g. token overlap).
     bound : Mapping[str, Any]
-        Intervention parameters bound to the place (``{"boxes": ((r0, r1, c0, c1),)}``, end-exclusive).
+        Intervention parameters bound to the place (``{"boxes": ((r0, r1, c0, c1),)}`` for an image region,
+        ``((start, stop),)`` for a signal segment, end-exclusive).
     cell : tuple of int
         The grid cell (i, j) of a region, (k,) of a segment or band, () otherwise.
     """
@@ -296,8 +297,8 @@ def _signal_layout(x: torch.Tensor, **_: Any) -> Layout:
                     f"{what} of {place}{suffix}",
                     f"higher in the {what} of {place}{suffix}",
                     f"lower in the {what} of {place}{suffix}",
-                    "segment_transplant",
-                    {"spans": ((a, b),)},
+                    "region_transplant",
+                    {"boxes": ((a, b),)},
                     (k,),
                 )
         for k in range(len(bands) - 1):
@@ -431,7 +432,7 @@ def _signal_values(layout: Layout, x: torch.Tensor) -> dict[str, np.ndarray]:
     by_channel = len(layout.channels)
     n_seg = len(seg_cols) // (len(STATS) * by_channel)
     for k in range(n_seg):
-        a, b = seg_cols[k * len(STATS)].bound["spans"][0]
+        a, b = seg_cols[k * len(STATS)].bound["boxes"][0]
         stats = {s: v.numpy() for s, v in _four_stats(x[:, :, a:b]).items()}
         for c in range(by_channel):
             for s_i, stat in enumerate(STATS):
@@ -557,13 +558,13 @@ def _jaccard(a: torch.Tensor, b: torch.Tensor, pad_id: int) -> np.ndarray:
 def merge_bound(bounds: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """One parameter set for an intervention bound to several columns: the union of their places.
 
-    ``boxes``, ``spans`` and ``indices`` are concatenated without repeats; a frequency ``band`` becomes the
+    ``boxes`` and ``indices`` are concatenated without repeats; a frequency ``band`` becomes the
     range covering all bands; any other parameter keeps its first value.
     """
     out: dict[str, Any] = {}
     for b in bounds:
         for key, value in b.items():
-            if key in ("boxes", "spans", "indices"):
+            if key in ("boxes", "indices"):
                 out[key] = tuple(dict.fromkeys([*out.get(key, ()), *value]))
             elif key == "band" and key in out:
                 out[key] = (min(out[key][0], value[0]), max(out[key][1], value[1]))

@@ -6,10 +6,9 @@ Each moves the content at a *place* bound by the column GD101 found (see
 validation pair, the right of the right, so "both images of a positive pair carry the stamp" is
 transplanted as it is, and a control from a negative training pair transplants "they do not".
 
-- ``region_transplant``: move the level of the source item's pixels in image boxes onto the target (its
-  mean difference from the mean reference item there, added as an overlay such as a stamp or a watermark
-  acts; or pixel by pixel, or pasted);
-- ``segment_transplant``: the same for position ranges of 1-D signals;
+- ``region_transplant``: move the level of the source item's values in image boxes (or position ranges of
+  1-D signals) onto the target: its mean difference from the mean reference item there, added as an overlay
+  such as a stamp, a watermark or a click acts (or point by point, or pasted);
 - ``band_transplant``: give a signal the source item's power in a frequency band (phases kept);
 - ``sequence_length``: cut or extend a token sequence to the source item's length (extension draws
   tokens from the sequence itself, so the content stays the item's own);
@@ -27,6 +26,7 @@ import numpy as np
 import torch
 
 from ....errors import InputError
+from ....modality import input_kind, is_image_like
 from .interventions import register_intervention
 
 __all__: list[str] = []
@@ -75,7 +75,7 @@ def _fit_place(source: torch.Tensor, reference: torch.Tensor, what: str) -> dict
 
 
 def _transplant_place(x, strength, where, patch, base, value, mode, what) -> torch.Tensor:
-    """x with the source's content moved in where ``where`` (broadcast to x) holds.
+    """x (B, C, ...) with the source's content moved in where ``where`` (the trailing shape, broadcast) holds.
 
     'mean': the mean over the place of the source's difference from the reference mean, per channel, added
     to every pixel of the place (the place's level transplanted: a stamp's or a watermark's brightness,
@@ -105,69 +105,37 @@ def _fit_region(source: torch.Tensor, reference: torch.Tensor) -> dict[str, Any]
 @register_intervention(
     "region_transplant",
     fit=_fit_region,
+    applies_to=lambda x: is_image_like(x) or (x.ndim in (2, 3) and input_kind(x) == "signal"),
     per_side=True,
     description=(
-        "region transplant (at the pixels of the boxes (row0, row1, col0, col1), end-exclusive, within the "
-        "optional (H, W) boolean mask: adds the source item's mean difference from the mean reference item over "
-        "those pixels, per channel ('mean', the level of an overlay such as a stamp or a watermark, without the "
-        "source's own content), that difference pixel by pixel ('add'), or pastes the source's pixels "
-        "('paste'); without a source, pastes the constant value)"
+        "region transplant (at the boxes, end-exclusive: (row0, row1, col0, col1) pixels of images, (start, stop) "
+        "positions of 1-D signals, within the optional boolean mask of the same (H, W) or (L,) shape: adds the "
+        "source item's mean difference from the mean reference item there, per channel ('mean', the level of an "
+        "overlay such as a stamp, a watermark or a click, without the source's own content), that difference "
+        "point by point ('add'), or pastes the source's values ('paste'); without a source, pastes the constant "
+        "value)"
     ),
 )
 def _region_transplant(
     x: torch.Tensor,
     strength: float,
     rng: np.random.Generator,
-    boxes: Sequence[Box] = ((0, 2, 0, 2),),
+    boxes: Sequence[tuple[int, ...]] = ((0, 2, 0, 2),),
     patch: Any = None,
     base: Any = None,
     value: float = 1.0,
     mask: Any = None,
     mode: str = "mean",
 ) -> torch.Tensor:
-    h, w = x.shape[2], x.shape[3]
-    where = torch.zeros(1, 1, h, w, dtype=torch.bool, device=x.device)
-    for r0, r1, c0, c1 in boxes:
-        where[..., max(0, int(r0)) : min(h, int(r1)), max(0, int(c0)) : min(w, int(c1))] = True
+    shape = tuple(x.shape[2:]) if is_image_like(x) else tuple(x.shape[-1:])
+    where = torch.zeros(shape, dtype=torch.bool, device=x.device)
+    for box in boxes:
+        where[tuple(slice(max(0, int(a)), min(n, int(b))) for a, b, n in zip(box[::2], box[1::2], shape))] = (
+            True
+        )
     if mask is not None:
-        where &= _as_mask(mask, (h, w), x.device, "region_transplant")
+        where &= _as_mask(mask, shape, x.device, "region_transplant")
     return _transplant_place(x, strength, where, patch, base, value, mode, "region_transplant")
-
-
-def _fit_segment(source: torch.Tensor, reference: torch.Tensor) -> dict[str, Any]:
-    return _fit_place(source, reference, "segment_transplant")
-
-
-@register_intervention(
-    "segment_transplant",
-    fit=_fit_segment,
-    applies_to="signal",
-    per_side=True,
-    description=(
-        "segment transplant (at the position spans (start, stop), end-exclusive, of a 1-D signal, within the "
-        "optional (L,) boolean mask: adds the source item's mean difference from the mean reference item there, "
-        "per channel ('mean'), that difference position by position ('add'), or pastes the source's values "
-        "('paste'); without a source, pastes the constant value)"
-    ),
-)
-def _segment_transplant(
-    x: torch.Tensor,
-    strength: float,
-    rng: np.random.Generator,
-    spans: Sequence[tuple[int, int]] = ((0, 4),),
-    patch: Any = None,
-    base: Any = None,
-    value: float = 1.0,
-    mask: Any = None,
-    mode: str = "mean",
-) -> torch.Tensor:
-    n = x.shape[-1]
-    where = torch.zeros(n, dtype=torch.bool, device=x.device)
-    for a, b in spans:
-        where[max(0, int(a)) : min(n, int(b))] = True
-    if mask is not None:
-        where &= _as_mask(mask, (n,), x.device, "segment_transplant")
-    return _transplant_place(x, strength, where, patch, base, value, mode, "segment_transplant")
 
 
 def _band_power(x: torch.Tensor, band: tuple[int, int]) -> torch.Tensor:
@@ -285,5 +253,6 @@ def _feature_value(
         raise InputError(f"feature_value needs one value per index; got {len(values)} for {len(indices)}.")
     out = x.clone()
     for j, v in zip(indices, values, strict=True):
-        out[:, int(j)] = x[:, int(j)] + strength * (float(v) - x[:, int(j)])
+        # exactly the value at full strength: a category code must stay equal to itself
+        out[:, int(j)] = float(v) if strength == 1 else x[:, int(j)] + strength * (float(v) - x[:, int(j)])
     return out

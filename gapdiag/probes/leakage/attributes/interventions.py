@@ -364,7 +364,7 @@ def fit_intervention(
           source's, by bisection on at most 128 reference items (0 when the source is sharper: a
           blur cannot sharpen; at most a quarter of the image size);
         - scale: ``factor`` = mean L2 norm of source / that of reference;
-        - the catalogue-free interventions (region_transplant, segment_transplant, band_transplant,
+        - the catalogue-free interventions (region_transplant, band_transplant,
           sequence_length, feature_value) take the source item's content at the bound place.
 
     Raises
