@@ -21,7 +21,7 @@ from gapdiag import Items, Pairs, Severity, SiameseModel, Split, audit
 from gapdiag.digits import build_scenario, train_on_pairs
 
 LEAKAGE = ["shortcut", "reliance", "duplicates", "identity_overlap"]
-PROBES = [*LEAKAGE, "score_spread"]
+PROBES = [*LEAKAGE, "degenerate_scores"]
 
 
 def _audit(model, train, val, config=None):

@@ -10,7 +10,7 @@ from torch import nn
 import gapdiag
 from gapdiag import Items, Pairs, Severity, SiameseModel, Split
 from gapdiag.digits import load_digits_images, split_by_items
-from gapdiag.probes.embedding.score_spread import sd_draws
+from gapdiag.probes.embedding.degenerate_scores import sd_draws
 
 
 class MarkerEncoder(nn.Module):
@@ -52,7 +52,7 @@ def _splits():
 def _audit(content: float):
     train, val = _splits()
     return gapdiag.audit(
-        SiameseModel(MarkerEncoder(content)), train, val, probes=["score_spread"], progress=False
+        SiameseModel(MarkerEncoder(content)), train, val, probes=["degenerate_scores"], progress=False
     )
 
 
@@ -60,7 +60,7 @@ def test_model_that_sees_only_the_marker_gives_every_clean_pair_one_score():
     report = _audit(0.0)
     f = next(f for f in report.findings if f.code == "GD206")
     assert f.severity == Severity.FAIL and f.cause == "scores:degenerate"
-    m = report.result("score_spread").metrics
+    m = report.result("degenerate_scores").metrics
     assert m["sd"]["val"]["value"] == 0 and m["val_share_at_median_score"] == 1.0
     assert "Validation scores barely vary" in f.message and "0 = one score for all" in f.message
 
@@ -68,7 +68,7 @@ def test_model_that_sees_only_the_marker_gives_every_clean_pair_one_score():
 @pytest.mark.parametrize("content,severity", [(0.002, Severity.FAIL), (0.1, Severity.WARN), (2.0, None)])
 def test_severity_follows_the_ratio_of_spreads(content, severity):
     report = _audit(content)
-    m = report.result("score_spread").metrics
+    m = report.result("degenerate_scores").metrics
     ratio = m["sd_ratio"]
     found = [f for f in report.findings if f.code == "GD206"]
     if severity is None:
@@ -80,11 +80,11 @@ def test_severity_follows_the_ratio_of_spreads(content, severity):
 
 def test_healthy_model_keeps_the_training_spread(healthy_episodes):
     s = healthy_episodes
-    report = gapdiag.audit(s.model, s.train, s.val, probes=["score_spread"], progress=False)
+    report = gapdiag.audit(s.model, s.train, s.val, probes=["degenerate_scores"], progress=False)
     assert not report.findings
-    ratio = report.result("score_spread").metrics["sd_ratio"]
+    ratio = report.result("degenerate_scores").metrics["sd_ratio"]
     assert 0.5 < ratio["ci_low"] <= ratio["value"] <= ratio["ci_high"] < 2.0
-    assert "val_episodes_top_tied" in report.result("score_spread").metrics
+    assert "val_episodes_top_tied" in report.result("degenerate_scores").metrics
 
 
 def test_sd_bootstrap_matches_resampling_the_units():

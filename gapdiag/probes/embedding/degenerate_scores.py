@@ -14,7 +14,7 @@ from ..registry import register_probe
 if TYPE_CHECKING:
     from ...context import AuditContext
 
-__all__ = ["ScoreSpreadProbe"]
+__all__ = ["DegenerateScoresProbe"]
 
 #: Relative size below which two scores count as the same value (float32 embeddings carry ~7 digits).
 _TIE_TOLERANCE = 1e-6
@@ -40,7 +40,7 @@ def _ties(scores: np.ndarray, scale: float) -> float:
 
 
 @register_probe
-class ScoreSpreadProbe(Probe):
+class DegenerateScoresProbe(Probe):
     """GD206: do the model's scores on validation pairs vary at all, compared with training pairs?
 
     Measures the standard deviation of the oriented scores (higher = more similar) of the validation pairs
@@ -65,7 +65,7 @@ class ScoreSpreadProbe(Probe):
     finding says the model scores every pair alike.
     """
 
-    name = "score_spread"
+    name = "degenerate_scores"
     family = "embedding"
     codes = ("GD206",)
     requires = frozenset({"train_pairs_any", "val_pairs_any"})
@@ -83,10 +83,12 @@ class ScoreSpreadProbe(Probe):
             s = np.asarray(ctx.pair_scores(split), dtype=np.float64)
             cap = int(self.params["max_pairs"])
             if s.size > cap:
-                s = s[np.sort(ctx.rng(f"score_spread.sample.{split}").choice(s.size, cap, replace=False))]
+                s = s[
+                    np.sort(ctx.rng(f"degenerate_scores.sample.{split}").choice(s.size, cap, replace=False))
+                ]
             scores[split] = s
         sd = {k: float(v.std()) for k, v in scores.items()}
-        draws = {k: sd_draws(v, ctx.rng(f"score_spread.boot.{k}"), n_boot) for k, v in scores.items()}
+        draws = {k: sd_draws(v, ctx.rng(f"degenerate_scores.boot.{k}"), n_boot) for k, v in scores.items()}
         scale = max(sd["train"], float(np.abs(scores["train"]).mean()), 1e-30)
         m = Measurement()
         m.metrics = {
@@ -116,7 +118,7 @@ class ScoreSpreadProbe(Probe):
     @staticmethod
     def _hist(scores: dict[str, np.ndarray]) -> FigureSpec:
         return FigureSpec(
-            id="score_spread_hist",
+            id="degenerate_scores_hist",
             kind="hist",
             title="Pair scores: training vs validation",
             data={
@@ -172,6 +174,6 @@ class ScoreSpreadProbe(Probe):
             sev,
             msg,
             evidence=dict(metrics),
-            figures=["score_spread_hist"],
+            figures=["degenerate_scores_hist"],
             cause="scores:degenerate",
         )
