@@ -18,7 +18,7 @@ __all__ = ["Cause", "group_causes", "named_items"]
 
 # The kinds of figure that show a cause best, strongest first: the inputs themselves (thumbnails), a
 # localization map, then charts.
-_PICTURE_ORDER = ("images", "heatmap", "bars", "hist", "lines", "scatter")
+_PICTURE_ORDER = ("images", "overlay", "heatmap", "bars", "hist", "lines", "scatter")
 
 
 @dataclass(eq=False)

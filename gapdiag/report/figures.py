@@ -178,6 +178,39 @@ def _heatmap(fig, data: dict[str, Any]) -> None:
     fig.colorbar(im, ax=ax).set_label(_wrap(data.get("cbar", ""), 32), fontsize=8)
 
 
+def _overlay(fig, data: dict[str, Any]) -> None:
+    """Per panel, a grid of values drawn over one image, with outlined boxes (pixel coordinates)."""
+    from matplotlib.patches import Rectangle
+
+    image = np.clip(np.asarray(data["image"], dtype=float), 0, 1)
+    rows, cols = np.asarray(data["row_edges"], float), np.asarray(data["col_edges"], float)
+    h, w = rows[-1], cols[-1]
+    panels = data["panels"]
+    axes = np.atleast_1d(fig.subplots(1, len(panels)))
+    mesh = None
+    for ax, panel in zip(axes, panels):
+        ax.imshow(image, cmap="gray" if image.ndim == 2 else None, vmin=0, vmax=1, extent=(0, w, h, 0))
+        values = np.asarray(panel["values"], dtype=float)
+        mesh = ax.pcolormesh(
+            cols, rows, values, cmap="magma", vmin=data.get("vmin"), vmax=data.get("vmax"), alpha=0.55
+        )
+        for i in range(values.shape[0]):
+            for j in range(values.shape[1]):
+                ax.text(
+                    (cols[j] + cols[j + 1]) / 2, (rows[i] + rows[i + 1]) / 2, f"{values[i, j]:.2f}",
+                    ha="center", va="center", fontsize=7, color=text_colour(mesh.cmap(mesh.norm(values[i, j]))),
+                )  # fmt: skip
+        for r0, r1, c0, c1 in data.get("outline") or []:
+            ax.add_patch(Rectangle((c0, r0), c1 - c0, r1 - r0, fill=False, edgecolor="#00e5ff", lw=2))
+        ax.set_xlim(0, w)
+        ax.set_ylim(h, 0)
+        ax.set_title(panel.get("title", ""), fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    if mesh is not None:
+        fig.colorbar(mesh, ax=list(axes), shrink=0.8).set_label(_wrap(data.get("cbar", ""), 28), fontsize=8)
+
+
 def _scatter(fig, data: dict[str, Any]) -> None:
     panels = data["panels"]
     axes = np.atleast_1d(fig.subplots(1, len(panels)))
@@ -217,11 +250,12 @@ KINDS: dict[str, Callable] = {
     "heatmap": _heatmap,
     "scatter": _scatter,
     "images": _images,
+    "overlay": _overlay,
 }
 
 
 def _size(spec: FigureSpec) -> tuple[float, float]:
-    if spec.kind in ("hist", "scatter"):
+    if spec.kind in ("hist", "scatter", "overlay"):
         return 3.2 * len(spec.data.get("panels", [0])) + 1.5, 3.8
     if spec.kind == "images":
         rows = spec.data["rows"]

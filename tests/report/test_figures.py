@@ -67,6 +67,10 @@ def _synthetic() -> list[FigureSpec]:
         FigureSpec("scatter", "scatter", "t", {"panels": [{"title": "by split", "x": [0, 1], "y": [1, 0],
                    "groups": ["train", "val"]}] * 2}),
         FigureSpec("images", "images", "t", {"rows": [{"caption": _LONG, "images": [img] * 8}] * 3}),
+        FigureSpec("overlay", "overlay", _LONG, {"image": img[:, :, 0], "row_edges": [0, 4, 8], "col_edges": [0, 4, 8],
+                   "panels": [{"title": "training pairs", "values": [[0.9, 0.1], [0.2, 0.5]]},
+                              {"title": "validation pairs", "values": [[0.1, 0.0], [0.1, 0.2]]}],
+                   "outline": [[0, 4, 0, 4]], "vmin": 0, "vmax": 1, "cbar": _LONG}),
     ]  # fmt: skip
 
 

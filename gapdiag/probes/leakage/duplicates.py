@@ -117,40 +117,22 @@ class DuplicatesProbe(Probe):
     }
 
     def _measure(self, ctx: AuditContext) -> Measurement:
-        p = self.params
         level = float(ctx.option("ci_level"))
         tr, va = ctx.train.items, ctx.val.items
         n_val = len(va)
         m = Measurement()
+        exact, match = np.zeros(n_val, dtype=bool), np.full(n_val, -1, dtype=np.int64)
         spaces: dict[str, dict[str, Any]] = {}
         has_inputs = tr.has_inputs and va.has_inputs
-        exact = np.zeros(n_val, dtype=bool)
-        match = np.full(n_val, -1, dtype=np.int64)
         if has_inputs:
-            ht, hv = tr.content_hashes(), va.content_hashes()
-            first: dict[str, int] = {}
-            for i, h in enumerate(ht):
-                first.setdefault(h, i)
-            for i, h in enumerate(hv):
-                j = first.get(h)
-                if j is not None:
-                    exact[i], match[i] = True, j
-            projection_seed = int(
-                ctx.rng("duplicates.projection").integers(0, 2**31 - 1)
-            )  # one for both splits
-            xt = input_vectors(tr, max_dim=int(p["max_input_dim"]), seed=projection_seed)
-            xv = input_vectors(va, max_dim=int(p["max_input_dim"]), seed=projection_seed)
-            if len(tr) >= 2:
-                spaces["input"] = self._space(
-                    _nn(xt, xt, exclude_self=True)[1], *_nn(xv, xt, exclude_self=False)
-                )
+            exact, match = _exact_copies(tr, va)
+            self._input_space(ctx, spaces, m)
         else:
             m.notes.append("No raw inputs in both splits: exact and input-space duplicates were not checked.")
         if len(tr) >= 2:
             within = ctx.knn("train", 1)[1][:, 0].astype(np.float64)
             idx, dist = ctx.knn("val", 1, database="train")
             spaces["embedding"] = self._space(within, idx[:, 0], dist[:, 0].astype(np.float64))
-
         primary = "input" if "input" in spaces else "embedding" if "embedding" in spaces else None
         dup = exact.copy()
         if primary is not None:
@@ -160,7 +142,6 @@ class DuplicatesProbe(Probe):
             spaces["embedding"]["near"] & ~dup if "embedding" in spaces and primary == "input" else None
         )
         n_dup = int(dup.sum())
-        background = spaces[primary]["background_share"] if primary else 0.0
         m.metrics = {
             "n_val_items": n_val,
             "n_train_items": len(tr),
@@ -168,32 +149,21 @@ class DuplicatesProbe(Probe):
             "n_duplicates": n_dup,
             "duplicate_share": wilson(n_dup, n_val, level).to_dict(),
             "primary_space": primary,
-            "background_share": background,
+            "background_share": spaces[primary]["background_share"] if primary else 0.0,
             "n_embedding_only": int(emb_only.sum()) if emb_only is not None else None,
         }
-        for name, s in spaces.items():
+        for name, sp in spaces.items():
             m.metrics[f"{name}_space"] = {
-                "threshold": s["threshold"],
-                "median_within_train": s["median"],
-                "quantile_within_train": s["quantile"],
-                "n_near": int(s["near"].sum()),
-                "expected_by_chance": round(float(s["background_share"] * n_val), 3),
+                "threshold": sp["threshold"],
+                "median_within_train": sp["median"],
+                "quantile_within_train": sp["quantile"],
+                "n_near": int(sp["near"].sum()),
+                "expected_by_chance": round(float(sp["background_share"] * n_val), 3),
             }
         m.metrics["effect"] = self._effect(ctx, dup, level)
         dup_idx = np.flatnonzero(dup)
-        m.evidence = {
-            "duplicates": [
-                {
-                    "val_item": int(i),
-                    "val_id": _plain(va.ids[i]),
-                    "train_item": int(match[i]),
-                    "train_id": _plain(tr.ids[match[i]]) if match[i] >= 0 else None,
-                    "exact": bool(exact[i]),
-                    "distance": float(spaces[primary]["distance"][i]) if primary else None,
-                }
-                for i in dup_idx[:200]
-            ],
-        }
+        distance = spaces[primary]["distance"] if primary else None
+        m.evidence = {"duplicates": [_example(va, tr, i, match, exact, distance) for i in dup_idx[:200]]}
         if spaces:
             m.figures.append(self._curve(spaces, n_val))
         if has_inputs and dup_idx.size:
@@ -201,6 +171,24 @@ class DuplicatesProbe(Probe):
             if fig is not None:
                 m.figures.append(fig)
         return m
+
+    def _input_space(self, ctx: AuditContext, spaces: dict[str, dict[str, Any]], m: Measurement) -> None:
+        """Near copies by input-space distance, where distances between inputs mean something."""
+        from ...modality import input_kind
+
+        tr, va = ctx.train.items, ctx.val.items
+        if input_kind(tr.get_batch(np.array([0]))) == "sequence":
+            m.notes.append(
+                "Token-id sequences: distances between ids mean nothing, so near copies are searched in embedding "
+                "space only (exact copies by content hash)."
+            )
+            return
+        if len(tr) < 2:
+            return
+        projection_seed = int(ctx.rng("duplicates.projection").integers(0, 2**31 - 1))  # one for both splits
+        xt = input_vectors(tr, max_dim=int(self.params["max_input_dim"]), seed=projection_seed)
+        xv = input_vectors(va, max_dim=int(self.params["max_input_dim"]), seed=projection_seed)
+        spaces["input"] = self._space(_nn(xt, xt, exclude_self=True)[1], *_nn(xv, xt, exclude_self=False))
 
     # -- measurement helpers ------------------------------------------------------------------------
     def _space(self, within: np.ndarray, index: np.ndarray, dist: np.ndarray) -> dict[str, Any]:
@@ -385,7 +373,41 @@ class DuplicatesProbe(Probe):
             **{k: mt[k] for k in ("input_space", "embedding_space") if k in mt},
         }
         figs = [f.id for f in m.figures]
-        return [self.finding("GD103", sev, " ".join(parts), evidence=evidence, figures=figs)]
+        return [
+            self.finding(
+                "GD103",
+                sev,
+                " ".join(parts),
+                evidence=evidence,
+                figures=figs,
+                cause="contamination:duplicates",
+            )
+        ]
+
+
+def _exact_copies(tr: Items, va: Items) -> tuple[np.ndarray, np.ndarray]:
+    """Validation items (N_val,) whose content hash equals a training item's, and that item's index (or -1)."""
+    first: dict[str, int] = {}
+    for i, h in enumerate(tr.content_hashes()):
+        first.setdefault(h, i)
+    exact = np.zeros(len(va), dtype=bool)
+    match = np.full(len(va), -1, dtype=np.int64)
+    for i, h in enumerate(va.content_hashes()):
+        j = first.get(h)
+        if j is not None:
+            exact[i], match[i] = True, j
+    return exact, match
+
+
+def _example(va: Items, tr: Items, i: int, match: np.ndarray, exact: np.ndarray, distance) -> dict[str, Any]:
+    return {
+        "val_item": int(i),
+        "val_id": _plain(va.ids[i]),
+        "train_item": int(match[i]),
+        "train_id": _plain(tr.ids[match[i]]) if match[i] >= 0 else None,
+        "exact": bool(exact[i]),
+        "distance": float(distance[i]) if distance is not None else None,
+    }
 
 
 def _est_args(d: dict[str, Any]) -> dict[str, Any]:
