@@ -16,6 +16,7 @@ from .embed import embed_splits
 from .errors import InputError, ModelError
 from .findings.finding import Finding
 from .gap import CHAIN, GRID, attribute
+from .gates import evaluate_gates
 from .model import SiameseModel
 from .preflight import preflight
 from .probes.base import ProbeResult
@@ -23,7 +24,7 @@ from .probes.registry import check_config, get_probe, registered_probes
 from .report.report import Report
 from .scoring import Scorer
 
-__all__ = ["audit"]
+__all__ = ["audit", "audit_inputs"]
 
 
 def _as_model(model: Any, kind: str | None) -> SiameseModel | None:
@@ -115,9 +116,10 @@ def audit(
     results = _run_probes(ctx, config, progress, timings)
     findings = [f for r in results for f in r.findings]
     gap = _gap(ctx, findings)
+    gate_results = evaluate_gates(config.gates, ctx.artifact(CHAIN) if "chain" in gap else None)
     timings["total"] = round(time.perf_counter() - t_start, 3)
     meta = _meta(ctx, splits, embedded, siamese, scorer, timings)
-    return Report(findings, results, gap=gap, meta=meta, fail_on=config.fail_on)
+    return Report(findings, results, gap=gap, meta=meta, fail_on=config.fail_on, gates=gate_results)
 
 
 def _run_probes(
@@ -133,6 +135,7 @@ def _run_probes(
             result = get_probe(name)(**config.params_for(name)).run(ctx)
             for f in result.findings:
                 f.ignored = f.code in config.ignore
+                f.ignore_reason = config.ignore.get(f.code, "") if f.ignored else ""
             results.append(result)
             timings[f"probe.{name}"] = round(result.duration_s, 3)
             bar.update(1)
@@ -214,3 +217,22 @@ def _versions() -> dict[str, str]:
     except ImportError:  # pragma: no cover - a core dependency
         pass
     return out
+
+
+def audit_inputs(result: Any, source: str) -> tuple[Any, Any, Any]:
+    """``(model, train, val)`` from what a user's target returned: that tuple, or a dict with those keys.
+
+    ``source`` names the target in the error (``mypkg.setup:make``, ``the gapdiag_target fixture``).
+    """
+    if isinstance(result, dict):
+        missing = {"model", "train", "val"} - set(result)
+        if missing:
+            raise InputError(
+                f"{source} returned a dict without {', '.join(sorted(missing))}; return model, train and val."
+            )
+        return result["model"], result["train"], result["val"]
+    if isinstance(result, (tuple, list)) and len(result) == 3:
+        return result[0], result[1], result[2]
+    raise InputError(
+        f"{source} must return (model, train, val) or a dict with those keys; got {type(result).__name__}."
+    )
