@@ -6,6 +6,8 @@ file; a folder that cannot be written is an ``OutputError`` naming the path.
 ``.npz`` files are read without pickle and without trusting their sizes: every member's declared size is
 checked against a limit before anything is decompressed (a few hundred bytes of zip can claim gigabytes),
 object arrays are refused, and a truncated or corrupt file is an ``InputError`` naming the member.
+
+JSON documents (reports, baselines) are read with one ``InputError`` for every way they can fail.
 """
 
 from __future__ import annotations
@@ -14,12 +16,24 @@ import os
 import tempfile
 import zipfile
 from pathlib import Path
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from .errors import InputError, OutputError
 
-__all__ = ["atomic_write_bytes", "atomic_write_text", "read_npz", "MAX_ARRAY_BYTES", "MAX_INFLATION"]
+if TYPE_CHECKING:
+    import numpy as np
+
+# numpy is imported by the npz readers only: compare and baseline read JSON through this module and must
+# start without it (tests/test_startup.py).
+
+__all__ = [
+    "atomic_write_bytes",
+    "atomic_write_text",
+    "read_json",
+    "read_npz",
+    "MAX_ARRAY_BYTES",
+    "MAX_INFLATION",
+]
 
 #: Largest array (decompressed) read from one ``.npz`` member, and from all of its members together.
 MAX_ARRAY_BYTES = 16 * 2**30
@@ -59,6 +73,27 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     """Write UTF-8 ``text`` to ``path`` atomically (a lone surrogate, e.g. from a file name, is written as
     its ``\\udcxx`` escape rather than failing the write)."""
     return atomic_write_bytes(path, text.encode("utf-8", errors="backslashreplace"))
+
+
+def read_json(path: str | os.PathLike, what: str, fix: str = "") -> Any:
+    """The JSON document at ``path``. Any way it cannot be read is an ``InputError`` that names ``what`` the file
+    should be (``"a gapdiag JSON report"``) and ends with ``fix`` (what to do) when given."""
+    import json
+
+    p = Path(path)
+    tail = f"; {fix}." if fix else "."
+    if not p.is_file():
+        raise InputError(f"{str(p)!r} does not exist (expected {what}){tail}")
+    try:
+        return json.loads(p.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise InputError(
+            f"{p} is not UTF-8 text ({exc.reason} at byte {exc.start}); not {what}{tail}"
+        ) from None
+    except (json.JSONDecodeError, RecursionError) as exc:
+        raise InputError(f"{p} is not {what}: {exc}{tail}") from None
+    except OSError as exc:
+        raise InputError(f"{p} cannot be read ({exc.strerror or exc}){tail}") from None
 
 
 def read_npz(
@@ -109,6 +144,8 @@ def _member_name(p: Path, info: zipfile.ZipInfo) -> str:
 
 def _read_member(p: Path, archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> np.ndarray:
     """One member as an array, checked for object dtype from its header before its data is read."""
+    import numpy as np
+
     name = info.filename[: -len(".npy")]
     try:
         with archive.open(info) as fh:
@@ -139,6 +176,8 @@ def _read_member(p: Path, archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> np
 
 def _read_header(fh, version: tuple[int, int]) -> tuple[tuple[int, ...], bool, np.dtype]:
     """The (shape, fortran_order, dtype) of an .npy header (format 1.0 or 2.0, what numpy.savez writes)."""
+    import numpy as np
+
     readers = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
     if version not in readers:
         raise ValueError(f".npy format version {version} is not supported; save with numpy.savez")

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 # this module is: ``gapdiag.audit`` is the public function, bound eagerly by the package's __init__, and
 # ``import gapdiag`` must stay light (see tests/test_startup.py).
 
-__all__ = ["audit"]
+__all__ = ["audit", "audit_inputs"]
 
 
 def _as_model(model: Any, kind: str | None) -> SiameseModel | None:
@@ -96,6 +96,8 @@ def audit(
     from .context import AuditContext
     from .data import as_split
     from .embed import embed_splits
+    from .gap import CHAIN
+    from .gates import evaluate_gates
     from .preflight import preflight
     from .probes.registry import check_config
     from .report.report import Report
@@ -130,9 +132,10 @@ def audit(
     findings = [f for r in results for f in r.findings]
     with single_threaded():  # the chain's measurements are small operations, like the probes'
         gap = _gap(ctx, findings)
+    gate_results = evaluate_gates(config.gates, ctx.artifact(CHAIN) if "chain" in gap else None)
     timings["total"] = round(time.perf_counter() - t_start, 3)
     meta = _meta(ctx, splits, embedded, siamese, scorer, timings)
-    return Report(findings, results, gap=gap, meta=meta, fail_on=config.fail_on)
+    return Report(findings, results, gap=gap, meta=meta, fail_on=config.fail_on, gates=gate_results)
 
 
 def _run_probes(
@@ -157,6 +160,7 @@ def _run_probes(
                 result = probe.run(ctx)
             for f in result.findings:
                 f.ignored = f.code in config.ignore
+                f.ignore_reason = config.ignore.get(f.code, "") if f.ignored else ""
             results.append(result)
             timings[f"probe.{name}"] = round(result.duration_s, 3)
             bar.update(1)
@@ -266,3 +270,22 @@ def _versions() -> dict[str, str]:
     except ImportError:  # pragma: no cover - a core dependency
         pass
     return out
+
+
+def audit_inputs(result: Any, source: str) -> tuple[Any, Any, Any]:
+    """``(model, train, val)`` from what a user's target returned: that tuple, or a dict with those keys.
+
+    ``source`` names the target in the error (``mypkg.setup:make``, ``the gapdiag_target fixture``).
+    """
+    if isinstance(result, dict):
+        missing = {"model", "train", "val"} - set(result)
+        if missing:
+            raise InputError(
+                f"{source} returned a dict without {', '.join(sorted(missing))}; return model, train and val."
+            )
+        return result["model"], result["train"], result["val"]
+    if isinstance(result, (tuple, list)) and len(result) == 3:
+        return result[0], result[1], result[2]
+    raise InputError(
+        f"{source} must return (model, train, val) or a dict with those keys; got {type(result).__name__}."
+    )

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -73,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
         "target", help="package.module:function returning (model, train, val) or a dict with those keys"
     )
     _add_audit_options(audit)
+    _add_baseline_option(audit)
 
     emb = sub.add_parser(
         "audit-embeddings",
@@ -92,12 +92,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="how your evaluation reads euclidean scores",
     )
     _add_audit_options(emb)
+    _add_baseline_option(emb)
+    _add_baseline_command(sub)
 
     _add_embed(sub)
 
     cmp_ = sub.add_parser("compare", help="what got better or worse between two JSON reports")
-    cmp_.add_argument("old")
-    cmp_.add_argument("new")
+    cmp_.add_argument("old", help="the earlier report.json (e.g. from the main branch)")
+    cmp_.add_argument("new", help="the later report.json; exit code 1 when something got worse")
 
     exp = sub.add_parser(
         "explain", help="what a finding code means, why it matters, how it is measured and fixed"
@@ -172,6 +174,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _explain(args.code)
     if args.command == "compare":
         return _compare(args.old, args.new)
+    if args.command == "baseline":
+        return _baseline(args)
     if args.command == "demo":
         return _demo(args)
     if args.command == "audit":
@@ -196,17 +200,19 @@ def _config(args: argparse.Namespace):
     from .probes.registry import check_config
 
     return check_config(
-        cfg.with_overrides(fail_on=args.fail_on, ignore=args.ignore, seed=args.seed, probes=probes)
+        cfg.with_overrides(fail_on=args.fail_on, ignore=_ignores(cfg, args), seed=args.seed, probes=probes)
     )
 
 
 def _check_before_work(args: argparse.Namespace) -> None:
-    """Formats, the output folder and the configuration, checked before a target is loaded or embedded."""
+    """Formats, the output folder, the configuration and the baseline, checked before a target is loaded or
+    embedded."""
     _formats(args.format)
     from .validation import check_output_dir
 
     check_output_dir(args.out)
     _config(args)
+    args.baseline_data = _load_baseline(args)
 
 
 def _formats(value: str) -> list[str]:
@@ -227,6 +233,10 @@ def _run_audit(args: argparse.Namespace, model: Any, train: Any, val: Any, kind:
 
     _formats(args.format)  # fail on a bad format before the work
     report = audit(model, train, val, config=_config(args), progress=not args.quiet, kind=kind)
+    if args.baseline_data is not None:
+        from .baseline import apply_baseline
+
+        report = apply_baseline(report, args.baseline_data, source=args.baseline)
     paths = _write(report, args)
     print(report.summary().rstrip())
     print("Report written to " + ", ".join(str(p) for p in paths))
@@ -267,18 +277,9 @@ def _load_target(target: str) -> tuple[Any, Any, Any]:
         raise
     except Exception as exc:  # the user's own code: one line naming it, not a traceback from gapdiag
         raise InputError(f"{target}() raised {type(exc).__name__}: {exc}") from None
-    if isinstance(result, dict):
-        missing = {"model", "train", "val"} - set(result)
-        if missing:
-            raise InputError(
-                f"{target} returned a dict without {', '.join(sorted(missing))}; return model, train and val."
-            )
-        return result["model"], result["train"], result["val"]
-    if isinstance(result, (tuple, list)) and len(result) == 3:
-        return result[0], result[1], result[2]
-    raise InputError(
-        f"{target} must return (model, train, val) or a dict with those keys; got {type(result).__name__}."
-    )
+    from .audit import audit_inputs
+
+    return audit_inputs(result, target)
 
 
 def _explain(code: str | None) -> int:
@@ -321,26 +322,55 @@ def _explain(code: str | None) -> int:
 
 
 def _compare(old_path: str, new_path: str) -> int:
+    from ._io import read_json
     from .compare import compare_reports
 
-    def load(path: str) -> Any:
-        p = Path(path)
-        if not p.is_file():
-            raise InputError(f"Report {path!r} does not exist.")
-        try:
-            return json.loads(p.read_text(encoding="utf-8"))
-        except UnicodeDecodeError as exc:
-            raise InputError(
-                f"{path} is not UTF-8 text ({exc.reason} at byte {exc.start}); not a gapdiag JSON report."
-            ) from None
-        except (json.JSONDecodeError, RecursionError) as exc:
-            raise InputError(f"{path} is not a gapdiag JSON report: {exc}") from None
-        except OSError as exc:
-            raise InputError(f"{path} cannot be read ({exc.strerror or exc}).") from None
-
-    text, worse = compare_reports(load(old_path), load(new_path))
+    old, new = (read_json(p, "a gapdiag JSON report") for p in (old_path, new_path))
+    text, worse = compare_reports(old, new)
     print(text)
     return 1 if worse else 0
+
+
+# -- CI: baselines and ignores with reasons (gapdiag.baseline, gapdiag.ignores; docs/ci.md) --------------------
+def _add_baseline_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--baseline",
+        default=None,
+        help="gate only on findings new or worse than this baseline (.gapdiag-baseline.json or an older report.json)",
+    )
+
+
+def _add_baseline_command(sub: Any) -> None:
+    base = sub.add_parser("baseline", help="store the accepted state of an audit for --baseline")
+    actions = base.add_subparsers(dest="action", required=True, parser_class=_Parser, metavar="{write}")
+    write = actions.add_parser("write", help="write the baseline of a JSON report (commit the file)")
+    write.add_argument("report", help="a JSON report written by gapdiag (report.json)")
+    write.add_argument("--out", default=None, help="baseline file to write (default: .gapdiag-baseline.json)")
+
+
+def _baseline(args: argparse.Namespace) -> int:
+    from .baseline import DEFAULT_PATH, load_baseline, write_baseline
+
+    path = write_baseline(args.report, args.out or DEFAULT_PATH)
+    data = load_baseline(path)
+    print(f"Baseline written to {path}: {len(data['findings'])} warn/fail finding(s) accepted; commit it.")
+    return 0
+
+
+def _load_baseline(args: argparse.Namespace) -> dict | None:
+    if getattr(args, "baseline", None) is None:
+        return None
+    from .baseline import load_baseline
+
+    return load_baseline(args.baseline)
+
+
+def _ignores(cfg: Any, args: argparse.Namespace) -> dict[str, str] | None:
+    """The configuration's ignores (with their reasons) plus ``--ignore`` codes; None when the flag is absent."""
+    from .ignores import command_line_ignores
+
+    extra = command_line_ignores(args.ignore)
+    return None if extra is None else {**extra, **cfg.ignore}
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -6,12 +6,12 @@ from typing import Any
 
 from .errors import InputError
 
-__all__ = ["compare_reports"]
+__all__ = ["compare_reports", "check_report"]
 
 _RANK = {"pass": 0, "info": 1, "warn": 2, "fail": 3}
 
 
-def _check(report: Any, which: str) -> None:
+def check_report(report: Any, which: str) -> None:
     """The fields compare reads, with the types it reads them as; ``InputError`` naming the first that is not."""
     if not isinstance(report, dict) or report.get("tool") != "gapdiag" or "findings" not in report:
         raise InputError(
@@ -48,8 +48,8 @@ def _worst_by_code(report: dict[str, Any]) -> dict[str, str]:
 
 def compare_reports(old: dict[str, Any], new: dict[str, Any]) -> tuple[str, bool]:
     """Compare two report dicts; returns (human-readable text, whether anything got worse)."""
-    _check(old, "old")
-    _check(new, "new")
+    check_report(old, "old")
+    check_report(new, "new")
     lines = [f"verdict: {old['verdict']} -> {new['verdict']}"]
     worse = _RANK[new["verdict"]] > _RANK[old["verdict"]]
     a, b = _worst_by_code(old), _worst_by_code(new)

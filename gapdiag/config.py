@@ -9,7 +9,9 @@ Example ``gapdiag.toml``::
 
     seed = 1
     fail_on = "warn"
-    ignore = ["GD204"]
+    ignore = [{code = "GD204", reason = "hubness is expected for our 512-d embeddings"}]
+    [gates]
+    unexplained_share_max = 0.10
     [probes.protocol]
     min_protocol_share = 0.3
 """
@@ -22,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError, UnknownCodeError
+from .ignores import normalize_ignores, require_reasons
 
 __all__ = ["Config", "GLOBAL_DEFAULTS", "load_config"]
 
@@ -29,12 +32,13 @@ GLOBAL_DEFAULTS: dict[str, Any] = {
     "seed": 0,  # every random draw (bootstrap, sampling, episodes) derives from it
     "n_boot": 500,  # bootstrap resamples per confidence interval
     "ci_level": 0.95,
+    "gates": {},  # numeric CI gates and the baseline margin (gapdiag.gates; docs/ci.md), checked by check_config
     "batch_size": None,  # items per encoder call; None = the model's own
     "n_way": None,  # n of generated train episodes; None = the val episodes' n, else 10
     "threshold": None,  # the user's decision threshold on the raw score; None = tuned on train pairs
     "cache_dir": None,  # folder of the embedding cache; None = no cache
     "probes": None,  # names of probes to run; None = all registered
-    "ignore": (),  # finding codes reported but never gating
+    "ignore": (),  # finding codes reported but never gating, each with its reason (gapdiag.ignores)
     "fail_on": "fail",  # "warn" or "fail": the lowest severity that makes the exit code 1
     "max_pairs_per_split": 200_000,  # the protocol grid scores a seeded subsample of at most this many pairs
     # how the user measures each split: "auto" (as given: pairs -> pairwise, episodes -> n-way), or forced
@@ -101,9 +105,7 @@ class Config:
         from .validation import check_options
 
         o = check_options(self.options, source=source)  # types and ranges of every global option
-        if isinstance(o["ignore"], str):
-            o["ignore"] = tuple(c.strip().upper() for c in o["ignore"].split(",") if c.strip())
-        o["ignore"] = tuple(str(c).upper() for c in o["ignore"])
+        o["ignore"] = normalize_ignores(o["ignore"], source)  # {code: reason}
         from .findings.codes import lookup
 
         for code in o["ignore"]:
@@ -148,10 +150,12 @@ def load_config(path: str | Path | None = None, *, search_pyproject: bool = True
         data = _read_toml(p)
         if p.name == "pyproject.toml":
             data = _tool_table(data, p)
+        require_reasons(data, str(p))
         return Config.from_mapping(data, source=str(p))
     if search_pyproject and Path("pyproject.toml").is_file():
         data = _tool_table(_read_toml(Path("pyproject.toml")), Path("pyproject.toml"))
         if data:
+            require_reasons(data, "pyproject.toml [tool.gapdiag]")
             return Config.from_mapping(data, source="pyproject.toml [tool.gapdiag]")
     return Config.from_mapping({})
 

@@ -8,6 +8,7 @@ candidates, ``min()`` of the distance) on held-out clean digits. gapdiag then au
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -97,6 +98,21 @@ def build_demo(
     return DemoScenario(sc.model, sc.train, sc.val, train_acc, val_acc, ep.n_way, time.perf_counter() - t0)
 
 
+@contextlib.contextmanager
+def _one_thread():
+    """One torch and BLAS thread: float sums depend on the thread count, and the demo's numbers (which the
+    README quotes) must be the same on every machine."""
+    from threadpoolctl import threadpool_limits
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with threadpool_limits(limits=1):
+            yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def describe_demo() -> str:
     return (
         "gapdiag demo: training a small Siamese CNN on scikit-learn's handwritten digits.\n"
@@ -122,13 +138,14 @@ def run_demo(
 
     config = config if isinstance(config, Config) else Config.from_mapping(config)
     echo(describe_demo())
-    scenario = build_demo(seed=config.seed)
-    echo(f"  trained in {scenario.seconds:.1f} s")
-    echo(
-        f"Symptom reproduced: training pairwise accuracy {scenario.train_pair_accuracy:.2f} vs validation "
-        f"{scenario.n_way}-way accuracy {scenario.val_nway_accuracy:.2f} (chance {1 / scenario.n_way:.2f})."
-    )
-    report = audit(scenario.model, scenario.train, scenario.val, config=config, progress=progress)
+    with _one_thread():
+        scenario = build_demo(seed=config.seed)
+        echo(f"  trained in {scenario.seconds:.1f} s")
+        echo(
+            f"Symptom reproduced: training pairwise accuracy {scenario.train_pair_accuracy:.2f} vs validation "
+            f"{scenario.n_way}-way accuracy {scenario.val_nway_accuracy:.2f} (chance {1 / scenario.n_way:.2f})."
+        )
+        report = audit(scenario.model, scenario.train, scenario.val, config=config, progress=progress)
     from .report.formatting import FORMATS
 
     paths = [report.save(Path(out) / FORMATS[f].filename, format=f) for f in formats]

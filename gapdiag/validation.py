@@ -349,6 +349,15 @@ def _names(v: Any) -> str | None:
     return "must be a list of names (or one comma-separated string)"
 
 
+def _ignores(v: Any) -> str | None:
+    """The shape only; :func:`gapdiag.ignores.normalize_ignores` checks each entry and its reason."""
+    if isinstance(v, (str, dict)):
+        return None
+    if isinstance(v, (list, tuple)) and all(isinstance(x, (str, dict)) for x in v):
+        return None
+    return 'must be a list of finding codes with reasons, e.g. [{code = "GD204", reason = "why"}]'
+
+
 #: How each global option of :data:`gapdiag.config.GLOBAL_DEFAULTS` is checked: ``rule(value) -> problem or None``.
 OPTION_RULES: dict[str, Any] = {
     "seed": _int_in(0, 2**63 - 1),
@@ -359,7 +368,10 @@ OPTION_RULES: dict[str, Any] = {
     "threshold": _threshold,
     "cache_dir": _cache_dir,
     "probes": _names,
-    "ignore": lambda v: None if v is not None and not _names(v) else "must be a list of finding codes",
+    "ignore": _ignores,
+    "gates": lambda v: (
+        None if isinstance(v, dict) else "must be a table such as [gates] val_metric_min = 0.6"
+    ),
     "fail_on": lambda v: None if v in ("warn", "fail") else "must be 'warn' or 'fail'",
     "max_pairs_per_split": _int_in(20, 2**40, " (the protocol grid needs a usable sample)"),
     "train_protocol": lambda v: (

@@ -8,7 +8,7 @@ def test_defaults_and_overrides():
     cfg = Config.from_mapping(
         {"seed": 3, "ignore": "gd204, GD205", "probes": {"protocol_mismatch": {"min_protocol_share": 0.4}}}
     )
-    assert cfg.seed == 3 and cfg.ignore == ("GD204", "GD205")
+    assert cfg.seed == 3 and list(cfg.ignore) == ["GD204", "GD205"]
     assert cfg.params_for("protocol_mismatch") == {"min_protocol_share": 0.4}
     assert cfg.with_overrides(fail_on="warn").fail_on == "warn"
 

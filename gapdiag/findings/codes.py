@@ -38,7 +38,10 @@ _ENTRIES = [
         "A network rewarded for getting training pairs right will take the cheapest cue that works. If both "
         "images of every positive pair share a tint, 'same tint' is a perfect similarity signal in training "
         "and worthless at validation time, where it is absent: high training accuracy, poor validation.",
-        "Every built-in and user attribute is turned into pair features: level (mean of the two items), agreement "
+        "Every built-in and user attribute, and catalogue-free statistics that need no name for the artifact (per "
+        "region and channel of images: mean, spread, min, max on a grid sized to the image; segments and frequency "
+        "bands of 1-D signals; length, padding and distinct tokens of token sequences, and the pair's token "
+        "overlap; each field of feature rows), is turned into pair features: level (mean of the two items), agreement "
         "(minus the absolute difference), deviation (distance of the level from the split's median item, which "
         "catches a shared random-sign change) and, for categories, equality. Per split, the ROC-AUC of each "
         "feature for the pair label has a stratified bootstrap CI; separability = |2 AUC - 1| read in the "
@@ -47,7 +50,10 @@ _ENTRIES = [
         "control passes the same test: the same training pairs with both sides re-drawn at random from their "
         "identities, on which a cue of the pairing vanishes and a cue of identity does not. A cross-validated "
         "logistic regression on all features tells whether the training pairs can be solved without looking at "
-        "identity at all. Attributes moved by the same intervention are reported as one artifact.",
+        "identity at all. Features of one artifact (moved by one intervention, correlated on the training pairs, or "
+        "carried by the same pairs: as correlated as their common cause, the pair label, implies) make one finding "
+        'that names the strongest and lists the others; image artifacts are localized in words ("the top-left 4x4 '
+        'pixels") and on a heat map of the signal per region over the mean training image.',
         (
             "Remove the artifact from the training pipeline (apply augmentations independently to each image of a pair, or to none).",
             "Augment against the named attribute: random colour jitter, brightness, translation or blur applied independently per image.",
@@ -67,8 +73,10 @@ _ENTRIES = [
         "score and each flagged attribute feature, among positive and among negative training pairs separately "
         "(Fisher-z CI, Bonferroni-adjusted), so identity cannot explain it. (2) A counterfactual on a bounded "
         "sample of validation pairs: the attribute of a positive training pair (tint, brightness, contrast, "
-        "translation, blur, or a user intervention, fitted per source pair) is transplanted onto both items, "
-        "which are re-embedded. The flip rate of decisions at the decision threshold is compared with a control "
+        "translation, blur, or a user intervention, fitted per source pair; for a catalogue-free artifact the level "
+        "of its image region or signal segment, restricted to the pixels where positive and negative training items "
+        "differ, its frequency band's power, the sequence length, or the field's value, each item from the same side "
+        "of the source pair) is transplanted onto both items, which are re-embedded. The flip rate of decisions at the decision threshold is compared with a control "
         "transplant of the same kind from negative training pairs, which carries no label link; the excess flip "
         "rate (paired bootstrap CI), the false-accept rate on validation negatives and the score shift in "
         "validation-score standard deviations are reported. Attributes no intervention can move are judged on the "
@@ -215,6 +223,30 @@ _ENTRIES = [
             "Make the splits come from the same capture distribution, or adapt the model to the validation domain.",
         ),
     ),
+    CodeInfo(
+        "GD206",
+        "Validation scores barely vary",
+        "embedding",
+        "The model gives (almost) every validation pair the same score: the spread of validation scores is tiny "
+        "next to the spread of training scores.",
+        "When validation scores do not vary, every decision threshold puts all validation pairs on one side and "
+        "every n-way pick is decided by ties or float noise: the validation accuracy measures chance, not the "
+        "model. It is what a network that learned a shortcut does on inputs without the shortcut (a stamp on "
+        "positive training pairs, absent on clean validation items: all of them get one embedding).",
+        "The standard deviation of the oriented scores of validation pairs and of training pairs (a seeded sample "
+        "of each), their ratio SD_val / SD_train (1 = the same spread, 0 = one score for all) with a percentile "
+        "bootstrap CI (pairs resampled independently in each split), the share of validation pairs that share "
+        "the median score up to float precision, and for episodes the share with a tie for the best candidate. "
+        "A warning when the whole CI of the ratio lies below 0.1 (the whole validation distribution fits inside "
+        "less than half a training SD, inside the gap the model keeps between training positives and "
+        "negatives), a fail below 0.01 or when validation scores are constant.",
+        (
+            "Look for the shortcut that the validation items lack (GD101/GD102) and remove it from training.",
+            "Check that validation inputs reach the model like training inputs (GD305 preprocessing, GD306 mode): "
+            "a constant or saturated input gives one embedding.",
+            "Inspect the embeddings of a few validation items: identical rows mean a collapsed or dead encoder.",
+        ),
+    ),
     # ---------------------------------------------------------------- protocol
     CodeInfo(
         "GD301",
@@ -341,7 +373,7 @@ _ENTRIES = [
 # protocol mismatch and the genuine gap, then descriptive findings.
 _CAUSE_ORDER = (
     "GD302", "GD305", "GD306", "GD101", "GD102", "GD103", "GD201", "GD301",
-    "GD202", "GD303", "GD304", "GD203", "GD204", "GD205", "GD104", "GD900",
+    "GD202", "GD206", "GD303", "GD304", "GD203", "GD204", "GD205", "GD104", "GD900",
 )  # fmt: skip
 
 CATALOGUE: dict[str, CodeInfo] = {

@@ -39,6 +39,9 @@ class Finding:
     ``figures`` names figures of the probe's result that show it; ``remediation`` is concrete steps.
     ``cause`` names the artifact or mechanism the finding is about (e.g. ``"artifact:tint"``): findings
     that share one, whatever their code or probe, are one cause and the report shows them as one card.
+    ``ignored`` findings are reported but never gate; ``ignore_reason`` says why (from the configuration).
+    ``baseline`` is None unless the report was compared with a baseline (:mod:`gapdiag.baseline`); then it is
+    ``{"status": "accepted" | "new" | "worse", "change": words}`` and an accepted finding never gates.
     """
 
     code: str
@@ -51,6 +54,13 @@ class Finding:
     figures: list[str] = field(default_factory=list)
     ignored: bool = False
     cause: str = ""
+    ignore_reason: str = ""
+    baseline: dict[str, str] | None = None
+
+    @property
+    def accepted(self) -> bool:
+        """Accepted in the baseline the report was compared with (known, and not worse)."""
+        return bool(self.baseline) and self.baseline.get("status") == "accepted"
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -64,4 +74,6 @@ class Finding:
             "figures": list(self.figures),
             "ignored": self.ignored,
             "cause": self.cause,
+            "ignore_reason": self.ignore_reason,
+            "baseline": None if self.baseline is None else dict(self.baseline),
         }

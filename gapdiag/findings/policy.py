@@ -1,14 +1,20 @@
 """Verdict and exit code: the one place that decides what gates. JSON, JUnit and the CLI all call it.
 
-- verdict: ``fail`` if any non-ignored finding is a fail, else ``warn`` if any is a warn, else ``pass``
-  (probe errors, GD900, are not findings about the model and do not enter the verdict);
-- exit code: 0 pass, 1 a non-ignored finding at or above ``fail_on``, 3 a probe errored and nothing gated
-  (a gating finding outranks a probe error), 2 is reserved for bad usage, config or input.
+- verdict: ``fail`` if any counted finding is a fail or a numeric gate failed, else ``warn`` if any counted
+  finding is a warn, else ``pass``. Counted: not ignored, not accepted in the baseline the report was compared
+  with (``Finding.accepted``), not a probe error (GD900 is not a finding about the model);
+- exit code: 0 pass, 1 a counted finding at or above ``fail_on`` or a failed numeric gate (a gate is an
+  explicit threshold: it gates whatever ``fail_on`` says), 3 a probe errored or a configured gate could not be
+  measured, and nothing gated (a gating finding outranks an error), 2 is reserved for bad usage, config or input.
+
+``gate_results`` are :class:`gapdiag.gates.GateResult` objects (anything with a ``status`` of ``"passed"``,
+``"failed"`` or ``"unmeasured"``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from .codes import CATALOGUE
 from .finding import Finding, Severity
@@ -29,13 +35,18 @@ def rank_key(f: Finding) -> tuple:
     return (f.ignored, -int(f.severity), info.cause_rank if info else 999, f.code)
 
 
-def _counted(findings: Iterable[Finding]) -> list[Finding]:
-    return [f for f in findings if not f.ignored and f.code != ERROR_CODE]
+def _counts(f: Finding) -> bool:
+    """Does the finding count for the verdict and the gate (not ignored, not accepted, not a probe error)?"""
+    return not f.ignored and not f.accepted and f.code != ERROR_CODE
 
 
-def verdict_of(findings: Iterable[Finding]) -> str:
-    counted = _counted(findings)
-    if any(f.severity >= Severity.FAIL for f in counted):
+def _statuses(gate_results: Iterable[Any]) -> set[str]:
+    return {g.status for g in gate_results}
+
+
+def verdict_of(findings: Iterable[Finding], gate_results: Iterable[Any] = ()) -> str:
+    counted = [f for f in findings if _counts(f)]
+    if any(f.severity >= Severity.FAIL for f in counted) or "failed" in _statuses(gate_results):
         return "fail"
     if any(f.severity >= Severity.WARN for f in counted):
         return "warn"
@@ -44,14 +55,14 @@ def verdict_of(findings: Iterable[Finding]) -> str:
 
 def gates(f: Finding, fail_on: str) -> bool:
     """Does this finding make the exit code 1 under ``fail_on``?"""
-    return not f.ignored and f.code != ERROR_CODE and f.severity >= Severity.parse(fail_on)
+    return _counts(f) and f.severity >= Severity.parse(fail_on)
 
 
-def exit_code_of(findings: Iterable[Finding], fail_on: str = "fail") -> int:
-    findings = list(findings)
-    if any(gates(f, fail_on) for f in findings):
+def exit_code_of(findings: Iterable[Finding], fail_on: str = "fail", gate_results: Iterable[Any] = ()) -> int:
+    findings, statuses = list(findings), _statuses(gate_results)
+    if any(gates(f, fail_on) for f in findings) or "failed" in statuses:
         return EXIT_GATED
-    if any(f.code == ERROR_CODE for f in findings):
+    if any(f.code == ERROR_CODE for f in findings) or "unmeasured" in statuses:
         return EXIT_PROBE_ERROR
     return EXIT_PASS
 

@@ -114,6 +114,10 @@ class FigureSpec:
       "vmin": float, "vmax": float, "cbar": str}``
     - ``scatter``: ``{"panels": [{"title": str, "x": [float], "y": [float], "groups": [str]}]}``
     - ``images``: ``{"rows": [{"caption": str, "images": [array (H, W) or (H, W, 3) in [0, 1]]}]}``
+    - ``overlay``: ``{"image": array (h, w) or (h, w, 3) in [0, 1], "panels": [{"title": str, "values":
+      [[float]] (gr, gc)}], "row_edges": [int] (gr + 1), "col_edges": [int] (gc + 1), "vmin", "vmax",
+      "cbar": str, "outline": [[r0, r1, c0, c1]]}``: a grid of values over an image of H x W pixels (the
+      last edges), boxes in pixels, end-exclusive
     """
 
     id: str
@@ -268,9 +272,9 @@ class Probe(abc.ABC):
         """
         start = time.perf_counter()
         with _isolated_global_rng(int(ctx.config.seed), self.name):
-            return self._run(ctx, start)
+            return self.__run_isolated(ctx, start)
 
-    def _run(self, ctx: AuditContext, start: float) -> ProbeResult:
+    def __run_isolated(self, ctx: AuditContext, start: float) -> ProbeResult:  # mangled: no subclass clash
         from ..context import REQUIREMENTS
 
         unknown = sorted(set(self.requires) - set(REQUIREMENTS))

@@ -112,7 +112,9 @@ def check_config(config: Config) -> Config:
     """Check the probe names and every probe option of ``config`` against the registry; returns ``config``.
 
     Each configured probe is built once (``Probe(**options)`` checks names, types, choices and ranges), so a
-    misspelt or out-of-range option stops the audit before anything is embedded.
+    misspelt or out-of-range option stops the audit before anything is embedded. The numeric gates are checked
+    here too (:func:`gapdiag.gates.parse_gates`: their step ids belong to the gap chain, which sits above the
+    configuration like the registry does).
     """
     probes = registered_probes()
     known = ", ".join(probes)
@@ -125,4 +127,7 @@ def check_config(config: Config) -> Config:
     for name in config.probes or ():
         if name not in probes:
             raise ConfigError(f"{config.source}: unknown probe {name!r}. Registered probes: {known}.")
+    from ..gates import parse_gates
+
+    parse_gates(config.gates, config.source)
     return config

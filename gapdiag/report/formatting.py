@@ -21,10 +21,10 @@ __all__ = [
     "jsonable",
     "fmt",
     "headline",
+    "num",
+    "with_ci",
     "symptom_text",
-    "chain_text",
     "step_text",
-    "gap_lines",
     "labels_hint",
 ]
 
@@ -76,6 +76,25 @@ def headline(message: str) -> str:
     return message if match is None else message[: match.start()]
 
 
+def num(value: Any, digits: int = 2) -> str:
+    """A number to ``digits`` places, or "n/a" when it is missing or not finite."""
+    if value is None or not isinstance(value, (int, float, np.integer, np.floating)):
+        return "n/a"
+    return f"{float(value):.{digits}f}" if math.isfinite(float(value)) else "n/a"
+
+
+def with_ci(value: Any, low: Any = None, high: Any = None, digits: int = 2) -> str:
+    """ "0.44 [0.41, 0.48]": a value with its confidence interval (the interval left out when unknown).
+
+    ``value`` may also be an estimate dict (``{"value", "ci_low", "ci_high", ...}``)."""
+    if isinstance(value, dict):
+        value, low, high = value.get("value"), value.get("ci_low"), value.get("ci_high")
+    text = num(value, digits)
+    if text != "n/a" and num(low) != "n/a" and num(high) != "n/a":
+        text += f" [{num(low, digits)}, {num(high, digits)}]"
+    return text
+
+
 # The gap chain in words (the chain itself is numbers: gapdiag.gap)
 
 _GAIN_MEANING = {
@@ -86,14 +105,6 @@ _GAIN_MEANING = {
     "generalization_and_protocol": "validation scores higher under its own protocol",
     "direction": "reading the score as declared helps",
 }
-
-
-def _interval(d: dict[str, Any]) -> str:
-    if d.get("value") is None:
-        return "n/a"
-    if d.get("ci_low") is None or d.get("ci_high") is None:
-        return f"{d['value']:.2f}"
-    return f"{d['value']:.2f} [{d['ci_low']:.2f}, {d['ci_high']:.2f}]"
 
 
 def _protocol_words(protocol: str) -> str:
@@ -108,14 +119,14 @@ def symptom_text(gap: dict[str, Any]) -> str:
     first, last = chain["states"][0], chain["states"][-1]
 
     def part(s: dict[str, Any]) -> str:
-        return f"{_protocol_words(s['protocol'])} accuracy {_interval(s)} ({s['n']} {s['unit']}, chance {s['chance']:.2f})"
+        return f"{_protocol_words(s['protocol'])} accuracy {with_ci(s)} ({s['n']} {s['unit']}, chance {s['chance']:.2f})"
 
     return f"Training {part(first)} vs validation {part(last)}."
 
 
 def step_text(step: dict[str, Any]) -> str:
     """One step of the chain in words, with its owner or status."""
-    value = _interval(step)
+    value = with_ci(step)
     if step["status"] == "owned":
         tail = f"owned by {step['owner']}"
     elif step["status"] == "unexplained":
@@ -125,31 +136,6 @@ def step_text(step: dict[str, Any]) -> str:
     else:
         tail = "not significant"
     return f"{value} {step['label']} ({tail})"
-
-
-def chain_text(gap: dict[str, Any]) -> str:
-    """The chain in one sentence: the total drop and each step, which add up."""
-    chain = gap.get("chain")
-    if not chain or len(chain["states"]) < 2:
-        return ""
-    first, last = chain["states"][0], chain["states"][-1]
-    steps = "; ".join(step_text(s) for s in chain["steps"])
-    text = (
-        f"Of the {_interval(chain['total'])} drop from {first['label']} ({first['value']:.2f}) to {last['label']} "
-        f"({last['value']:.2f}): {steps}."
-    )
-    if chain.get("reading_reversed"):
-        text += (
-            " The score is read the way the training pairs separate, except for your own validation number."
-        )
-    if chain.get("most_likely_cause"):
-        text += f" The largest owned share of the drop: {chain['most_likely_cause']}."
-    return text
-
-
-def gap_lines(gap: dict[str, Any]) -> list[str]:
-    """The symptom and the chain sentence, for renderers that print the gap as text."""
-    return [line for line in (symptom_text(gap or {}), chain_text(gap or {})) if line]
 
 
 def labels_hint(results: list[Any]) -> str:

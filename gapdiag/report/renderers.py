@@ -11,7 +11,9 @@ from xml.sax.saxutils import quoteattr
 from ..findings.codes import CATALOGUE
 from ..findings.policy import gates
 from ..probes.base import Status
-from .formatting import gap_lines, headline, jsonable, labels_hint
+from .chain import chain_of, text_waterfall
+from .formatting import headline, jsonable, labels_hint, symptom_text
+from .gating import finding_flag, gate_parts, gate_text, gating_lines
 
 if TYPE_CHECKING:
     from .report import Report
@@ -34,6 +36,14 @@ def render_json(report: Report) -> str:
     return json.dumps(jsonable(data), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
 
+def _gap_lines(report: Report) -> list[str]:
+    """The symptom, then the gap chain as text bars (or why the chain was not measured)."""
+    chain = chain_of(report.gap)
+    return [line for line in [symptom_text(report.gap or {})] if line] + (
+        [] if chain is None else text_waterfall(chain)
+    )
+
+
 def render_text(report: Report) -> str:
     out = [
         f"gapdiag verdict: {report.verdict.upper()} (gating at {report.fail_on}; exit code {report.exit_code})"
@@ -42,7 +52,8 @@ def render_text(report: Report) -> str:
         out.append(
             f"  Probe error (GD900) in {', '.join(f.probe for f in report.errored)}: those checks did not run."
         )
-    out += ["  " + line for line in gap_lines(report.gap)]
+    out += ["  " + line for line in gating_lines(report.baseline, report.gates)]
+    out += ["  " + line for line in _gap_lines(report)]
     cause = report.primary_cause
     if cause is not None:
         out.append(f"  Most likely cause: {cause.code} {cause.title}")
@@ -53,8 +64,7 @@ def render_text(report: Report) -> str:
         out.append("")
         out.append("Findings:")
     for f in report.findings:
-        flag = " (ignored)" if f.ignored else ""
-        out.append(f"  {str(f.severity).upper():4} {f.code} {f.title}{flag}")
+        out.append(f"  {str(f.severity).upper():4} {f.code} {f.title}{finding_flag(f)}")
         out.append(f"       {headline(f.message)}")
     skipped = [r for r in report.results if r.status == Status.SKIPPED]
     if skipped:
@@ -78,14 +88,21 @@ def render_markdown(report: Report) -> str:
             f"**Probe error (GD900)** in {names}: those checks did not run (exit code {report.exit_code}).",
             "",
         ]
-    out += [f"> {_md(line)}" for line in gap_lines(report.gap)]
+    out += _gating_markdown(report)
+    lines = _gap_lines(report)
+    out += [f"> {_md(line)}" for line in lines[:1]]
+    if lines[1:]:
+        out += ["", "```text", *lines[1:], "```"]
     hint = labels_hint(report.results)
     if hint:
         out += ["", f"*{_md(hint)}*"]
     if report.findings:
         out += ["", "| severity | code | finding |", "|---|---|---|"]
         for f in report.findings:
-            ign = " *(ignored)*" if f.ignored else ""
+            flag = finding_flag(f).strip()[
+                1:-1
+            ]  # "(ignored: reason)": the parentheses are ours, the rest escaped
+            ign = f" *({_md(flag)})*" if flag else ""
             out.append(f"| {f.severity} | {_md_code(f.code)} | **{_md(f.title)}**{ign}<br>{_md(f.message)} |")
     else:
         out += ["", "No findings."]
@@ -162,15 +179,15 @@ def render_junit(report: Report) -> str:
                 failing = [f for f in mine if gates(f, report.fail_on)]
                 if failing:
                     n_fail += 1
-                    msg = "; ".join(f.message for f in failing)
+                    msg = "; ".join(f"{f.message}{finding_flag(f)}" for f in failing)
                     body = f"<failure message={quoteattr(failing[0].title)} type={quoteattr(str(failing[0].severity))}>{xml_escape(msg)}</failure>"
                 elif mine:
-                    text = "\n".join(
-                        f"{str(f.severity).upper()}{' (ignored)' if f.ignored else ''}: {f.message}"
-                        for f in mine
-                    )
+                    text = "\n".join(f"{str(f.severity).upper()}{finding_flag(f)}: {f.message}" for f in mine)
                     body = f"<system-out>{xml_escape(text)}</system-out>"
             cases.append(f"    <testcase {attrs}>{body}</testcase>" if body else f"    <testcase {attrs}/>")
+    gate_cases, gate_fail, gate_err = _junit_gates(report)
+    cases += gate_cases
+    n_fail, n_err = n_fail + gate_fail, n_err + gate_err
     header = f'<testsuite name="gapdiag" tests="{len(cases)}" failures="{n_fail}" errors="{n_err}" skipped="{n_skip}">'
     props = f'    <properties><property name="verdict" value="{report.verdict}"/><property name="exit_code" value="{report.exit_code}"/></properties>'
     return terminal_safe(  # XML 1.0 forbids most control characters, even escaped
@@ -187,3 +204,36 @@ def render_junit(report: Report) -> str:
         )
         + "\n"
     )
+
+
+def _gating_markdown(report: Report) -> list[str]:
+    """The baseline comparison as a quote and the numeric gates as a table (nothing when neither applies)."""
+    out = [f"> {_md(line)}" for line in gating_lines(report.baseline, [])]
+    if report.gates:
+        out += ([""] if out else []) + ["| gate | result | measured | rule |", "|---|---|---|---|"]
+        for g in report.gates:
+            icon = {"passed": "✅", "failed": "❌"}.get(g.status, "⚠️")
+            measured, rule = gate_parts(g)
+            what = _md(g.label + (f" ({g.detail})" if g.detail else ""))
+            out.append(
+                f"| {_md_code(g.name)} | {icon} {g.status} | {what}: {measured or 'n/a'} | {_md(rule) or 'n/a'} |"
+            )
+    return out + ([""] if out else [])
+
+
+def _junit_gates(report: Report) -> tuple[list[str], int, int]:
+    """One test case per numeric gate: a failed gate is a <failure>, an unmeasured one an <error>."""
+    cases, n_fail, n_err = [], 0, 0
+    for g in report.gates:
+        attrs = f'classname="gapdiag.gates" name={quoteattr(g.name)} time="0.000"'
+        text = gate_text(g)
+        if g.status == "failed":
+            n_fail += 1
+            body = f'<failure message={quoteattr(text)} type="gate">{xml_escape(text)}</failure>'
+        elif g.status == "unmeasured":
+            n_err += 1
+            body = f'<error message={quoteattr(text)} type="gate">{xml_escape(text)}</error>'
+        else:
+            body = f"<system-out>{xml_escape(text)}</system-out>"
+        cases.append(f"    <testcase {attrs}>{body}</testcase>")
+    return cases, n_fail, n_err

@@ -13,6 +13,7 @@ from .._io import atomic_write_text
 from ..errors import ConfigError
 from ..findings.finding import Finding, Severity
 from ..findings.policy import ERROR_CODE, exit_code_of, gates, rank_key, verdict_of
+from ..gates import GateResult
 from ..probes.base import ProbeResult, Status
 from .formatting import FORMATS, format_of_path, jsonable
 
@@ -32,6 +33,9 @@ class Report:
     gap : dict, the protocol grid and the decomposition of the observed gap (empty if not measured)
     meta : dict, config, versions, sizes, timings
     fail_on : the severity that gates ("warn" or "fail")
+    gates : list of GateResult, the numeric gates configured under ``gates`` (:mod:`gapdiag.gates`)
+    baseline : dict or None, what changed against the baseline it was compared with (:mod:`gapdiag.baseline`):
+        ``{source, margin, accepted, new[], worse[], resolved[]}``
     """
 
     findings: list[Finding]
@@ -39,6 +43,8 @@ class Report:
     gap: dict[str, Any] = field(default_factory=dict)
     meta: dict[str, Any] = field(default_factory=dict)
     fail_on: str = "fail"
+    gates: list[GateResult] = field(default_factory=list)
+    baseline: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         self.findings = sorted(self.findings, key=rank_key)
@@ -47,11 +53,11 @@ class Report:
     @property
     def verdict(self) -> str:
         """``fail`` if any non-ignored fail, else ``warn`` if any non-ignored warn, else ``pass``."""
-        return verdict_of(self.findings)
+        return verdict_of(self.findings, self.gates)
 
     @property
     def exit_code(self) -> int:
-        return exit_code_of(self.findings, self.fail_on)
+        return exit_code_of(self.findings, self.fail_on, self.gates)
 
     @property
     def errored(self) -> list[Finding]:
@@ -119,6 +125,8 @@ class Report:
             "findings": [f.to_dict() for f in self.findings],
             "probes": [r.to_dict() for r in self.results],
             "meta": self.meta,
+            "gates": [g.to_dict() for g in self.gates],
+            "baseline": self.baseline,
         }
         return jsonable(data)
 

@@ -93,6 +93,42 @@ def _cache_umap_compilation() -> None:
         return
 
 
+def _point_meta(ctx: AuditContext, rows: dict[str, np.ndarray], xy: np.ndarray) -> dict:
+    """Split, row, item id and identity of each mapped point (train rows first, then val), and thumbnails of
+    up to 16 points spread over the map (farthest-point order) when the inputs are images."""
+    split = [s for s in ("train", "val") for _ in range(rows[s].size)]
+    row = [int(r) for s in ("train", "val") for r in rows[s]]
+    ids = [_plain_id(ctx.splits[s].items.ids[r]) for s in ("train", "val") for r in rows[s]]
+    identity = []
+    for s in ("train", "val"):
+        ids_s = ctx.identities(s)
+        identity += (
+            ["unknown"] * rows[s].size if ids_s is None else [str(v) for v in np.asarray(ids_s)[rows[s]]]
+        )
+    meta: dict[str, Any] = {"split": split, "row": row, "id": ids, "identity": identity}
+    if not all(ctx.splits[s].items.has_inputs for s in ("train", "val")) or xy.shape[0] == 0:
+        return meta
+    from ...thumbnails import thumbnails  # noqa: PLC0415
+
+    picks = [0]
+    dist = np.linalg.norm(xy - xy[0], axis=1)
+    while len(picks) < min(16, xy.shape[0]):
+        picks.append(int(np.argmax(dist)))
+        dist = np.minimum(dist, np.linalg.norm(xy - xy[picks[-1]], axis=1))
+    images = []
+    for p in picks:
+        img = thumbnails(ctx.splits[split[p]].items.get_batch(np.array([row[p]])), max_side=32)
+        if img is None:
+            return meta
+        images.append({"point": p, "image": img[0]})
+    meta["thumbnails"] = images
+    return meta
+
+
+def _plain_id(value: Any) -> Any:
+    return value.item() if isinstance(value, np.generic) else value
+
+
 def _is_number(text: str) -> bool:
     try:
         float(text)
@@ -366,6 +402,7 @@ class ClassGapProbe(Probe):
             kind="scatter",
             title=f"{method} of train and validation embeddings ({x.shape[0]} sampled items)",
             data={
+                "points": _point_meta(ctx, rows, xy),
                 "panels": [
                     {
                         "title": "by split",
@@ -379,7 +416,7 @@ class ClassGapProbe(Probe):
                         "y": xy[by_id, 1].round(4).tolist(),
                         "groups": cls[by_id].tolist(),
                     },
-                ]
+                ],
             },
             caption=(
                 f"Seeded subsample of {k_tr} training and {k_va} validation items, {metric} distance. "

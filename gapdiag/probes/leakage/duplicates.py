@@ -142,7 +142,7 @@ class DuplicatesProbe(Probe):
         exact, match = np.zeros(n_val, dtype=bool), np.full(n_val, -1, dtype=np.int64)
         spaces: dict[str, dict[str, Any]] = {}
         if has_inputs:
-            spaces.update(self._input_space(ctx, exact, match))
+            spaces.update(self._input_space(ctx, exact, match, m.notes))
         else:
             m.notes.append("No raw inputs in both splits: exact and input-space duplicates were not checked.")
         if len(tr) >= 2:
@@ -199,8 +199,13 @@ class DuplicatesProbe(Probe):
                 m.figures.append(fig)
         return m
 
-    def _input_space(self, ctx: AuditContext, exact: np.ndarray, match: np.ndarray) -> dict[str, Any]:
-        """Exact copies by content hash (written into ``exact`` and ``match``) and the input-space distances."""
+    def _input_space(
+        self, ctx: AuditContext, exact: np.ndarray, match: np.ndarray, notes: list[str]
+    ) -> dict[str, Any]:
+        """Exact copies by content hash (written into ``exact`` and ``match``) and the input-space distances,
+        where distances between inputs mean something."""
+        from ...modality import input_kind
+
         tr, va = ctx.train.items, ctx.val.items
         first: dict[str, int] = {}
         for i, h in enumerate(tr.content_hashes()):
@@ -209,6 +214,12 @@ class DuplicatesProbe(Probe):
             j = first.get(h)
             if j is not None:
                 exact[i], match[i] = True, j
+        if input_kind(tr.get_batch(np.array([0]))) == "sequence":
+            notes.append(
+                "Token-id sequences: distances between ids mean nothing, so near copies are searched in embedding "
+                "space only (exact copies by content hash)."
+            )
+            return {}
         if len(tr) < 2:
             return {}
         dim = int(self.params["max_input_dim"])
@@ -429,7 +440,16 @@ class DuplicatesProbe(Probe):
             **{k: mt[k] for k in ("input_space", "embedding_space") if k in mt},
         }
         figs = [f.id for f in m.figures]
-        return [self.finding("GD103", sev, " ".join(parts), evidence=evidence, figures=figs)]
+        return [
+            self.finding(
+                "GD103",
+                sev,
+                " ".join(parts),
+                evidence=evidence,
+                figures=figs,
+                cause="contamination:duplicates",
+            )
+        ]
 
 
 def _est_args(d: dict[str, Any]) -> dict[str, Any]:

@@ -215,7 +215,7 @@ class IdentityOverlapProbe(Probe):
         }[kind]
         evidence = {k: mt[k] for k in ("method", "by_label", "by_embedding") if k in mt}
         evidence["set"] = kind
-        return [self.finding("GD104", Severity.INFO, msg, evidence=evidence)]
+        return [self.finding("GD104", Severity.INFO, msg, evidence=evidence, cause="split:identity_overlap")]
 
 
 def _plain(v: Any) -> Any:

@@ -1,7 +1,8 @@
 """GD101 — spurious shared attribute: a nuisance property that solves the training pairs but not the val pairs.
 
-The measurement is the leakage family's shared :data:`~gapdiag.probes.leakage.signal.ATTRIBUTE_SIGNAL`
-(GD102 reads the same one); this probe judges it and writes the findings.
+The measurement is the leakage family's shared :data:`~gapdiag.probes.leakage.signal.ATTRIBUTE_SIGNAL`, and the
+artifacts it flags are the shared :data:`~gapdiag.probes.leakage.candidates.SHORTCUT_CANDIDATES` (GD102 reads
+the same); this probe judges them, localizes them and writes the findings.
 """
 
 from __future__ import annotations
@@ -15,26 +16,21 @@ from ...stats import Estimate, estimate_from_draws
 from ...thumbnails import thumbnails
 from ..base import FigureSpec, Measurement, Probe
 from ..registry import register_probe
-from .signal import (
-    ATTRIBUTE_SIGNAL,
-    SIGNAL_DEFAULTS,
-    AttributeAUCs,
-    feature_rows,
-    flagged_rows,
-    intervention_group,
-    lead_of,
-)
-from .wording import describe, direction_words, part_text, plain_name
+from .candidates import Candidate, region_map, shortcut_candidates
+from .signal import SIGNAL_DEFAULTS, AttributeAUCs
+from .wording import describe, direction_words, name_of, part_text
 
 if TYPE_CHECKING:
     from ...context import AuditContext
 
 __all__ = ["ShortcutProbe"]
 
+_MAX_TOGETHER = 6  # features named as moving with an artifact; the rest are counted
+_MEAN_IMAGE_ITEMS = 256
 
-# --------------------------------------------------------------------------------------------------
-# Thumbnails
-# --------------------------------------------------------------------------------------------------
+
+def _estimate_dict(e: Estimate | None) -> dict | None:
+    return None if e is None else e.to_dict()
 
 
 def _pair_rows(items, left, right, picks, caption: str) -> dict[str, Any] | None:
@@ -45,13 +41,24 @@ def _pair_rows(items, left, right, picks, caption: str) -> dict[str, Any] | None
     return None if imgs is None else {"caption": caption, "images": imgs}
 
 
-# --------------------------------------------------------------------------------------------------
-# The probe
-# --------------------------------------------------------------------------------------------------
-
-
-def _estimate_dict(e: Estimate | None) -> dict | None:
-    return None if e is None else e.to_dict()
+def _table_row(r: dict[str, Any]) -> dict[str, Any]:
+    """One feature row as JSON evidence."""
+    return {
+        "feature": r["feature"],
+        "attribute": r["attribute"],
+        "part": r["part"],
+        "kind": r["kind"],
+        "direction": r["direction"],
+        "catalogue_free": r["generic"],
+        "auc_train": r["auc_train"].to_dict(),
+        "auc_val": _estimate_dict(r.get("auc_val")),
+        "separability_train": r["separability_train"].to_dict(),
+        "separability_val": _estimate_dict(r.get("separability_val")),
+        "separability_drop_adjusted": _estimate_dict(r.get("drop")),
+        "auc_identity_only": _estimate_dict(r.get("auc_identity_only")),
+        "excess_identity_adjusted": _estimate_dict(r.get("excess_identity")),
+        **{k: r[k] for k in ("same_rate_train", "same_rate_val", "place") if k in r},
+    }
 
 
 @register_probe
@@ -59,10 +66,13 @@ class ShortcutProbe(Probe):
     """GD101: does a nuisance attribute solve the training pairs but not the validation pairs?
 
     Measures, for every built-in attribute (brightness, per-channel means, redness/greenness/blueness,
-    saturation, contrast, sharpness, centre of mass, border level; generic statistics for non-image
-    inputs) and every user attribute column, the pair features ``level`` (mean of the two items),
-    ``deviation`` (|level - split median|), ``agreement`` (-|difference|) or ``same`` (equal category), on a
-    stratified sample of at most ``max_pairs`` pairs per split. For each feature and split:
+    saturation, contrast, sharpness, centre of mass, border level; value statistics of signals and feature
+    rows), every catalogue-free statistic (image regions per channel: mean, spread, min, max on a grid sized
+    to the image; segments and frequency bands of 1-D signals; length, padding, distinct tokens and the token
+    overlap of token sequences; each feature of feature rows) and every user attribute column, the pair
+    features ``level`` (mean of the two items), ``deviation`` (|level - split median|, named attributes only),
+    ``agreement`` (-|difference|), ``same`` (equal category) or ``pair`` (a value of the pair, e.g. token
+    overlap), on a stratified sample of at most ``max_pairs`` pairs per split. For each feature and split:
 
     - ROC-AUC for the pair label (0.5 = no signal; far from 0.5 in either direction = the feature predicts
       the label), with a stratified bootstrap CI;
@@ -75,20 +85,21 @@ class ShortcutProbe(Probe):
       paired bootstrap, same adjustment. A cue of the pairing (a tint on both images of positive pairs)
       vanishes there; a cue of identity (same digits agree in stroke position) does not.
 
-    Plus a logistic regression on all standardized features (5-fold cross-validated AUC on each split, and the
-    AUC on validation pairs of the model fitted on training pairs): "can the pairs be solved without
-    looking at identity?".
+    Plus a logistic regression on the standardized named features and the tested catalogue-free ones
+    (5-fold cross-validated AUC on each split, and the AUC on validation pairs of the model fitted on
+    training pairs): "can the pairs be solved without looking at identity?".
 
-    Emits GD101 (warn; fail when the drop reaches ``fail_separability_drop``) once per artifact (attributes
-    moved by the same intervention are one artifact, e.g. red, redness, saturation = a tint), naming the
-    attribute with the largest drop, when: train separability >= ``min_train_separability`` and its
-    adjusted CI excludes 0, drop >= ``min_separability_drop`` with its adjusted CI excluding 0, and, where
-    the control ran, the excess passes the same test (so an open set, whose identities differ in
-    identity-related cues, is not mistaken for a shortcut). When no
-    single attribute is flagged but the classifier is (same rule, unadjusted CIs, and only where the
-    identity-only control ran), one GD101 names the
-    classifier's strongest features. Identity-related attributes (a '1' has less ink than an '8', so
-    same-digit pairs agree more in brightness) predict the label in both splits and are not flagged.
+    Emits GD101 (warn; fail when the drop reaches ``fail_separability_drop``) once per artifact when a feature
+    passes: train separability >= ``min_train_separability`` with its adjusted CI excluding 0, drop >=
+    ``min_separability_drop`` with its adjusted CI excluding 0, and, where the control ran, the excess passes
+    the same test (so an open set, whose identities differ in identity-related cues, is not mistaken for a
+    shortcut). Features that correlate on the training pairs (|r| >= ``group_correlation``) or that one
+    intervention moves are one artifact: the finding names the lead feature, says where the artifact lives
+    (image regions in words, e.g. "the top-left 4x4 pixels", with a heat map over the mean training image)
+    and lists the others as moving with it. When no single attribute is flagged but the classifier is (same
+    rule, unadjusted CIs, and only where the identity-only control ran), one GD101 names the classifier's
+    strongest features. Identity-related attributes (a '1' has less ink than an '8', so same-digit pairs agree
+    more in brightness) predict the label in both splits and are not flagged.
     """
 
     name = "shortcut"
@@ -96,7 +107,8 @@ class ShortcutProbe(Probe):
     codes = ("GD101",)
     requires = frozenset({"train_inputs", "val_inputs", "train_pairs_any", "val_pairs_any"})
     description = (
-        "Nuisance attributes (colour, brightness, position, user columns) that solve training pairs only."
+        "Nuisance attributes (colour, brightness, position, regions, length, fields, user columns) that solve "
+        "training pairs only."
     )
     defaults = {
         **SIGNAL_DEFAULTS,  # the shared signal is configured here (GD101 owns it)
@@ -109,49 +121,33 @@ class ShortcutProbe(Probe):
 
     def _measure(self, ctx: AuditContext) -> Measurement:
         level = float(ctx.option("ci_level"))
-        res = ctx.artifact(ATTRIBUTE_SIGNAL)
-        rows = feature_rows(res, level=level)
+        res, rows, candidates = shortcut_candidates(ctx)
+        shown = [r for r in rows if r["tested"]]
         n_tests = res.n_tests
-        clf = self._classifier_summary(res, level)
-        table = []
-        for r in rows:
-            table.append(
-                {
-                    "feature": r["feature"],
-                    "attribute": r["attribute"],
-                    "part": r["part"],
-                    "kind": r["kind"],
-                    "direction": r["direction"],
-                    "auc_train": r["auc_train"].to_dict(),
-                    "auc_val": _estimate_dict(r.get("auc_val")),
-                    "separability_train": r["separability_train"].to_dict(),
-                    "separability_val": _estimate_dict(r.get("separability_val")),
-                    "separability_drop_adjusted": _estimate_dict(r.get("drop")),
-                    "auc_identity_only": _estimate_dict(r.get("auc_identity_only")),
-                    "excess_identity_adjusted": _estimate_dict(r.get("excess_identity")),
-                    **{k: r[k] for k in ("same_rate_train", "same_rate_val") if k in r},
-                }
-            )
-        describe_table = res.attributes["train"]
-        descriptions = {a: describe(a, describe_table) for a in dict.fromkeys(r["attribute"] for r in rows)}
+        descriptions = {
+            a: describe(a, res.attributes["train"]) for a in dict.fromkeys(r["attribute"] for r in shown)
+        }
         metrics = {
             "n_pairs": {s: int(res.label[s].size) for s in ("train", "val")},
             "n_positive": {s: int(res.label[s].sum()) for s in ("train", "val")},
+            "input_kind": res.layout.kind,
             "n_features_compared": n_tests,
+            "n_catalogue_free_features": int(res.generic.sum()),
+            "n_catalogue_free_tested": int((res.generic & res.tested).sum()),
             "multiplicity": f"Bonferroni over {n_tests} features",
-            "classifier": clf,
+            "classifier": self._classifier_summary(res, level),
         }
         m = Measurement(metrics=metrics, notes=list(res.notes))
         m.evidence = {
-            "features": table,
+            "features": [_table_row(r) for r in shown],
             "descriptions": descriptions,
             "pairs_origin": {s: ctx.pairs_origin(s) for s in ("train", "val")},
-            "_rows": rows,
+            "_candidates": candidates,
         }
-        m.figures.append(self._bars(rows))
-        thumbs = self._thumbnails(ctx, res, rows)
-        if thumbs is not None:
-            m.figures.append(thumbs)
+        m.figures.append(self._bars(shown))
+        for fig in (self._thumbnails(ctx, res, candidates), self._regions(ctx, res, candidates)):
+            if fig is not None:
+                m.figures.append(fig)
         return m
 
     # -- measurement helpers ------------------------------------------------------------------------
@@ -222,45 +218,17 @@ class ShortcutProbe(Probe):
             ),
         )
 
-    def _thumbnails(self, ctx: AuditContext, res: AttributeAUCs, rows: list[dict[str, Any]]):
+    def _thumbnails(self, ctx: AuditContext, res: AttributeAUCs, candidates: list[Candidate]):
         """Training pairs that show the strongest clear train-only cue, with validation pairs for comparison."""
-        flagged = flagged_rows(rows, self.params)
-        if not flagged:
+        if not candidates:
             return None
-        top = flagged[0]
-        k = int(self.params["thumbnail_pairs"])
+        top = candidates[0].lead
         out_rows = []
-        for split, words in (("train", "training"), ("val", "validation")):
-            pairs = ctx.pairs(split)
-            sample = res.sample[split]
+        for split in ("train", "val"):
             if top["feature"] not in res.table[split].columns:
                 continue
-            v = res.table[split][top["feature"]].to_numpy(dtype=np.float64, na_value=np.nan)
-            v = np.where(np.isfinite(v), v, np.nanmedian(v) if np.isfinite(v).any() else 0.0)
-            oriented = v if top["direction"] == "higher" else -v
-            y = res.label[split] == 1
-            pos, neg = np.flatnonzero(y), np.flatnonzero(~y)
-            if split == "train":
-                # the positives that show the cue most and the negatives that show it least
-                picks = [
-                    (
-                        pos[np.argsort(-oriented[pos], kind="stable")[:k]],
-                        f"positive {words} pairs, strongest {top['feature']}",
-                    ),
-                    (
-                        neg[np.argsort(oriented[neg], kind="stable")[:k]],
-                        f"negative {words} pairs, weakest {top['feature']}",
-                    ),
-                ]
-            else:
-                rng = ctx.rng("shortcut.thumbnails")
-                picks = [
-                    (
-                        np.sort(rng.choice(pos, min(k, pos.size), replace=False)),
-                        f"positive {words} pairs (random)",
-                    )
-                ]
-            for p, caption in picks:
+            pairs, sample = ctx.pairs(split), res.sample[split]
+            for p, caption in self._picks(ctx, res, top, split):
                 row = _pair_rows(pairs.items, pairs.left, pairs.right, sample[p], caption)
                 if row is not None:
                     out_rows.append(row)
@@ -274,80 +242,91 @@ class ShortcutProbe(Probe):
             caption="Each row shows pairs side by side (left image, right image, next pair...).",
         )
 
+    def _picks(self, ctx: AuditContext, res: AttributeAUCs, top: dict[str, Any], split: str):
+        """Sample positions of the pairs to show: on train the positives that show the cue most and the
+        negatives that show it least; on validation random positives."""
+        k = int(self.params["thumbnail_pairs"])
+        v = res.table[split][top["feature"]].to_numpy(dtype=np.float64, na_value=np.nan)
+        v = np.where(np.isfinite(v), v, np.nanmedian(v) if np.isfinite(v).any() else 0.0)
+        oriented = v if top["direction"] == "higher" else -v
+        y = res.label[split] == 1
+        pos, neg = np.flatnonzero(y), np.flatnonzero(~y)
+        if split == "train":
+            return [
+                (
+                    pos[np.argsort(-oriented[pos], kind="stable")[:k]],
+                    f"positive training pairs, strongest {top['feature']}",
+                ),
+                (
+                    neg[np.argsort(oriented[neg], kind="stable")[:k]],
+                    f"negative training pairs, weakest {top['feature']}",
+                ),
+            ]
+        rng = ctx.rng("shortcut.thumbnails")
+        return [
+            (np.sort(rng.choice(pos, min(k, pos.size), replace=False)), "positive validation pairs (random)")
+        ]
+
+    @staticmethod
+    def _regions(ctx: AuditContext, res: AttributeAUCs, candidates: list[Candidate]) -> FigureSpec | None:
+        """Where on the image the pair-label signal lives on training pairs and not on validation pairs."""
+        grid = region_map(res)
+        if grid is None:
+            return None
+        pairs, sample = ctx.pairs("train"), res.sample["train"]
+        pos = sample[res.label["train"] == 1][: _MEAN_IMAGE_ITEMS // 2]
+        idx = np.unique(np.concatenate([pairs.left[pos], pairs.right[pos]]))
+        mean = thumbnails(pairs.items.get_batch(idx).float().mean(dim=0, keepdim=True))
+        if mean is None:
+            return None
+        lay = res.layout
+        outline = [
+            [lay.row_edges[i], lay.row_edges[i + 1], lay.col_edges[j], lay.col_edges[j + 1]]
+            for c in candidates
+            for i, j in c.cells
+        ]
+        return FigureSpec(
+            id="shortcut_regions",
+            kind="overlay",
+            title="Where the pair-label signal lives: training vs validation pairs",
+            data={
+                "image": mean[0],
+                "panels": [
+                    {"title": "training pairs", "values": np.round(grid["train"], 3).tolist()},
+                    {"title": "validation pairs", "values": np.round(grid["val"], 3).tolist()},
+                ],
+                "row_edges": list(lay.row_edges),
+                "col_edges": list(lay.col_edges),
+                "vmin": 0.0,
+                "vmax": 1.0,
+                "cbar": "separability |2 AUC - 1| (0 = none, 1 = perfect)",
+                "outline": outline,
+            },
+            caption=(
+                "Over the mean item of positive training pairs: per region, how well its strongest statistic "
+                "(mean, spread, min or max of a channel; level or agreement of the pair) tells similar from "
+                "dissimilar pairs, read in the training direction. Bright on training and dark on validation: a "
+                "cue that only the training pairs carry. Outlined: the regions of flagged artifacts."
+            ),
+        )
+
     # -- judgement ----------------------------------------------------------------------------------
     def _judge(self, m: Measurement) -> list[Finding]:
         p = self.params
-        rows = m.evidence.pop("_rows")
-        flagged = flagged_rows(rows, p)
-        descriptions = m.evidence["descriptions"]
-        n_tests = m.metrics["n_features_compared"]
-        n_tr, n_va = m.metrics["n_pairs"]["train"], m.metrics["n_pairs"]["val"]
+        candidates: list[Candidate] = m.evidence.pop("_candidates")
+        m.evidence["flagged"] = [c.lead["feature"] for c in candidates]
         clf_text = self._classifier_text(m.metrics["classifier"])
-        m.evidence["flagged"] = [r["feature"] for r in flagged]
-        findings: list[Finding] = []
-        groups: dict[str, list[dict[str, Any]]] = {}
-        for r in flagged:
-            groups.setdefault(intervention_group(r["attribute"]), []).append(r)
-        # each group led by its best-named row, the others after it
-        ordered = []
-        for g in groups.values():
-            lead = lead_of(g)
-            ordered.append([lead, *[r for r in g if r is not lead]])
-        ordered.sort(key=lambda g: -g[0]["drop"].value)
-        for group in ordered[: p["max_findings"]]:
-            lead = group[0]
-            drop, sep = lead["drop"], lead["separability_train"]
-            sev = Severity.FAIL if drop.value >= p["fail_separability_drop"] else Severity.WARN
-            also = ", ".join(f"{r['attribute']} ({r['part']}, drop {r['drop'].value:.2f})" for r in group[1:])
-            words = direction_words(lead)
-            sfx = "" if lead.get("excess_identity") is not None else "_uncontrolled"
-            msg = (
-                f"{words[0].upper()}{words[1:]}: AUC {lead['auc_train']} on {n_tr} training pairs vs "
-                f"{lead['auc_val']} on {n_va} validation pairs (0.5 = no signal). On its own this cue "
-                f"({plain_name(lead['attribute'])}; {part_text(lead['part'])}) gives a training separability of "
-                f"{sep.value:.2f} (|2 AUC - 1|: 0 = none, 1 = perfect) but {max(lead['separability_val'].value, 0):.2f} "
-                f"on validation: a drop of {drop:.2f} (CI simultaneous over {n_tests} attribute features; "
-                f"flagged at separability >= {p['min_train_separability' + sfx]} and drop >= {p['min_separability_drop' + sfx]})."
-                f" Attribute: {descriptions.get(lead['attribute'], lead['attribute'])}."
-            )
-            if lead.get("auc_identity_only") is not None:
-                idn = lead["auc_identity_only"]
-                msg += (
-                    f" The cue belongs to the pairing, not to identity: on the same training pairs re-drawn at "
-                    f"random from their identities its AUC is {idn}."
-                )
-            if also:
-                msg += f" The same artifact also shows in: {also}."
-            if clf_text:
-                msg += f" {clf_text}"
-            evidence = {
-                "attribute": lead["attribute"],
-                "feature": lead["feature"],
-                "description": descriptions.get(lead["attribute"], ""),
-                "direction": words,
-                "auc_train": lead["auc_train"].to_dict(),
-                "auc_val": lead["auc_val"].to_dict(),
-                "separability_train": sep.to_dict(),
-                "separability_val": lead["separability_val"].to_dict(),
-                "separability_drop_adjusted": drop.to_dict(),
-                "auc_identity_only": _estimate_dict(lead.get("auc_identity_only")),
-                "excess_identity_adjusted": _estimate_dict(lead.get("excess_identity")),
-                "n_features_compared": n_tests,
-                "also_flagged": [r["feature"] for r in group[1:]],
-                "classifier": m.metrics["classifier"],
-            }
-            findings.append(
-                self.finding("GD101", sev, msg, evidence=evidence, figures=["shortcut_auc", "shortcut_pairs"])
-            )
-        for f in findings[1:]:  # the report draws a finding's figures inline: show the shared ones once
-            f.figures = []
-        rest = ordered[p["max_findings"] :]
+        figures = [f.id for f in m.figures]
+        findings = []
+        for c in candidates[: p["max_findings"]]:
+            findings.append(self._artifact_finding(c, m, clf_text, figures if not findings else []))
+        rest = candidates[p["max_findings"] :]
         if rest and findings:
-            m.evidence["flagged_not_reported"] = [g[0]["feature"] for g in rest]
+            m.evidence["flagged_not_reported"] = [c.lead["feature"] for c in rest]
             findings[-1].message += (
                 " Further train-only cues, not reported separately: "
                 + ", ".join(
-                    f"{g[0]['attribute']} ({g[0]['part']}, drop {g[0]['drop'].value:.2f})" for g in rest
+                    f"{name_of(c.lead)} ({c.lead['part']}, drop {c.lead['drop'].value:.2f})" for c in rest
                 )
                 + "."
             )
@@ -357,13 +336,83 @@ class ShortcutProbe(Probe):
                 findings.append(f)
         return findings
 
+    def _artifact_finding(self, c: Candidate, m: Measurement, clf_text: str, figures: list[str]) -> Finding:
+        p, lead = self.params, c.lead
+        drop, sep = lead["drop"], lead["separability_train"]
+        sev = Severity.FAIL if drop.value >= p["fail_separability_drop"] else Severity.WARN
+        n_tests = m.metrics["n_features_compared"]
+        n_tr, n_va = m.metrics["n_pairs"]["train"], m.metrics["n_pairs"]["val"]
+        words = direction_words(lead)
+        sfx = "" if lead.get("excess_identity") is not None else "_uncontrolled"
+        description = m.evidence["descriptions"].get(lead["attribute"], lead["attribute"])
+        msg = (
+            f"{words[0].upper()}{words[1:]}: AUC {lead['auc_train']} on {n_tr} training pairs vs "
+            f"{lead['auc_val']} on {n_va} validation pairs (0.5 = no signal). On its own this cue "
+            f"({name_of(lead)}; {part_text(lead['part'])}) gives a training separability of {sep.value:.2f} "
+            f"(|2 AUC - 1|: 0 = none, 1 = perfect) but {max(lead['separability_val'].value, 0):.2f} on "
+            f"validation: a drop of {drop:.2f} (CI simultaneous over {n_tests} features; flagged at separability "
+            f">= {p['min_train_separability' + sfx]} and drop >= {p['min_separability_drop' + sfx]})."
+        )
+        if c.place:
+            msg += f" Where: {c.place}."
+        msg += f" Attribute: {description}."
+        if lead.get("auc_identity_only") is not None:
+            msg += (
+                " The cue belongs to the pairing, not to identity: on the same training pairs re-drawn at random "
+                f"from their identities its AUC is {lead['auc_identity_only']}."
+            )
+        msg += self._together_text(c)
+        if clf_text:
+            msg += f" {clf_text}"
+        return self.finding(
+            "GD101", sev, msg, evidence=self._evidence(c, m, words), figures=figures, cause=c.cause
+        )
+
+    def _together_text(self, c: Candidate) -> str:
+        together = c.together
+        if not together:
+            return ""
+        shown = ", ".join(
+            f"{name_of(r)} ({r['part']}, drop {r['drop'].value:.2f})" for r in together[:_MAX_TOGETHER]
+        )
+        more = f" and {len(together) - _MAX_TOGETHER} more" if len(together) > _MAX_TOGETHER else ""
+        return (
+            f" Moves together with {shown}{more}: one artifact (features linked on the training pairs by a "
+            f"correlation of at least {self.params['group_correlation']}, or of at least "
+            f"{self.params['group_overlap']} of what their common cause, the pair label, implies, or moved by one "
+            "intervention)."
+        )
+
+    @staticmethod
+    def _evidence(c: Candidate, m: Measurement, words: str) -> dict[str, Any]:
+        lead = c.lead
+        return {
+            "attribute": lead["attribute"],
+            "feature": lead["feature"],
+            "description": m.evidence["descriptions"].get(lead["attribute"], ""),
+            "direction": words,
+            "place": c.place,
+            "cells": [list(x) for x in c.cells],
+            "auc_train": lead["auc_train"].to_dict(),
+            "auc_val": lead["auc_val"].to_dict(),
+            "separability_train": lead["separability_train"].to_dict(),
+            "separability_val": lead["separability_val"].to_dict(),
+            "separability_drop_adjusted": lead["drop"].to_dict(),
+            "auc_identity_only": _estimate_dict(lead.get("auc_identity_only")),
+            "excess_identity_adjusted": _estimate_dict(lead.get("excess_identity")),
+            "n_features_compared": m.metrics["n_features_compared"],
+            "also_flagged": [r["feature"] for r in c.flagged[1:]],
+            "moves_together_with": [r["feature"] for r in c.together],
+            "classifier": m.metrics["classifier"],
+        }
+
     @staticmethod
     def _classifier_text(clf: dict[str, Any]) -> str:
         if not clf or "auc_transfer" not in clf:
             return ""
         cv, tr = clf["auc_cv_train"], clf["auc_transfer"]
         return (
-            f"A logistic regression on all {clf['n_features']} attribute features, never looking at identity, "
+            f"A logistic regression on {clf['n_features']} attribute features, never looking at identity, "
             f"separates training pairs with cross-validated AUC {cv['value']:.2f} [{cv['ci_low']:.2f}, "
             f"{cv['ci_high']:.2f}] and, fitted on them, validation pairs with AUC {tr['value']:.2f} "
             f"[{tr['ci_low']:.2f}, {tr['ci_high']:.2f}]."
@@ -396,4 +445,11 @@ class ShortcutProbe(Probe):
             f"validation. The classifier leans most on {names}."
         )
         sev = Severity.FAIL if drop["value"] >= p["fail_separability_drop"] else Severity.WARN
-        return self.finding("GD101", sev, msg, evidence={"classifier": clf}, figures=["shortcut_auc"])
+        return self.finding(
+            "GD101",
+            sev,
+            msg,
+            evidence={"classifier": clf},
+            figures=["shortcut_auc"],
+            cause="artifact:combination",
+        )

@@ -1,11 +1,19 @@
 """The attribute signal of the pairs: the measurement GD101 and GD102 share.
 
 For every per-item attribute (built-in, catalogue-free or the user's column), pair features (level, agreement,
-same, deviation) are computed on a stratified sample of each split's pairs, and their ROC-AUC for the pair
-label with stratified bootstrap replicates, plus the identity-only control and a cross-validated classifier on
-all features. It is a declared :class:`~gapdiag.context.Artifact`, computed once per audit and reached with
-``ctx.artifact(ATTRIBUTE_SIGNAL)``; its parameters (sample size, folds, the flagging thresholds) are declared
-once in :data:`SIGNAL_DEFAULTS` and configured under ``[probes.shortcut]``, the probe that owns GD101.
+same, deviation; a pair-level value such as the token overlap) are computed on a stratified sample of each
+split's pairs, and their ROC-AUC for the pair label, plus the identity-only control and a cross-validated
+classifier. It is a declared :class:`~gapdiag.context.Artifact`, computed once per audit and reached with
+``ctx.artifact(ATTRIBUTE_SIGNAL)``; its parameters (sample size, folds, the flagging thresholds, the
+catalogue-free detectors) are declared once in :data:`SIGNAL_DEFAULTS` and configured under
+``[probes.shortcut]``, the probe that owns GD101.
+
+Cost is bounded however many catalogue-free features there are: every feature gets its exact AUC in every
+split (one sort per feature), but bootstrap intervals, the expensive part, are computed only for the named
+(catalogue and user) features and, of the catalogue-free ones, for those whose point values already pass
+the flag thresholds, at most ``tested_per_artifact`` per artifact (all of them when there are at most 32). A feature whose point values fail the
+thresholds can never be flagged, so this changes no decision; the multiplicity of the decision stays the
+number of all features compared.
 """
 
 from __future__ import annotations
@@ -18,36 +26,44 @@ import pandas as pd
 
 from ...context import Artifact
 from ...data import stratified_pair_indices
-from ...stats import Estimate, bonferroni_z, bootstrap_multiplicities, estimate_from_draws, weighted_auc
+from ...modality import INPUT_KINDS
+from ...stats import bootstrap_multiplicities, weighted_auc
+from ..base import Param
 from .attributes import (
-    column_kind,
     compute_attributes,
     intervention_for_attribute,
     merge_attributes,
     pair_features,
 )
+from .attributes.generic import Layout, categorize_generic, compute_generic, make_layout, pair_level_features
 
 if TYPE_CHECKING:
     from ...context import AuditContext
 
 __all__ = [
     "ATTRIBUTE_SIGNAL",
+    "INPUT_LAYOUT",
     "ITEM_ATTRIBUTES",
     "SIGNAL_DEFAULTS",
     "AttributeAUCs",
     "auc_bootstrap",
+    "point_aucs",
     "pair_feature_table",
     "identity_repairing",
-    "feature_rows",
-    "flagged_rows",
-    "lead_of",
     "intervention_group",
-    "shortcut_candidates",
     "signal_params",
+    "strength_of",
 ]
 
 #: Where users configure the signal: GD101's probe owns these options.
 SIGNAL_CONFIG_SECTION = "shortcut"
+
+
+def _check_names(value: Any) -> str | None:
+    if not all(isinstance(v, str) and v for v in value):
+        return "must be a list of non-empty column names, one per feature of the rows, in order."
+    return None
+
 
 #: The signal's parameters and the thresholds that flag an attribute (GD101 reports them, GD102 tests them).
 SIGNAL_DEFAULTS: dict[str, Any] = {
@@ -63,30 +79,79 @@ SIGNAL_DEFAULTS: dict[str, Any] = {
     # 0.5 = AUC 0.75, three quarters of (positive, negative) combinations ordered by the cue alone
     "min_train_separability_uncontrolled": 0.5,
     "min_separability_drop_uncontrolled": 0.3,
+    # -- catalogue-free detectors (attributes.generic) --
+    # what the inputs are; "auto" reads it from the first training batch (gapdiag.modality.input_kind)
+    "input_kind": Param("auto", choices=("auto", *INPUT_KINDS)),
+    "pad_id": 0,  # the pad token of token-id sequences (length = positions not holding it)
+    "feature_names": Param([], check=_check_names),  # names of the columns of feature rows, in order
+    # per-item statistics at most: sizes the image grid (cells of >= 4 pixels, at most this many region
+    # statistics) and caps the per-feature columns of wide feature rows
+    "max_generic_attributes": Param(192, low=1),
+    # one artifact, one finding: flagged features are one artifact when a chain of features links them,
+    # each correlated with the next on the training pairs at least this much (|Pearson r|; 0.7 = half the
+    # variance shared), or belonging to the same attribute or intervention, ...
+    "group_correlation": Param(0.7, low=0.0, high=1.0),
+    # ... or carried by the same pairs: their correlation is at least this share of what their common
+    # cause, the pair label, implies (r(A, B) >= share x r(A, label) x r(B, label)); 1 = two independent
+    # indicators of one artifact, <= 0 = artifacts on different pairs
+    "group_overlap": Param(0.5, low=0.0, high=1.0),
+    # catalogue-free features per artifact whose bootstrap intervals are computed (the strongest first)
+    "tested_per_artifact": Param(2, low=1),
+    "max_artifacts": Param(8, low=1),  # artifacts whose catalogue-free features are tested
 }
 
 
 def signal_params(ctx: AuditContext) -> dict[str, Any]:
     """The signal's parameters for this audit: :data:`SIGNAL_DEFAULTS` with the ``[probes.shortcut]`` overrides."""
     configured = ctx.config.params_for(SIGNAL_CONFIG_SECTION)
-    return {**SIGNAL_DEFAULTS, **{k: v for k, v in configured.items() if k in SIGNAL_DEFAULTS}}
+    defaults = {k: (v.default if isinstance(v, Param) else v) for k, v in SIGNAL_DEFAULTS.items()}
+    return {**defaults, **{k: v for k, v in configured.items() if k in SIGNAL_DEFAULTS}}
+
+
+def _layout(ctx: AuditContext) -> Layout:
+    """The catalogue-free columns of this audit, decided from the first training items."""
+    items = ctx.train.items
+    if not items.has_inputs:
+        return Layout("other", (), {})
+    p = signal_params(ctx)
+    first = items.get_batch(np.arange(min(len(items), 8)))
+    return make_layout(
+        first,
+        declared=p["input_kind"],
+        pad_id=int(p["pad_id"]),
+        max_attributes=int(p["max_generic_attributes"]),
+        feature_names=tuple(p["feature_names"]),
+    )
 
 
 def _item_attributes(ctx: AuditContext) -> dict[str, pd.DataFrame]:
-    """Per split, the per-item attribute table (N rows): computed properties plus the user's columns."""
+    """Per split, the per-item attribute table (N rows): catalogue, catalogue-free and the user's columns."""
+    layout = ctx.artifact(INPUT_LAYOUT)
     out = {}
     for split, s in ctx.splits.items():
-        frame = compute_attributes(s.items.get_batch, len(s.items)) if s.items.has_inputs else None
+        frame = None
+        if s.items.has_inputs:
+            named = compute_attributes(s.items.get_batch, len(s.items))
+            # items of another shape than the training items (a preprocessing fault, GD305) get no
+            # catalogue-free columns: those are then reported as present on one split only
+            same_shape = tuple(s.items.item_shape) == layout.item_shape
+            generic = compute_generic(
+                layout if same_shape else Layout("other", (), {}), s.items.get_batch, len(s.items)
+            )
+            frame = pd.concat([named, generic], axis=1)
+            frame.attrs["descriptions"] = dict(generic.attrs.get("descriptions", {}))
         if s.items.attributes is not None:
-            out[split] = merge_attributes(frame, s.items.attributes)
-        else:
-            out[split] = frame if frame is not None else pd.DataFrame(index=range(len(s.items)))
-    return out
+            merged = merge_attributes(frame, s.items.attributes)
+            merged.attrs["descriptions"] = {
+                **(frame.attrs["descriptions"] if frame is not None else {}),
+                **merged.attrs["descriptions"],
+            }
+            # the user's own columns name an artifact better than any computed feature moving with them
+            merged.attrs["user_columns"] = list(s.items.attributes.columns)
+            frame = merged
+        out[split] = frame if frame is not None else pd.DataFrame(index=range(len(s.items)))
+    return categorize_generic(layout, out)
 
-
-# Parts in the order they are preferred as an attribute's lead feature when drops are close.
-_LEAD_PARTS = ("level", "agreement", "same", "deviation")
-_LEAD_TOLERANCE = 0.05
 
 # --------------------------------------------------------------------------------------------------
 # Statistics
@@ -104,7 +169,8 @@ def auc_bootstrap(
         One feature per column; NaN marks a missing value (those pairs are left out for that column).
     y : ndarray (P,) of 0/1
     rng, n_boot
-        Positives and negatives are resampled separately (the same resamples for every column).
+        Positives and negatives are resampled separately (the same resamples for every column, whatever the
+        columns: a column's replicates do not depend on which other columns are passed).
 
     Returns
     -------
@@ -141,13 +207,35 @@ def auc_bootstrap(
     return auc, boot
 
 
-def _normal_interval(value: float, samples: np.ndarray, z: float, n: int, level: float) -> Estimate:
-    """value +- z x (bootstrap standard error): used for the multiplicity-adjusted intervals."""
-    s = samples[np.isfinite(samples)]
-    if not np.isfinite(value) or s.size < 2:
-        return Estimate.unknown(n, level, value=float(value))
-    se = float(s.std(ddof=1))
-    return Estimate(float(value), float(value - z * se), float(value + z * se), n, level)
+def point_aucs(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """The ROC-AUC of every column of ``x`` (P, F) for the binary ``y`` (P,), without intervals -> (F,).
+
+    The same Mann-Whitney AUC as :func:`auc_bootstrap` (ties one half, NaN values left out per column), in
+    one batched sort and search for the columns without NaN: fast enough for hundreds of features.
+    """
+    import torch
+
+    x = np.asarray(x, dtype=np.float64)
+    x = x[:, None] if x.ndim == 1 else x
+    y = np.asarray(y).astype(bool)
+    out = np.full(x.shape[1], np.nan)
+    n_pos, n_neg = int(y.sum()), int((~y).sum())
+    if n_pos == 0 or n_neg == 0 or x.shape[1] == 0:
+        return out
+    full = np.isfinite(x).all(axis=0)
+    if full.any():
+        neg = torch.from_numpy(np.ascontiguousarray(np.sort(x[~y][:, full], axis=0).T))
+        pos = torch.from_numpy(np.ascontiguousarray(x[y][:, full].T))
+        lo = torch.searchsorted(neg, pos, right=False).sum(dim=1, dtype=torch.float64)
+        hi = torch.searchsorted(neg, pos, right=True).sum(dim=1, dtype=torch.float64)
+        out[full] = ((lo + hi) / (2.0 * n_pos * n_neg)).numpy()
+    for f in np.flatnonzero(~full):
+        finite = np.isfinite(x[:, f])
+        yy = y[finite]
+        if yy.any() and not yy.all():
+            ones = np.ones((1, int(yy.sum())), np.float32), np.ones((1, int((~yy).sum())), np.float32)
+            out[f] = float(weighted_auc(x[finite, f], yy, *ones)[0])
+    return out
 
 
 # --------------------------------------------------------------------------------------------------
@@ -155,18 +243,21 @@ def _normal_interval(value: float, samples: np.ndarray, z: float, n: int, level:
 # --------------------------------------------------------------------------------------------------
 
 
-def pair_feature_table(attr: pd.DataFrame, left: np.ndarray, right: np.ndarray) -> pd.DataFrame:
+def pair_feature_table(
+    attr: pd.DataFrame, left: np.ndarray, right: np.ndarray, *, no_deviation: frozenset[str] = frozenset()
+) -> pd.DataFrame:
     """:func:`gapdiag.probes.leakage.attributes.pair_features` plus a ``deviation`` part for each numeric attribute.
 
     ``a:deviation`` = ``|a:level - median(a over the split's items)|``: a shared shift of random sign (the
     same random brightness on both images of a positive pair) leaves the level's mean and the agreement
-    unchanged and only shows as more extreme levels.
+    unchanged and only shows as more extreme levels. Attributes in ``no_deviation`` (the catalogue-free
+    statistics, which are many and local) get level and agreement only.
     """
     feats = pair_features(attr, left, right)
     extra = {}
     for col in list(feats.columns):
         name, _, part = col.rpartition(":")
-        if part == "level":
+        if part == "level" and name not in no_deviation:
             median = float(np.nanmedian(attr[name].to_numpy(dtype=np.float64, na_value=np.nan)))
             extra[f"{name}:deviation"] = np.abs(feats[col].to_numpy() - median)
     if extra:
@@ -208,12 +299,16 @@ def identity_repairing(
 class AttributeAUCs:
     """The shared GD101 measurement: per pair feature, the AUC for the pair label in each split.
 
-    ``features`` are the training split's pair features ("redness:level", ...); ``auc[split]`` (F,) and
-    ``boot[split]`` (n_boot, F) hold the AUC and its bootstrap replicates (NaN for a feature the split does
-    not have); ``sample[split]`` are the pair indices (into ``ctx.pairs(split)``) used, ``table[split]`` the
-    feature values (n_sample, F) and ``label[split]`` the labels of those pairs. The pseudo-split ``"fresh"``
-    (present when training identities come from labels) holds the training sample re-drawn by
+    ``features`` are the training split's pair features ("redness:level", ...); ``auc[split]`` (F,) holds
+    every feature's AUC (NaN for a feature the split does not have) and ``boot[split]`` (n_boot, F) the
+    bootstrap replicates of the *tested* features (``tested`` (F,) bool; NaN columns elsewhere).
+    ``sample[split]`` are the pair indices (into ``ctx.pairs(split)``) used, ``table[split]`` the feature
+    values (n_sample, F) and ``label[split]`` the labels of those pairs. The pseudo-split ``"fresh"`` (present
+    when training identities come from labels) holds the training sample re-drawn by
     :func:`identity_repairing`; its bootstrap uses the same resamples as ``"train"`` (paired).
+    ``generic`` (F,) marks the catalogue-free features, ``screened`` (F,) the features whose point values pass
+    the flag thresholds, and ``groups`` the screened features grouped into artifacts (indices into
+    ``features``, strongest artifact first, each strongest feature first).
     """
 
     features: list[str]
@@ -225,6 +320,11 @@ class AttributeAUCs:
     attributes: dict[str, pd.DataFrame]
     train_only: list[str]
     val_only: list[str]
+    layout: Layout = field(default_factory=lambda: Layout("other", (), {}))
+    tested: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
+    generic: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
+    screened: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
+    groups: list[list[int]] = field(default_factory=list)
     classifier: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
@@ -234,27 +334,31 @@ class AttributeAUCs:
         return int(np.isfinite(self.auc["val"]).sum())
 
 
-def _measure_aucs(ctx: AuditContext) -> AttributeAUCs:
-    params = signal_params(ctx)
-    max_pairs, cv_folds = int(params["max_pairs"]), int(params["cv_folds"])
-    n_boot = int(ctx.option("n_boot"))
-    samples, tables, labels, attrs = {}, {}, {}, {}
+def _pair_tables(ctx: AuditContext, max_pairs: int, layout: Layout) -> dict[str, Any]:
+    """Per split (and the identity-re-drawn "fresh" training pairs), the sampled pairs and their features."""
+    attrs = ctx.artifact(ITEM_ATTRIBUTES)
+    generic_cols = frozenset(layout.columns)
+    samples, tables, labels, notes = {}, {}, {}, []
+
+    def table(split: str, left: np.ndarray, right: np.ndarray) -> pd.DataFrame:
+        feats = pair_feature_table(attrs[split], left, right, no_deviation=generic_cols)
+        items = ctx.splits[split].items
+        if layout.pair_columns and items.has_inputs:
+            feats = pd.concat([feats, pair_level_features(layout, items.get_batch, left, right)], axis=1)
+        return feats
+
     for split in ("train", "val"):
         pairs = ctx.pairs(split)
         sample = stratified_pair_indices(pairs.label, int(max_pairs), ctx.rng(f"shortcut.sample.{split}"))
-        attr = ctx.artifact(ITEM_ATTRIBUTES)[split]
         samples[split] = sample
-        attrs[split] = attr
-        tables[split] = pair_feature_table(attr, pairs.left[sample], pairs.right[sample])
+        tables[split] = table(split, pairs.left[sample], pairs.right[sample])
         labels[split] = pairs.label[sample].astype(np.int8)
-    notes = []
     if ctx.identities_origin("train") == "labels":
-        pairs = ctx.pairs("train")
-        sample = samples["train"]
+        pairs, sample = ctx.pairs("train"), samples["train"]
         fl, fr, ok = identity_repairing(
             ctx.identities("train"), pairs.left[sample], pairs.right[sample], rng=ctx.rng("shortcut.fresh")
         )
-        fresh = pair_feature_table(attrs["train"], fl, fr)
+        fresh = table("train", fl, fr)
         fresh.loc[~ok, :] = np.nan
         tables["fresh"], labels["fresh"] = fresh, labels["train"]
     else:
@@ -262,20 +366,20 @@ def _measure_aucs(ctx: AuditContext) -> AttributeAUCs:
             "Training identities do not come from labels, so the identity-only control (the same pairs re-drawn "
             "from their identities) was not run; GD101 rests on the train-vs-validation contrast alone."
         )
-    features = list(tables["train"].columns)
-    train_only = [f for f in features if f not in tables["val"].columns]
-    val_only = [f for f in tables["val"].columns if f not in tables["train"].columns]
-    auc, boot = {}, {}
-    for split in tables:
-        x = np.full((labels[split].size, len(features)), np.nan)
-        for j, f in enumerate(features):
-            if f in tables[split].columns:
-                x[:, j] = tables[split][f].to_numpy(dtype=np.float64, na_value=np.nan)
-        # "fresh" shares the training resamples (the same generator state): a paired bootstrap
-        seed_name = "train" if split == "fresh" else split
-        auc[split], boot[split] = auc_bootstrap(
-            x, labels[split], rng=ctx.rng(f"shortcut.boot.{seed_name}"), n_boot=n_boot
-        )
+    return {"samples": samples, "tables": tables, "labels": labels, "attributes": attrs, "notes": notes}
+
+
+def _matrix(table: pd.DataFrame, features: list[str]) -> np.ndarray:
+    """The values (P, F) of ``features`` in ``table``; NaN for a feature it does not have."""
+    x = np.full((len(table), len(features)), np.nan)
+    for j, f in enumerate(features):
+        if f in table.columns:
+            x[:, j] = table[f].to_numpy(dtype=np.float64, na_value=np.nan)
+    return x
+
+
+def _split_notes(train_only: list[str], val_only: list[str]) -> list[str]:
+    notes = []
     if train_only:
         cols = sorted({f.rpartition(":")[0] for f in train_only})
         notes.append(
@@ -288,12 +392,141 @@ def _measure_aucs(ctx: AuditContext) -> AttributeAUCs:
         notes.append(
             f"Attribute(s) {', '.join(cols)} exist on the validation items only and were not compared."
         )
+    return notes
+
+
+def _measure_aucs(ctx: AuditContext) -> AttributeAUCs:
+    params = signal_params(ctx)
+    layout = ctx.artifact(INPUT_LAYOUT)
+    t = _pair_tables(ctx, int(params["max_pairs"]), layout)
+    tables, labels = t["tables"], t["labels"]
+    features = list(tables["train"].columns)
+    train_only = [f for f in features if f not in tables["val"].columns]
+    val_only = [f for f in tables["val"].columns if f not in tables["train"].columns]
+    x = {split: _matrix(tables[split], features) for split in tables}
+    auc = {split: point_aucs(x[split], labels[split]) for split in tables}
+    generic_attrs = layout.all_columns
+    generic = np.array([f.rpartition(":")[0] in generic_attrs for f in features], dtype=bool)
+    strength = strength_of(auc, params)
+    screened = np.isfinite(strength) & (strength >= 0)
+    order = [int(j) for j in np.argsort(-np.where(screened, strength, -np.inf), kind="stable") if screened[j]]
+    groups = _group(features, x["train"], labels["train"].astype(np.float64), order, params)
+    # few catalogue-free features (token sequences, narrow rows): all get intervals, like the named ones
+    tested = ~generic if generic.sum() > _TEST_ALL_BELOW else np.ones_like(generic)
+    for g in groups[: int(params["max_artifacts"])]:
+        picks = [j for j in g if generic[j]][: int(params["tested_per_artifact"])]
+        tested[picks] = True
+    n_boot = int(ctx.option("n_boot"))
+    boot = {}
+    cols = np.flatnonzero(tested)
+    for split in tables:
+        # "fresh" shares the training resamples (the same generator state): a paired bootstrap
+        seed_name = "train" if split == "fresh" else split
+        a, b = auc_bootstrap(
+            x[split][:, cols], labels[split], rng=ctx.rng(f"shortcut.boot.{seed_name}"), n_boot=n_boot
+        )
+        auc[split][cols] = a
+        boot[split] = np.full((n_boot, len(features)), np.nan)
+        boot[split][:, cols] = b
+    notes = [*t["notes"], *_split_notes(train_only, val_only), *layout.notes]
     res = AttributeAUCs(
-        features, auc, boot, samples, tables, labels, attrs, train_only, val_only, notes=notes
-    )
-    common = [f for f in features if f not in train_only]
-    res.classifier = _classifier(ctx, res, common, cv_folds)
+        features, auc, boot, t["samples"], tables, labels, t["attributes"], train_only, val_only,
+        layout=layout, tested=tested, generic=generic, screened=screened, groups=groups, notes=notes,
+    )  # fmt: skip
+    common = [f for j, f in enumerate(features) if tested[j] and f not in train_only]
+    res.classifier = _classifier(ctx, res, common, int(params["cv_folds"]))
     return res
+
+
+def strength_of(auc: dict[str, np.ndarray], params: dict[str, Any]) -> np.ndarray:
+    """Per feature (F,), by how much its point values clear the flag thresholds (negative: they do not).
+
+    With s = |2 AUC_train - 1| and the validation and identity-control separabilities read in the training
+    direction: the smallest of s - min_train_separability, drop - min_separability_drop and, where the
+    control has the feature, excess - min_separability_drop, with drop = s - max(val separability, 0) and
+    excess = s - max(control separability, 0). Without the control the ``_uncontrolled`` thresholds apply.
+    NaN where the feature is missing from a split.
+    """
+    sign = np.where(auc["train"] >= 0.5, 1.0, -1.0)
+    sep = sign * (2 * auc["train"] - 1)
+    drop = sep - np.maximum(sign * (2 * auc["val"] - 1), 0.0)
+    fresh = auc.get("fresh", np.full_like(sep, np.nan))
+    controlled = np.isfinite(fresh)
+    min_sep = np.where(
+        controlled, params["min_train_separability"], params["min_train_separability_uncontrolled"]
+    )
+    min_drop = np.where(
+        controlled, params["min_separability_drop"], params["min_separability_drop_uncontrolled"]
+    )
+    out = np.minimum(sep - min_sep, drop - min_drop)
+    excess = sep - np.maximum(sign * (2 * np.where(controlled, fresh, 0.5) - 1), 0.0)
+    return np.where(controlled, np.minimum(out, excess - min_drop), out)
+
+
+def intervention_group(attr: str) -> str:
+    """Attributes moved by the same intervention describe one artifact (red, redness, saturation: a tint)."""
+
+    moves = intervention_for_attribute(attr)
+    return moves[0] if moves else attr
+
+
+#: With at most this many catalogue-free features, all of them get bootstrap intervals.
+_TEST_ALL_BELOW = 32
+
+#: Screened features grouped at most (the strongest); a correlation matrix of this many columns stays cheap.
+_MAX_GROUPED = 512
+
+
+def _group(
+    features: list[str], x: np.ndarray, y: np.ndarray, order: list[int], params: dict[str, Any]
+) -> list[list[int]]:
+    """Screened features (indices ``order``, strongest first) grouped into artifacts.
+
+    The connected components of a graph on the features, with an edge between two features A and B of
+    the training pairs ``x`` (P, F) with labels ``y`` (P,) (missing values at the median) when
+
+    - they belong to the same attribute or intervention (``intervention_group``: redness and saturation), or
+    - |r(A, B)| >= ``group_correlation`` (Pearson: the same region's mean and max), or
+    - the pairs that carry A's label association carry B's: r(A, B) >= ``group_overlap`` x r(A, y) x r(B, y)
+      (and r(A, B) > 2 / sqrt(P), above noise). Two noisy indicators of one artifact on the positive pairs
+      (the four corners of a faint watermark) correlate about as much as their shared cause, the label,
+      implies: a ratio near 1. Artifacts on different pairs (a tint on some positives, a stamp on others)
+      correlate less, or negatively.
+
+    Components are ordered by their strongest feature, features within one by strength. Only the
+    ``_MAX_GROUPED`` strongest features are grouped.
+    """
+    order = order[:_MAX_GROUPED]
+    if not order:
+        return []
+    v = x[:, order]
+    med = np.nanmedian(np.where(np.isfinite(v), v, np.nan), axis=0)
+    v = np.nan_to_num(np.where(np.isfinite(v), v, med))
+    sd = v.std(axis=0)
+    z = np.where(sd > 0, (v - v.mean(axis=0)) / np.where(sd > 0, sd, 1.0), 0.0)
+    yc = (y - y.mean()) / (y.std() or 1.0)
+    r = z.T @ z / len(z)
+    r_y = z.T @ yc / len(z)
+    linked = np.abs(r) >= float(params["group_correlation"])
+    linked |= (r >= float(params["group_overlap"]) * np.outer(r_y, r_y)) & (r > 2 / np.sqrt(len(z)))
+    family = [intervention_group(features[j].rpartition(":")[0]) for j in order]
+    linked |= np.equal.outer(np.array(family, dtype=object), np.array(family, dtype=object))
+    root = list(range(len(order)))
+
+    def find(k: int) -> int:
+        while root[k] != k:
+            root[k] = root[root[k]]
+            k = root[k]
+        return k
+
+    for a_, b_ in zip(*np.nonzero(np.triu(linked, 1)), strict=True):
+        ra, rb = find(int(a_)), find(int(b_))
+        if ra != rb:
+            root[max(ra, rb)] = min(ra, rb)  # the stronger feature (earlier in order) stays the root
+    groups: dict[int, list[int]] = {}
+    for k in range(len(order)):
+        groups.setdefault(find(k), []).append(order[k])
+    return list(groups.values())
 
 
 def _classifier(ctx: AuditContext, res: AttributeAUCs, columns: list[str], cv_folds: int) -> dict[str, Any]:
@@ -355,138 +588,11 @@ def _classifier(ctx: AuditContext, res: AttributeAUCs, columns: list[str], cv_fo
     return out
 
 
-# --------------------------------------------------------------------------------------------------
-# From AUCs to rows, and the decision rule
-# --------------------------------------------------------------------------------------------------
-
-
-def feature_rows(res: AttributeAUCs, *, level: float) -> list[dict[str, Any]]:
-    """One row per pair feature with its AUCs, separabilities and the multiplicity-adjusted drop.
-
-    Separability = |2 AUC - 1| on training pairs (0 = no signal, 1 = perfect), oriented by the training
-    direction; the validation separability is measured in that same direction (negative = reversed).
-    ``drop`` = train separability - max(validation separability, 0); ``excess_identity`` = train separability
-    - max(separability on the identity-re-drawn training pairs, 0) (paired bootstrap). Their intervals, like
-    ``separability_train_adj``, are bootstrap normal intervals at ``level`` made simultaneous over all compared
-    features (Bonferroni).
-    """
-    z = bonferroni_z(level, res.n_tests)
-    rows = []
-    n_tr, n_va = res.label["train"].size, res.label["val"].size
-    for j, feat in enumerate(res.features):
-        attr, _, part = feat.rpartition(":")
-        a_tr, a_va = float(res.auc["train"][j]), float(res.auc["val"][j])
-        b_tr, b_va = res.boot["train"][:, j], res.boot["val"][:, j]
-        if not np.isfinite(a_tr):
-            continue
-        sign = 1.0 if a_tr >= 0.5 else -1.0
-        sep_tr, sep_tr_b = sign * (2 * a_tr - 1), sign * (2 * b_tr - 1)
-        row: dict[str, Any] = {
-            "feature": feat,
-            "attribute": attr,
-            "part": part,
-            "kind": column_kind(res.attributes["train"][attr])
-            if attr in res.attributes["train"]
-            else "numeric",
-            "direction": "higher" if sign > 0 else "lower",
-            "auc_train": estimate_from_draws(a_tr, b_tr, n_tr, level),
-            "separability_train": estimate_from_draws(sep_tr, sep_tr_b, n_tr, level),
-            "separability_train_adj": _normal_interval(sep_tr, sep_tr_b, z, n_tr, level),
-            "compared": bool(np.isfinite(a_va)),
-        }
-        if np.isfinite(a_va):
-            sep_va, sep_va_b = sign * (2 * a_va - 1), sign * (2 * b_va - 1)
-            row["auc_val"] = estimate_from_draws(a_va, b_va, n_va, level)
-            row["separability_val"] = estimate_from_draws(sep_va, sep_va_b, n_va, level)
-            # a cue that reverses on validation is as useless as one that vanishes: clip at 0, so a reversal
-            # does not make the drop larger than the training separability itself
-            row["drop"] = _normal_interval(
-                sep_tr - max(sep_va, 0.0), sep_tr_b - np.maximum(sep_va_b, 0.0), z, min(n_tr, n_va), level
-            )
-        if "fresh" in res.auc and np.isfinite(res.auc["fresh"][j]):
-            a_fr, b_fr = float(res.auc["fresh"][j]), res.boot["fresh"][:, j]
-            sep_fr, sep_fr_b = sign * (2 * a_fr - 1), sign * (2 * b_fr - 1)
-            row["auc_identity_only"] = estimate_from_draws(a_fr, b_fr, n_tr, level)
-            row["excess_identity"] = _normal_interval(
-                sep_tr - max(sep_fr, 0.0), sep_tr_b - np.maximum(sep_fr_b, 0.0), z, n_tr, level
-            )
-        if part == "same":
-            for split in ("train", "val"):
-                if feat in res.table[split].columns:
-                    v = res.table[split][feat].to_numpy(dtype=np.float64, na_value=np.nan)
-                    y = res.label[split] == 1
-                    row[f"same_rate_{split}"] = {
-                        "positive": float(np.nanmean(v[y])) if np.isfinite(v[y]).any() else None,
-                        "negative": float(np.nanmean(v[~y])) if np.isfinite(v[~y]).any() else None,
-                    }
-        rows.append(row)
-    return rows
-
-
-def flagged_rows(rows: list[dict[str, Any]], params: dict[str, Any]) -> list[dict[str, Any]]:
-    """The lead flagged feature of each attribute, strongest attribute first.
-
-    A feature is flagged when (1) its training separability is at least ``min_train_separability`` with the
-    adjusted interval above 0, (2) its drop to validation is at least ``min_separability_drop`` with the
-    adjusted interval above 0, and (3) where the identity-only control ran, its excess over the same pairs
-    re-drawn from their identities passes the same test: the cue belongs to the pairing, not to identity
-    (in an open set, identity-related cues such as stroke position legitimately differ between the training
-    and validation identities; they survive the re-drawing and are not flagged). An attribute's lead feature
-    is the one with the largest drop, where drops within ``_LEAD_TOLERANCE`` of the largest are broken by the
-    plainest part (level, agreement, same, deviation).
-    """
-    by_attr: dict[str, list[dict[str, Any]]] = {}
-    for r in rows:
-        if not r["compared"]:
-            continue
-        sep, drop, excess = r["separability_train_adj"], r["drop"], r.get("excess_identity")
-        # Without the identity control a cue of identity (which legitimately differs between open-set
-        # splits) cannot be told from a cue of the pairing, so a larger effect is required.
-        suffix = "" if excess is not None else "_uncontrolled"
-        min_sep, min_drop = (
-            params["min_train_separability" + suffix],
-            params["min_separability_drop" + suffix],
-        )
-        if (
-            sep.value >= min_sep
-            and sep.low > 0
-            and drop.value >= min_drop
-            and drop.low > 0
-            and (excess is None or (excess.value >= min_drop and excess.low > 0))
-        ):
-            by_attr.setdefault(r["attribute"], []).append(r)
-    leads = []
-    for group in by_attr.values():
-        leads.append(lead_of(group))
-    return sorted(leads, key=lambda r: -r["drop"].value)
-
-
-def lead_of(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """The row that names a group best: the largest drop, near-ties (``_LEAD_TOLERANCE``) going to the plainest
-    part ("positive pairs are more colourful" reads better than "agree less in redness")."""
-    top = max(r["drop"].value for r in rows)
-    near = [r for r in rows if r["drop"].value >= top - _LEAD_TOLERANCE]
-    return min(
-        near, key=lambda r: _LEAD_PARTS.index(r["part"]) if r["part"] in _LEAD_PARTS else len(_LEAD_PARTS)
-    )
-
-
-def shortcut_candidates(ctx: AuditContext) -> tuple[AttributeAUCs, list[dict[str, Any]]]:
-    """The shared measurement and the attributes GD101 flags, with the configured thresholds."""
-    res = ctx.artifact(ATTRIBUTE_SIGNAL)
-    rows = feature_rows(res, level=float(ctx.option("ci_level")))
-    return res, flagged_rows(rows, signal_params(ctx))
-
-
-def intervention_group(attr: str) -> str:
-    """Attributes moved by the same intervention describe one artifact (red, redness, saturation: a tint)."""
-
-    moves = intervention_for_attribute(attr)
-    return moves[0] if moves else attr
-
-
 ITEM_ATTRIBUTES: Artifact[dict[str, pd.DataFrame]] = Artifact(
     "leakage.item_attributes", _item_attributes, "per split, one row of attributes per item"
+)
+INPUT_LAYOUT: Artifact[Layout] = Artifact(
+    "leakage.input_layout", _layout, "the input kind and the catalogue-free columns it gets"
 )
 ATTRIBUTE_SIGNAL: Artifact[AttributeAUCs] = Artifact(
     "leakage.attribute_signal",

@@ -8,12 +8,13 @@ import pandas as pd
 
 from .attributes import FEATURE_PARTS, describe_attribute
 
-__all__ = ["describe", "plain_name", "part_text", "direction_words"]
+__all__ = ["describe", "plain_name", "part_text", "direction_words", "name_of"]
 
 _DEVIATION_TEXT = (
     "deviation = how far the pair's mean lies from the split's median item, in either direction "
     "(0 = typical, larger = more extreme)"
 )
+
 
 # Short plain names of built-in attributes for messages; others are named as they are.
 _PLAIN: dict[str, str] = {
@@ -72,12 +73,22 @@ def part_text(part: str) -> str:
     return _DEVIATION_TEXT if part == "deviation" else FEATURE_PARTS.get(part, part)
 
 
+def name_of(row: dict[str, Any]) -> str:
+    """The plain name of a feature row's attribute: a catalogue-free column's own words, else :func:`plain_name`."""
+    return row.get("plain") or plain_name(row["attribute"])
+
+
 def direction_words(row: dict[str, Any], split_word: str = "training") -> str:
-    """'positive training pairs are redder than negative ones', and the like, for a feature row."""
+    """'positive training pairs are redder than negative ones', and the like, for a feature row.
+
+    Catalogue-free rows carry their own words (``row["words"]`` = (more, less), ``row["plain"]``).
+    """
     attr, part, higher = row["attribute"], row["part"], row["direction"] == "higher"
-    if part == "level":
-        more, less = _MORE_LESS.get(attr, (f"higher in {attr}", f"lower in {attr}"))
+    if part in ("level", "pair"):
+        default = (f"higher in {name_of(row)}", f"lower in {name_of(row)}")
+        more, less = row.get("words") or _MORE_LESS.get(attr, default)
         return f"positive {split_word} pairs are {more if higher else less} than negative ones"
+    attr = name_of(row) if row.get("plain") else attr
     if part == "deviation":
         if higher:
             return (

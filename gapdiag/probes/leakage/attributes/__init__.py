@@ -49,15 +49,22 @@ intervention       attributes it moves (:func:`intervention_for_attribute` reads
 ``scale``          l2_norm
 =================  ========================================================================
 
+The catalogue-free detectors (:mod:`.generic`: region statistics of images, segments and frequency bands
+of 1-D signals, length and padding of token sequences, the features of feature rows) need no name for the
+artifact; each of their columns carries the intervention that moves it with the parameters bound to its
+place (``region_transplant``, ``band_transplant``, ``sequence_length``, ``feature_value``,
+fitted to one source item and applied side by side, see ``InterventionSpec.per_side``).
+
 The package: ``registry`` (attribute specs and input kinds), ``builtin`` (the built-in attributes),
-``table`` (the per-item table, column kinds, user columns), ``pair_features``, ``interventions`` (their
-registry, fit and apply) and ``builtin_interventions``. Importing the package registers the built-ins.
+``generic`` (the catalogue-free detectors), ``table`` (the per-item table, column kinds, user columns),
+``pair_features``, ``interventions`` (their registry, fit and apply), ``builtin_interventions`` and
+``generic_interventions``. Importing the package registers the built-ins.
 """
 
 from __future__ import annotations
 
 from ....modality import is_image_like
-from . import builtin, builtin_interventions  # noqa: F401  (registers the built-ins)
+from . import builtin, builtin_interventions, generic_interventions  # noqa: F401  (registers the built-ins)
 from .interventions import (
     InterventionSpec,
     apply_intervention,

@@ -155,30 +155,30 @@ def flat(x: torch.Tensor) -> torch.Tensor:
     return x.reshape(x.shape[0], -1)
 
 
-@register_attribute("mean", applies_to="non_image", description="mean (mean of all values of the item)")
+@register_attribute("mean", applies_to="values", description="mean (mean of all values of the item)")
 def _mean(x: torch.Tensor) -> np.ndarray:
     return _np(flat(x).mean(dim=1))
 
 
 @register_attribute(
-    "std", applies_to="non_image", description="spread (standard deviation of all values of the item)"
+    "std", applies_to="values", description="spread (standard deviation of all values of the item)"
 )
 def _std(x: torch.Tensor) -> np.ndarray:
     return _np(flat(x).std(dim=1, correction=0))
 
 
-@register_attribute("min", applies_to="non_image", description="minimum (smallest value of the item)")
+@register_attribute("min", applies_to="values", description="minimum (smallest value of the item)")
 def _min(x: torch.Tensor) -> np.ndarray:
     return _np(flat(x).amin(dim=1))
 
 
-@register_attribute("max", applies_to="non_image", description="maximum (largest value of the item)")
+@register_attribute("max", applies_to="values", description="maximum (largest value of the item)")
 def _max(x: torch.Tensor) -> np.ndarray:
     return _np(flat(x).amax(dim=1))
 
 
 @register_attribute(
-    "l2_norm", applies_to="non_image", description="L2 norm (Euclidean length of the flattened item)"
+    "l2_norm", applies_to="values", description="L2 norm (Euclidean length of the flattened item)"
 )
 def _l2_norm(x: torch.Tensor) -> np.ndarray:
     return _np(flat(x).norm(dim=1))

@@ -13,7 +13,7 @@ import torch
 
 from ....errors import ConfigError, InputError
 from ....modality import is_image_like
-from .registry import FEATURE_PARTS, as_bchw, as_float_batch, check_name, resolve_applies_to
+from .registry import FEATURE_PARTS, as_bchw, as_float_batch, as_tensor_batch, check_name, resolve_applies_to
 
 # --------------------------------------------------------------------------------------------------
 # Intervention registry
@@ -38,9 +38,14 @@ class InterventionSpec:
     required : tuple of str
         Parameters without a default.
     fit : callable or None
-        ``fit(source, reference) -> dict`` estimating the parameters from data.
+        ``fit(source, reference, **bound) -> dict`` estimating the parameters from data (``bound``: the
+        parameters fixed by the place of the attribute moved, e.g. the pixel boxes of a region).
     applies_to, applies_to_text
         As for attributes.
+    per_side : bool
+        GD102 fits it to each item of a source pair separately and applies each side's parameters to the
+        same side of the target pair (a region moved from the left item onto the left item), instead of one
+        fit to both items applied to both.
     """
 
     name: str
@@ -52,6 +57,7 @@ class InterventionSpec:
     fit: Callable[[torch.Tensor, torch.Tensor], dict] | None
     applies_to: Callable[[torch.Tensor], bool]
     applies_to_text: str
+    per_side: bool = False
 
     @property
     def parameters(self) -> list[str]:
@@ -69,6 +75,7 @@ def register_intervention(
     attributes: Sequence[str] = (),
     fit: Callable[[torch.Tensor, torch.Tensor], Mapping[str, Any]] | None = None,
     applies_to: str | Callable[[torch.Tensor], bool] = "image",
+    per_side: bool = False,
     replace: bool = False,
 ) -> Callable:
     """Register an intervention (decorator).
@@ -84,7 +91,12 @@ def register_intervention(
     fit : callable, optional
         ``fit(source: Tensor, reference: Tensor) -> dict`` returning parameters that move the
         reference's attributes to the source's level. Image interventions get (B, C, H, W).
-    applies_to : {"image", "any", "rgb", "multichannel", "non_image"} or callable, default "image"
+    applies_to : {"image", "any", "rgb", "multichannel", "non_image", "values", "sequence", "signal", \
+"tabular"} or callable, default "image"
+        Checked on the batch in the user's dtype (token ids are still integers).
+    per_side : bool, default False
+        Fit to each item of a source pair and apply to the same side of a target pair (see
+        :class:`InterventionSpec`).
     replace : bool, default False
         Replace an existing registration of the same name.
 
@@ -117,30 +129,36 @@ def register_intervention(
         raise ConfigError(f"intervention {name!r}: fit must be a callable (source, reference) -> dict.")
 
     def decorator(fn: Callable) -> Callable:
-        try:
-            params = list(inspect.signature(fn).parameters.values())
-        except (TypeError, ValueError) as exc:
-            raise ConfigError(f"intervention {name!r}: cannot read the signature of {fn!r}.") from exc
-        positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
-        if len(params) < 3 or any(p.kind not in positional for p in params[:3]):
-            raise ConfigError(
-                f"intervention {name!r}: the function must take (x, strength, rng, **params) with x, "
-                f"strength and rng positional; got {inspect.signature(fn)}."
-            )
-        extra = params[3:]
-        if any(p.kind in (inspect.Parameter.VAR_KEYWORD, inspect.Parameter.VAR_POSITIONAL) for p in extra):
-            raise ConfigError(
-                f"intervention {name!r}: declare each parameter by name instead of *args/**kwargs, so a "
-                "misspelt parameter is caught."
-            )
-        defaults = {p.name: p.default for p in extra if p.default is not inspect.Parameter.empty}
-        required = tuple(p.name for p in extra if p.default is inspect.Parameter.empty)
+        defaults, required = _signature_params(name, fn)
         _INTERVENTIONS[name] = InterventionSpec(
-            name, fn, moves, description, defaults, required, fit, check, text
+            name, fn, moves, description, defaults, required, fit, check, text, bool(per_side)
         )
         return fn
 
     return decorator
+
+
+def _signature_params(name: str, fn: Callable) -> tuple[dict[str, Any], tuple[str, ...]]:
+    """The extra parameters of an intervention function ``fn(x, strength, rng, **params)``: defaults, required."""
+    try:
+        params = list(inspect.signature(fn).parameters.values())
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"intervention {name!r}: cannot read the signature of {fn!r}.") from exc
+    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    if len(params) < 3 or any(p.kind not in positional for p in params[:3]):
+        raise ConfigError(
+            f"intervention {name!r}: the function must take (x, strength, rng, **params) with x, "
+            f"strength and rng positional; got {inspect.signature(fn)}."
+        )
+    extra = params[3:]
+    if any(p.kind in (inspect.Parameter.VAR_KEYWORD, inspect.Parameter.VAR_POSITIONAL) for p in extra):
+        raise ConfigError(
+            f"intervention {name!r}: declare each parameter by name instead of *args/**kwargs, so a "
+            "misspelt parameter is caught."
+        )
+    defaults = {p.name: p.default for p in extra if p.default is not inspect.Parameter.empty}
+    required = tuple(p.name for p in extra if p.default is inspect.Parameter.empty)
+    return defaults, required
 
 
 def unregister_intervention(name: str) -> None:
@@ -220,10 +238,11 @@ def intervention_for_attribute(attr_name: str) -> list[str]:
 
 
 def _prepare_intervention_input(spec: InterventionSpec, x: Any, what: str) -> torch.Tensor:
-    t = as_float_batch(x, what)
+    raw = as_tensor_batch(x, what)
+    t = as_float_batch(raw, what)
     if t.shape[0] == 0:
         raise InputError(f"{what} is empty; it needs at least one item, shape (B, ...).")
-    if not spec.applies_to(t):
+    if not spec.applies_to(raw):
         raise InputError(
             f"intervention {spec.name!r} is defined for {spec.applies_to_text}; {what} has shape "
             f"{tuple(t.shape)}."
@@ -303,7 +322,18 @@ def apply_intervention(
     return out.reshape(original_shape) if original_shape is not None else out
 
 
-def fit_intervention(name: str, source: torch.Tensor, reference: torch.Tensor) -> dict[str, Any]:
+def _accepted(fn: Callable, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The keyword arguments ``fn`` takes (all of them when it has ``**kwargs``)."""
+    params = inspect.signature(fn).parameters.values()
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+        return kwargs
+    names = {p.name for p in params}
+    return {k: v for k, v in kwargs.items() if k in names}
+
+
+def fit_intervention(
+    name: str, source: torch.Tensor, reference: torch.Tensor, *, bound: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
     """Estimate an intervention's parameters from data.
 
     Parameters
@@ -315,6 +345,9 @@ def fit_intervention(name: str, source: torch.Tensor, reference: torch.Tensor) -
     reference : torch.Tensor, shape (Br, ...)
         Items without it, e.g. validation items; the parameters are expressed in their geometry
         (pixels of the reference images for translation).
+    bound : Mapping[str, Any], optional
+        Parameters fixed by the place of the attribute (the boxes of a region, the index of a feature),
+        passed to the estimator as keywords (those its signature takes) and returned with its result.
 
     Returns
     -------
@@ -330,7 +363,9 @@ def fit_intervention(name: str, source: torch.Tensor, reference: torch.Tensor) -
         - blur: ``sigma`` of the Gaussian that brings the reference's mean sharpness to the
           source's, by bisection on at most 128 reference items (0 when the source is sharper: a
           blur cannot sharpen; at most a quarter of the image size);
-        - scale: ``factor`` = mean L2 norm of source / that of reference.
+        - scale: ``factor`` = mean L2 norm of source / that of reference;
+        - the catalogue-free interventions (region_transplant, band_transplant,
+          sequence_length, feature_value) take the source item's content at the bound place.
 
     Raises
     ------
@@ -356,8 +391,14 @@ def fit_intervention(name: str, source: torch.Tensor, reference: torch.Tensor) -
             f"source items have shape {tuple(src.shape[1:])} and reference items {tuple(ref.shape[1:])}; "
             "they must have the same shape."
         )
+    bound = dict(bound or {})
+    unknown_bound = sorted(set(bound) - set(spec.parameters))
+    if unknown_bound:
+        raise InputError(
+            f"intervention {name!r} has no parameters {unknown_bound}; its parameters are {spec.parameters}."
+        )
     with torch.no_grad():
-        params = dict(spec.fit(src, ref))
+        params = {**bound, **dict(spec.fit(src, ref, **_accepted(spec.fit, bound)))}
     unknown = sorted(set(params) - set(spec.parameters))
     if unknown:
         raise ConfigError(

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from ....errors import ConfigError, InputError
-from ....modality import is_image_like
+from ....modality import input_kind, is_image_like
 
 CATEGORICAL_MAX_INTEGER_LEVELS = 20
 
@@ -22,6 +22,7 @@ FEATURE_PARTS: Mapping[str, str] = {
         "(0 = identical, more negative = less alike)"
     ),
     "same": "same = 1 when both items have the same value, else 0",
+    "pair": "pair = a value of the pair as a whole, computed from both items (e.g. their token overlap)",
 }
 
 _ATTRIBUTE_KINDS = ("numeric", "categorical")
@@ -41,6 +42,14 @@ _INPUT_KINDS: dict[str, tuple[Callable[[torch.Tensor], bool], str]] = {
         "images with 2 to 4 channels (B,C,H,W)",
     ),
     "non_image": (lambda x: not is_image_like(x), f"inputs that are not image-like {_IMAGE_SHAPE_TEXT}"),
+    # numbers whose size means something: 1-D signals, feature rows, other arrays (not images, not token ids)
+    "values": (
+        lambda x: input_kind(x) in ("signal", "tabular", "other"),
+        "inputs whose values are quantities (1-D signals, feature rows; not images, not token ids)",
+    ),
+    "sequence": (lambda x: x.ndim == 2, "token-id sequences (B, L)"),
+    "signal": (lambda x: x.ndim in (2, 3) and not is_image_like(x), "1-D signals (B, L) or (B, C, L)"),
+    "tabular": (lambda x: x.ndim == 2, "feature rows (B, D)"),
 }
 
 
@@ -75,8 +84,8 @@ def as_bchw(x: torch.Tensor) -> torch.Tensor:
     return x.unsqueeze(1) if x.ndim == 3 else x
 
 
-def as_float_batch(x: Any, what: str) -> torch.Tensor:
-    """Convert a user batch to a detached floating tensor (B, ...), checking that it is finite."""
+def as_tensor_batch(x: Any, what: str) -> torch.Tensor:
+    """A user batch as a detached tensor (B, ...) in its own dtype (token ids stay integers)."""
     if not isinstance(x, torch.Tensor):
         try:
             x = torch.as_tensor(np.asarray(x))
@@ -90,6 +99,12 @@ def as_float_batch(x: Any, what: str) -> torch.Tensor:
         raise InputError(f"{what} has complex dtype {x.dtype}; attributes need real values.")
     if x.ndim == 0:
         raise InputError(f"{what} is a scalar; a batch needs a leading batch dimension (B, ...).")
+    return x
+
+
+def as_float_batch(x: Any, what: str) -> torch.Tensor:
+    """Convert a user batch to a detached floating tensor (B, ...), checking that it is finite."""
+    x = as_tensor_batch(x, what)
     if not x.is_floating_point():
         x = x.float()
     if x.numel() and not bool(torch.isfinite(x).all()):
@@ -166,9 +181,13 @@ def register_attribute(
     description : str
         Plain words used in findings, e.g. "redness (mean of the red channel minus the mean of the
         other channels)".
-    applies_to : {"any", "image", "rgb", "multichannel", "non_image"} or callable, default "any"
-        Which batches the attribute is defined for; a callable gets the first batch (B, ...) and
-        returns a bool. Image attributes receive batches as (B, C, H, W).
+    applies_to : {"any", "image", "rgb", "multichannel", "non_image", "values", "sequence", "signal", "tabular"} \
+or callable, default "any"
+        Which batches the attribute is defined for; a callable gets the first batch (B, ...) in the
+        user's dtype (token ids are still integers) and returns a bool. ``values`` means inputs whose
+        values are quantities (1-D signals, feature rows; not images, not token ids), see
+        :func:`gapdiag.modality.input_kind`. Image attributes receive batches as (B, C, H, W), every
+        attribute receives floating point.
     kind : {"numeric", "categorical"}, default "numeric"
         Numeric values are stored as float64, categorical ones as a pandas ``category`` column.
     columns : Mapping[str, str], optional

@@ -18,6 +18,7 @@ from .registry import (
     AttributeSpec,
     as_bchw,
     as_float_batch,
+    as_tensor_batch,
     column_owner,
     get_attribute,
 )
@@ -140,7 +141,8 @@ def compute_attributes(
     for start in range(0, n_items, batch_size):  # a loop over batches; each attribute is vectorized
         stop = min(start + batch_size, n_items)
         idx = np.arange(start, stop, dtype=np.int64)
-        x = as_float_batch(get_batch(idx), f"the batch of items {start}..{stop - 1}")
+        raw = as_tensor_batch(get_batch(idx), f"the batch of items {start}..{stop - 1}")
+        x = as_float_batch(raw, f"the batch of items {start}..{stop - 1}")
         if x.shape[0] != stop - start:
             raise InputError(
                 f"get_batch returned {x.shape[0]} items for the {stop - start} indices {start}..{stop - 1}; "
@@ -148,7 +150,7 @@ def compute_attributes(
             )
         if trailing is None:
             trailing = tuple(x.shape[1:])
-            selected = _select_attributes(names, x)
+            selected = _select_attributes(names, raw)  # on the user's dtype: token ids are integers
         elif tuple(x.shape[1:]) != trailing:
             raise InputError(
                 f"items {start}..{stop - 1} have shape {tuple(x.shape[1:])} but earlier items have "
@@ -289,6 +291,29 @@ def merge_attributes(
         On a length mismatch, a name clash with a computed column, a forced column that does not
         exist, a numeric column that is not numbers or holds inf, or unhashable category values.
     """
+    user = _checked_user_table(computed, user, set(categorical), set(numeric), descriptions or {})
+    forced_cat, forced_num = set(categorical), set(numeric)
+    out = {}
+    for col in user.columns:
+        s = user[col]
+        kind = "categorical" if col in forced_cat else "numeric" if col in forced_num else column_kind(s)
+        out[col] = _typed_column(col, s, kind)
+    user_frame = pd.DataFrame(out, index=pd.RangeIndex(len(user)))
+    merged = (
+        user_frame if computed is None else pd.concat([computed.reset_index(drop=True), user_frame], axis=1)
+    )
+    merged.attrs["descriptions"] = {str(k): str(v) for k, v in (descriptions or {}).items()}
+    return merged
+
+
+def _checked_user_table(
+    computed: pd.DataFrame | None,
+    user: pd.DataFrame,
+    forced_cat: set[str],
+    forced_num: set[str],
+    descriptions: Mapping[str, str],
+) -> pd.DataFrame:
+    """The user's table with string column names and a fresh index, after every check of :func:`merge_attributes`."""
     if not isinstance(user, pd.DataFrame):
         raise InputError(
             f"user attributes must be a pandas DataFrame with one row per item; got {type(user).__name__}."
@@ -304,7 +329,6 @@ def merge_attributes(
     user.columns = [str(c) for c in user.columns]
     if user.columns.duplicated().any():
         raise InputError(f"the user's attribute table has duplicate columns: {list(user.columns)}.")
-    forced_cat, forced_num = set(categorical), set(numeric)
     for forced in (forced_cat, forced_num):
         missing = sorted(forced - set(user.columns))
         if missing:
@@ -315,48 +339,41 @@ def merge_attributes(
     both = sorted(forced_cat & forced_num)
     if both:
         raise InputError(f"columns {both} are named both categorical and numeric; choose one.")
-    unknown_descriptions = sorted(set(descriptions or {}) - set(user.columns))
+    unknown_descriptions = sorted(set(descriptions) - set(user.columns))
     if unknown_descriptions:
         raise InputError(
             f"descriptions name columns {unknown_descriptions} that are not in the user's attribute "
             f"table, which has {list(user.columns)}."
         )
-    existing = set(computed.columns) if computed is not None else set()
-    clash = sorted(set(user.columns) & existing)
+    clash = sorted(set(user.columns) & (set(computed.columns) if computed is not None else set()))
     if clash:
         raise InputError(
             f"user attribute columns {clash} have the names of computed attributes; rename them "
             "(e.g. 'user_brightness')."
         )
-    out = {}
-    for col in user.columns:
-        s = user[col]
-        kind = "categorical" if col in forced_cat else "numeric" if col in forced_num else column_kind(s)
-        if kind == "categorical":
-            try:
-                out[col] = s.astype("category")
-            except TypeError as exc:
-                raise InputError(
-                    f"user attribute column {col!r} holds values that cannot be categories ({exc}); "
-                    "use strings or numbers."
-                ) from exc
-        else:
-            try:
-                num = pd.to_numeric(s, errors="raise").astype(np.float64)
-            except (TypeError, ValueError) as exc:
-                raise InputError(
-                    f"user attribute column {col!r} is to be numeric but holds {s.dtype} values that are "
-                    f"not numbers ({exc}); pass it in categorical=... or convert it."
-                ) from exc
-            if np.isinf(num.to_numpy()).any():
-                raise InputError(f"user attribute column {col!r} holds inf; use NaN for a missing value.")
-            out[col] = num
-    user_frame = pd.DataFrame(out, index=pd.RangeIndex(len(user)))
-    merged = (
-        user_frame if computed is None else pd.concat([computed.reset_index(drop=True), user_frame], axis=1)
-    )
-    merged.attrs["descriptions"] = {str(k): str(v) for k, v in (descriptions or {}).items()}
-    return merged
+    return user
+
+
+def _typed_column(col: str, s: pd.Series, kind: str) -> pd.Series:
+    """A user column as ``category`` or float64 (numeric, finite or NaN)."""
+    if kind == "categorical":
+        try:
+            return s.astype("category")
+        except TypeError as exc:
+            raise InputError(
+                f"user attribute column {col!r} holds values that cannot be categories ({exc}); "
+                "use strings or numbers."
+            ) from exc
+    try:
+        num = pd.to_numeric(s, errors="raise").astype(np.float64)
+    except (TypeError, ValueError) as exc:
+        raise InputError(
+            f"user attribute column {col!r} is to be numeric but holds {s.dtype} values that are "
+            f"not numbers ({exc}); pass it in categorical=... or convert it."
+        ) from exc
+    if np.isinf(num.to_numpy()).any():
+        raise InputError(f"user attribute column {col!r} holds inf; use NaN for a missing value.")
+    return num
 
 
 def split_feature_name(feature: str) -> tuple[str, str]:
