@@ -7,6 +7,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+import pytest
+
 from gapdiag.probes.registry import registered_probes
 
 PACKAGE = Path(__file__).resolve().parents[1] / "gapdiag"
@@ -124,3 +126,29 @@ def test_the_core_never_imports_a_probe_family():
     families = ("gapdiag.probes.leakage", "gapdiag.probes.embedding", "gapdiag.probes.protocol")
     offenders = {m: sorted(i for i in GRAPH[m] if i.startswith(families)) for m in core}
     assert not {m: v for m, v in offenders.items() if v}
+
+
+# Issue 8's limits: a module a newcomer can read in one sitting, a function that fits on a screen. A
+# docstring (a public function's parameters and shapes) does not count against its function.
+MAX_MODULE_LINES = 700
+MAX_FUNCTION_LINES = 80
+
+
+def _code_lines(node: ast.FunctionDef | ast.AsyncFunctionDef) -> int:
+    """Lines from ``def`` to the function's end, less its docstring."""
+    length = node.end_lineno - node.lineno + 1
+    if ast.get_docstring(node, clean=False) is not None:
+        doc = node.body[0]
+        length -= doc.end_lineno - doc.lineno + 1
+    return length
+
+
+@pytest.mark.parametrize("name", sorted(MODULES))
+def test_size_limits(name):
+    source = MODULES[name].read_text(encoding="utf-8")
+    n_lines = source.count("\n")
+    assert n_lines <= MAX_MODULE_LINES, f"{name} has {n_lines} lines: split it by responsibility"
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            length = _code_lines(node)
+            assert length <= MAX_FUNCTION_LINES, f"{name}.{node.name} has {length} lines of code"
