@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from .errors import InputError
-from .validation import check_choice, check_finite, check_positive_int
+from .validation import check_choice, check_finite, check_positive_int, check_real
 
 __all__ = [
     "NeighbourGraph",
@@ -83,8 +83,7 @@ def _as_matrix(x: Any, *, name: str) -> np.ndarray:
     if hasattr(x, "detach"):
         x = x.detach().cpu().numpy()
     arr = np.asarray(x)
-    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
-        raise InputError(f"{name} must be a numeric (n, d) array; got dtype {arr.dtype}.")
+    check_real(arr, name=name, shape="(n, d)")
     if arr.ndim != 2 or arr.shape[0] == 0 or arr.shape[1] == 0:
         raise InputError(
             f"{name} must be a non-empty 2-D array of shape (n, d); got shape {tuple(arr.shape)}. "

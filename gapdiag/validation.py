@@ -80,6 +80,21 @@ def check_index_array(values: Any, *, name: str, n_items: int, ndim: int = 1) ->
     return arr
 
 
+def check_real(arr: np.ndarray, *, name: str, shape: str) -> np.ndarray:
+    """``arr`` unchanged when it holds real numbers (bool included); otherwise an InputError naming ``shape``.
+
+    Complex values would be cast to real silently by NumPy (dropping the imaginary part), so they are
+    refused like strings and objects.
+    """
+    numeric = arr.dtype == bool or np.issubdtype(arr.dtype, np.number)
+    if arr.dtype == object or not numeric or np.issubdtype(arr.dtype, np.complexfloating):
+        raise InputError(
+            f"{name} must be a real-valued {shape} array; got dtype {arr.dtype}. "
+            + ("Pass the real part or the magnitude explicitly." if numeric else "Convert it to numbers.")
+        )
+    return arr
+
+
 def check_binary_labels(values: Any, *, name: str = "label") -> np.ndarray:
     """Return pair labels as an int8 array of 0 (dissimilar) and 1 (similar)."""
     arr = as_numpy(values, name=name).reshape(-1)

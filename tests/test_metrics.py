@@ -398,3 +398,19 @@ def test_chunking_and_depth_grouping_do_not_change_values(backend):
         assert other.to_dict() == base.to_dict()
         for name, values in base.per_query.items():
             np.testing.assert_array_equal(other.per_query[name], values)
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda z: retrieval_metrics(z, np.arange(20) % 4),
+        lambda z: knn(z, z, 3),
+        lambda z: verification_metrics(z[:, 0], np.arange(20) % 2),
+        lambda z: nway_accuracy(z[:5, :4], np.zeros(5, dtype=int)),
+    ],
+    ids=["retrieval", "knn", "verification", "nway"],
+)
+def test_complex_values_are_refused_not_silently_cast_to_real(call):
+    z = np.random.default_rng(0).normal(size=(20, 4)) * (1 + 1j)
+    with pytest.raises(InputError, match="real-valued.*complex128.*real part or the magnitude"):
+        call(z)

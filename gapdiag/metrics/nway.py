@@ -8,7 +8,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..stats import DEFAULT_LEVEL, DEFAULT_N_BOOT, Estimate, bootstrap_mean
-from ..validation import check_finite, check_index_array, check_positive_int, check_same_length
+from ..validation import check_finite, check_index_array, check_positive_int, check_real, check_same_length
 from ._common import _as_rng
 
 __all__ = ["nway_accuracy", "nway_metrics"]
@@ -36,7 +36,8 @@ def nway_accuracy(scores: Any, correct: Any) -> np.ndarray:
         the n-way top-1 accuracy, in [0, 1], higher = better, chance ``1 / n``.
     """
     s = np.asarray(scores.detach().cpu() if hasattr(scores, "detach") else scores)
-    if s.dtype == object or not np.issubdtype(s.dtype, np.number) or s.ndim != 2:
+    check_real(s, name="scores", shape="(E, n)")
+    if s.ndim != 2:
         raise InputError(f"scores must be a numeric (E, n) array, one row per episode; got shape {s.shape}.")
     if s.shape[0] == 0 or s.shape[1] < 2:
         raise InputError(

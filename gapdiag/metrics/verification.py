@@ -16,7 +16,7 @@ from ..stats import (
     roc_auc,
     wilson,
 )
-from ..validation import check_binary_labels, check_finite, check_positive_int, check_same_length
+from ..validation import check_binary_labels, check_finite, check_positive_int, check_real, check_same_length
 from ._common import _as_rng
 
 __all__ = ["verification_metrics", "accuracy_at_threshold", "best_threshold", "fnmr_at_fmr"]
@@ -29,8 +29,7 @@ def _check_scores_labels(
     scores: Any, labels: Any, *, need_both: bool = True
 ) -> tuple[np.ndarray, np.ndarray]:
     s = np.asarray(scores.detach().cpu() if hasattr(scores, "detach") else scores)
-    if s.dtype == object or not np.issubdtype(s.dtype, np.number):
-        raise InputError(f"scores must be numeric; got dtype {s.dtype}.")
+    check_real(s, name="scores", shape="1-D (one score per pair)")
     s = s.astype(np.float64).reshape(-1) if s.ndim <= 1 else None
     if s is None:
         raise InputError(f"scores must be 1-D (one score per pair); got shape {np.shape(scores)}.")

@@ -37,6 +37,14 @@ def register_probe(cls: type[Probe]) -> type[Probe]:
         raise ProbeDefinitionError(f"{cls.__name__}.family must be one of {_FAMILIES}; got {cls.family!r}.")
     if not cls.codes:
         raise ProbeDefinitionError(f"{cls.__name__} declares no finding codes.")
+    from ..context import REQUIREMENTS  # the context is heavy: only a registration needs its vocabulary
+
+    unknown = sorted(set(cls.requires) - set(REQUIREMENTS))
+    if unknown:
+        raise ProbeDefinitionError(
+            f"{cls.__name__}.requires names {unknown[0]!r}, which is not a requirement gapdiag knows; use "
+            f"some of: {', '.join(REQUIREMENTS)}."
+        )
     for code in cls.codes:
         if code not in CATALOGUE and not code.startswith("X"):
             raise ProbeDefinitionError(

@@ -164,10 +164,16 @@ def test_a_third_party_code_without_title_takes_the_code_as_title(tiny, temporar
     assert ignored.by_code("XG004")[0].ignored and ignored.exit_code == 0
 
 
-def test_a_typo_in_requires_fails_that_probe_only(tiny, temporary_probes):
+def test_a_typo_in_requires_is_refused_at_registration(temporary_probes):
     typo = _healthy_probe(name="typo", code="XG005")
     typo.requires = frozenset({"val_pair"})  # meant val_pairs
-    temporary_probes(typo)
+    with pytest.raises(ProbeDefinitionError, match="'val_pair'.*val_pairs"):
+        temporary_probes(typo)
+
+
+def test_a_requirement_broken_after_registration_fails_that_probe_only(tiny, temporary_probes):
+    typo = temporary_probes(_healthy_probe(name="typo", code="XG005"))
+    typo.requires = frozenset({"val_pair"})  # a plugin that mutates its class after registering it
     temporary_probes(_healthy_probe(name="fine", code="XG006"))
     train, val = tiny.splits()
     report = gapdiag.audit(tiny.Net(), train, val, probes=["typo", "fine"], progress=False)
