@@ -28,7 +28,7 @@ from ...context import Artifact
 from ...data import stratified_pair_indices
 from ...modality import INPUT_KINDS
 from ...stats import bootstrap_multiplicities, weighted_auc
-from ..base import Param
+from ..base import Param, ProbeSkipped
 from .attributes import (
     compute_attributes,
     intervention_for_attribute,
@@ -68,6 +68,10 @@ def _check_names(value: Any) -> str | None:
 #: The signal's parameters and the thresholds that flag an attribute (GD101 reports them, GD102 tests them).
 SIGNAL_DEFAULTS: dict[str, Any] = {
     "max_pairs": 4000,  # pairs per split (stratified): bounds the bootstrap and the classifier
+    # similar and dissimilar pairs each split needs at least: with fewer, bootstrap intervals of an AUC
+    # collapse onto its point value (4 pairs give "AUC 0.00 [0.00, 0.00]") and no cue can be told from chance
+    # among the features compared; 10 + 10 pairs have 184,756 orderings, enough for a Bonferroni-level test
+    "min_pairs_per_label": Param(10, low=2),
     "cv_folds": 5,
     # separability |2 AUC - 1| on train: 0.3 = AUC 0.65 (or 0.35). Where the identity control ran (the
     # same pairs re-drawn from their identities), the cue must also exceed that control by the drop,
@@ -334,6 +338,16 @@ class AttributeAUCs:
         return int(np.isfinite(self.auc["val"]).sum())
 
 
+def _check_enough_pairs(split: str, label: np.ndarray, minimum: int) -> None:
+    n_pos = int(np.count_nonzero(label == 1))
+    n_neg = int(label.size - n_pos)
+    if min(n_pos, n_neg) < minimum:
+        raise ProbeSkipped(
+            f"the {split} split has {n_pos} similar and {n_neg} dissimilar pairs; telling a spurious cue from "
+            f"chance needs at least {minimum} of each ([probes.{SIGNAL_CONFIG_SECTION}] min_pairs_per_label)"
+        )
+
+
 def _pair_tables(ctx: AuditContext, max_pairs: int, layout: Layout) -> dict[str, Any]:
     """Per split (and the identity-re-drawn "fresh" training pairs), the sampled pairs and their features."""
     attrs = ctx.artifact(ITEM_ATTRIBUTES)
@@ -397,6 +411,8 @@ def _split_notes(train_only: list[str], val_only: list[str]) -> list[str]:
 
 def _measure_aucs(ctx: AuditContext) -> AttributeAUCs:
     params = signal_params(ctx)
+    for split in ("train", "val"):
+        _check_enough_pairs(split, ctx.pairs(split).label, int(params["min_pairs_per_label"]))
     layout = ctx.artifact(INPUT_LAYOUT)
     t = _pair_tables(ctx, int(params["max_pairs"]), layout)
     tables, labels = t["tables"], t["labels"]

@@ -350,3 +350,22 @@ def test_figures_are_bounded():
     rows = figs["shortcut_pairs"].data["rows"]
     assert len(rows) == 3 and all(len(r["images"]) == 8 for r in rows)
     assert rows[0]["images"][0].shape == (16, 16, 3)
+
+
+def test_too_few_pairs_skip_with_a_reason_instead_of_a_collapsed_interval():
+    """Four pairs once gave "AUC 0.00 [0.00, 0.00]" and a FAIL: a bootstrap of one positive pair."""
+    model, train, val = planted(transform=colour_cast, n_pairs=12)
+    report = audit(model, train, val, probes=["shortcut", "reliance"], progress=False)
+    for name in ("shortcut", "reliance"):
+        result = report.result(name)
+        assert result.status == "skipped" and "min_pairs_per_label" in result.reason, result.reason
+    assert not gd101(report)
+    lowered = audit(
+        model,
+        train,
+        val,
+        probes=["shortcut"],
+        progress=False,
+        config={"probes": {"shortcut": {"min_pairs_per_label": 2}}},
+    )
+    assert lowered.result("shortcut").status == "ok"
