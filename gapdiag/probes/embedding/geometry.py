@@ -127,7 +127,8 @@ class GeometryProbe(Probe):
     (Radovanovic et al., 2010; 0 = symmetric, large positive = a few hubs in many lists), bootstrap CI over
     items. Reported with it: the share of anti-hubs (never a neighbour, Wilson CI) and the largest
     ``N_k`` against its mean ``k``, and the share of all neighbour-list slots taken by the top 1% of
-    items. Null: a Gaussian cloud with the split's own mean and covariance spectrum (same n, k, metric),
+    items (above ``max_items_hubness`` items, on a seeded subset of that many, searched among themselves).
+    Null: a Gaussian cloud with the split's own mean and covariance spectrum (same n, k, metric),
     since high-dimensional data is hubby by dimension alone (i.i.d. Gaussian data in 32 dimensions reads
     about 2.9 for 1000 points, k = 10). Warn when the skewness exceeds ``warn_skewness`` (3: strong hubness)
     and its excess over the null reaches ``warn_excess_skewness`` with a CI above 0: hubs made by the
@@ -156,9 +157,11 @@ class GeometryProbe(Probe):
         # ... and beyond what a Gaussian cloud with the embedding's own spectrum shows (dimensional hubness
         # alone is info): the excess must reach this, with its CI above 0
         "warn_excess_skewness": 2.0,
-        # items per split for the kNN graph when the audit's shared graph is a query sample (past the
-        # neighbour budget): k-occurrence needs every item's list, so a random subset searched in itself
-        "max_items_hubness": 20000,
+        # items per split for hubness: above it, the observed and the null skewness are both measured on a
+        # seeded random subset of this many items searched among themselves (k-occurrence needs every item's
+        # list, and skewness grows with n, so both sides must have the same n); the null's own exact kNN then
+        # costs (5000)^2 instead of N^2
+        "max_items_hubness": 5000,
     }
     description = "Effective rank, alignment, uniformity (GD203) and hubness (GD204) per split."
 
@@ -285,9 +288,9 @@ class GeometryProbe(Probe):
         n = emb.shape[0]
         k = int(min(self.params["hub_k"], n - 1))
         cap = int(self.params["max_items_hubness"])
-        if ctx.neighbour_queries(split).size == n:  # the shared graph is exact: every item's k nearest
+        if n <= cap and ctx.neighbour_queries(split).size == n:  # the shared graph: every item's k nearest
             idx = ctx.neighbour_graph(split, k).indices
-        else:  # k-occurrence needs every item's list: a random subset of items, searched among themselves
+        else:  # a random subset of items, searched among themselves, the null at the same size
             rows = np.sort(rng.choice(n, min(n, cap), replace=False))
             sub = emb[rows]
             idx, _ = knn(sub, sub, k, metric=metric, exclude_self=True)
