@@ -36,6 +36,7 @@ from .attributes import (
     pair_features,
 )
 from .attributes.generic import Layout, categorize_generic, compute_generic, make_layout, pair_level_features
+from .attributes.pair_features import without_attrs
 
 if TYPE_CHECKING:
     from ...context import AuditContext
@@ -258,6 +259,7 @@ def pair_feature_table(
     statistics, which are many and local) get level and agreement only.
     """
     feats = pair_features(attr, left, right)
+    attr = without_attrs(attr)
     extra = {}
     for col in list(feats.columns):
         name, _, part = col.rpartition(":")

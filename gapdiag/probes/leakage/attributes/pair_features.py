@@ -62,6 +62,7 @@ def pair_features(attr: pd.DataFrame, left: np.ndarray, right: np.ndarray) -> pd
             f"left and right must have the same length (one entry per pair); got {lo.size} and {ro.size}."
         )
     features: dict[str, np.ndarray] = {}
+    attr = without_attrs(attr)
     for name in attr.columns:
         s = attr[name]
         if column_kind(s) == "categorical":
@@ -76,3 +77,11 @@ def pair_features(attr: pd.DataFrame, left: np.ndarray, right: np.ndarray) -> pd
             features[f"{name}:level"] = (a + b) / 2.0
             features[f"{name}:agreement"] = -np.abs(a - b)
     return pd.DataFrame(features, index=pd.RangeIndex(lo.size))
+
+
+def without_attrs(frame: pd.DataFrame) -> pd.DataFrame:
+    """A shallow view of ``frame`` without ``attrs``: pandas deep-copies them into every column it hands out,
+    and the attribute table's descriptions made that most of the cost of building pair features."""
+    view = frame.copy(deep=False)
+    view.attrs = {}
+    return view
