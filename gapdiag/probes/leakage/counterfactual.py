@@ -57,6 +57,8 @@ class Test:
     @property
     def what(self) -> str:
         """What the transplant moves, in words ("the pixels of the top-left 4x4 pixels (rows 0-3, ...)")."""
+        if self.intervention == "region_transplant" and self.bound.get("mode") == "add":
+            return f"the pattern of {self.place or 'the flagged place'}, point by point,"
         if self.intervention in _MOVES:
             return _MOVES[self.intervention].format(place=self.place or "the flagged place")
         return f"the {self.intervention}"
@@ -85,6 +87,30 @@ def _choose(
     return None
 
 
+def _variants(
+    chosen: tuple[str, dict], members: list[dict[str, Any]], user_map: dict[str, str], layout: Layout, batch
+) -> list[tuple[str, dict]]:
+    """The interventions tried on one artifact: the chosen one, and what else could be the artifact.
+
+    A named nuisance moving with an artifact need not be the artifact (a fixed noise pattern also reads as
+    "less green"), so its catalogue-free features' own intervention is tried too; and a place whose features
+    include a spread (a texture, a noise pattern) is also transplanted point by point, since moving its
+    level cannot reproduce it. At most three, all counted in the multiplicity; the strongest proof speaks.
+    """
+    out = [chosen]
+    if any(r["attribute"] in user_map for r in members):  # the user said how to move it
+        return out
+    generic = [r for r in members if r["attribute"] in layout.all_columns]
+    alternative = _choose(generic, user_map, layout, batch)
+    if alternative is not None and alternative[0] != chosen[0]:
+        out.append(alternative)
+    modes = {layout.all_columns[r["attribute"]].bound.get("mode") for r in generic}
+    for name, bound in list(out):
+        if bound.get("mode") == "mean" and "add" in modes:
+            out.append((name, {**bound, "mode": "add"}))
+    return out
+
+
 def plan_tests(
     candidates: list[Candidate], rows: list[dict[str, Any]], user_map: dict[str, str], layout: Layout, batch
 ) -> tuple[list[Test], list[dict[str, Any]], list[str]]:
@@ -107,7 +133,8 @@ def plan_tests(
         if chosen is None:
             no_intervention.append(c.lead)
             continue
-        tests.append(Test(c.cause, c.lead, c.flagged, chosen[0], chosen[1], c.place))
+        for name, bound in _variants(chosen, members, user_map, layout, batch):
+            tests.append(Test(c.cause, c.lead, c.flagged, name, bound, c.place))
     missing = []
     for attr, iv in user_map.items():
         if attr in seen:

@@ -67,6 +67,10 @@ class RelianceProbe(Probe):
        and their difference, the *excess flip rate* in [-1, 1] (paired bootstrap); the false-accept rate of
        negative pairs and the accept rate of positive pairs before/after; the mean score shift in units of
        the validation score SD, transplant minus control.
+       Unless the user mapped the artifact, up to three interventions are tried on it: the one above, the
+       catalogue-free columns' own when a named nuisance led (a fixed noise pattern also reads as a tint),
+       and a region transplant point by point when the place's features include a spread (a texture has no
+       level to move). All count in the multiplicity; the one that moves the most decisions is reported.
 
     Emits GD102 per artifact (with the ``cause`` of its GD101 finding) when the excess flip rate is at least
     ``min_flip_excess`` with its CI (simultaneous over the interventions tested) above ``null_flip_excess``,
@@ -85,7 +89,7 @@ class RelianceProbe(Probe):
         "n_pairs": 300,  # validation pairs re-embedded per intervention (x 4 items: transplant and control)
         "n_sources": 50,  # distinct training pairs whose attribute is transplanted (per arm)
         "n_reference": 64,  # validation items that define the validation level of the attribute
-        "max_interventions": 4,  # the strongest GD101 artifacts first
+        "max_interventions": 4,  # artifacts tested, the strongest GD101 artifacts first (up to 2 interventions each)
         # {attribute column: registered intervention}, overrides the built-in choice
         "interventions": Param({}, check=_unknown_interventions),
         # decisions flipped by the transplant beyond those flipped by the control transplant
@@ -117,16 +121,17 @@ class RelianceProbe(Probe):
             return m
         correlated = [r for t in tests for r in t.rows] + no_iv
         correlations = self._correlations(ctx, res, correlated, level)
-        cap = int(self.params["max_interventions"])
-        if tests[cap:]:
+        causes = list(dict.fromkeys(t.cause for t in tests))[: int(self.params["max_interventions"])]
+        run, left_out = [t for t in tests if t.cause in causes], [t for t in tests if t.cause not in causes]
+        if left_out:
             m.notes.append(
                 "Artifacts not tested (max_interventions): "
-                + ", ".join(f"{name_of(t.lead)} ({t.intervention})" for t in tests[cap:])
+                + ", ".join(f"{name_of(t.lead)} ({t.intervention})" for t in left_out)
                 + "."
             )
         setup = self._setup(ctx)
-        z_iv = bonferroni_z(level, max(len(tests[:cap]), 1))
-        for t in tests[:cap]:
+        z_iv = bonferroni_z(level, max(len(run), 1))
+        for t in run:
             self._narrow(ctx, res, t, level)
             out = self._run_counterfactual(ctx, setup, t, z_iv, level)
             if out is None:
@@ -135,7 +140,7 @@ class RelianceProbe(Probe):
                 )
             else:
                 m.evidence["tests"].append(out)
-        self._record(m, ctx, res, setup, correlations, correlated, no_iv, len(tests[:cap]))
+        self._record(m, ctx, res, setup, correlations, correlated, no_iv, len(run))
         return m
 
     # -- measurement helpers ------------------------------------------------------------------------
@@ -381,14 +386,17 @@ class RelianceProbe(Probe):
         p = self.params
         correlations = m.evidence.pop("_correlations", {})
         no_iv = m.evidence.pop("_no_intervention", [])
-        findings: list[Finding] = []
+        strongest: dict[str, list[tuple[float, Finding]]] = {}
         for t in m.evidence.get("tests", []):
             flip, shift, lead = t.pop("_flip_excess"), t.pop("_shift_excess"), t.pop("_lead")
             flips = flip.value >= p["min_flip_excess"] and flip.low > p["null_flip_excess"]
             shifts = abs(shift.value) >= p["min_score_shift"] and shift.excludes(0.0)
             if flips or shifts:
                 sev = Severity.FAIL if flip.value >= p["fail_flip_excess"] and flips else Severity.WARN
-                findings.append(self._test_finding(t, lead, flip, shift, sev, m, correlations))
+                found = self._test_finding(t, lead, flip, shift, sev, m, correlations)
+                strongest.setdefault(found.cause, []).append((flip.value, found))
+        # one artifact, one finding: of its interventions, the one that moves the most decisions speaks
+        findings: list[Finding] = [max(proofs, key=lambda vf: vf[0])[1] for proofs in strongest.values()]
         for f in findings[1:]:  # the report draws a finding's figures inline: show the shared ones once
             f.figures = []
         for r in no_iv:
@@ -475,4 +483,4 @@ class RelianceProbe(Probe):
 
 def _what(t: dict[str, Any]) -> str:
     """What a test's transplant moved, in words."""
-    return Test("", {}, [], t["intervention"], {}, t.get("place", "")).what
+    return Test("", {}, [], t["intervention"], t.get("bound") or {}, t.get("place", "")).what

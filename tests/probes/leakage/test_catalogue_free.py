@@ -140,6 +140,32 @@ def test_faint_watermark_is_localized_along_its_band_and_proven():
     assert 0 < gd102.evidence["transplanted_positions"] < 16 * len(cells)
 
 
+def noise_pattern(x1, x2, rng):
+    """One fixed low-contrast noise pattern on both items of every positive pair: no level, no place, no
+    named nuisance moves it cleanly (it also reads as a slight tint), only its texture does."""
+    pattern = 0.15 * torch.randn(x1.shape[1:], generator=torch.Generator().manual_seed(7))
+    return (x1 + pattern).clamp(0, 1), (x2 + pattern).clamp(0, 1)
+
+
+def test_fixed_noise_pattern_is_one_artifact_proven_by_its_strongest_intervention():
+    sc = build_scenario(
+        size=16, channels=3, n_pairs=1200, epochs=10, lr=3e-3, seed=0, positive_pair_transform=noise_pattern,
+        val_protocol="pairs",
+    )  # fmt: skip
+    report = _audit(sc.model, _unlabelled(sc.train), _unlabelled(sc.val))
+    gd101, gd102 = _one(report, "GD101"), _one(report, "GD102")
+    assert gd102.cause == gd101.cause
+    tests = report.result("reliance").evidence["tests"]
+    # the named tint, the pattern's own region transplant, and that transplant point by point were all tried
+    tried = {(t["intervention"], t["bound"].get("mode")) for t in tests}
+    assert {("region_transplant", "mean"), ("region_transplant", "add")} <= tried, tried
+    assert "3 interventions" in report.result("reliance").metrics["multiplicity"]
+    # one finding for the artifact: the intervention that moved the most decisions
+    best = max(tests, key=lambda t: t["flip_excess_adjusted"]["value"])
+    _proves_reliance(gd102, best["intervention"])
+    assert gd102.evidence["flip_excess_adjusted"] == best["flip_excess_adjusted"]
+
+
 @pytest.mark.parametrize("labels", [True, False])
 def test_healthy_image_twin_stays_clean(labels):
     _, report = image_case("healthy", labels)

@@ -68,7 +68,8 @@ def test_region_statistics_match_a_loop_over_cells():
     np.testing.assert_allclose(values["region_r4-7_c8-11_green_std"], cell.std(1, correction=0).numpy())
     col = layout.columns["region_r0-3_c0-3_red_mean"]
     assert col.cell == (0, 0) and col.intervention == "region_transplant"
-    assert col.bound == {"boxes": ((0, 4, 0, 4),)}
+    assert col.bound == {"boxes": ((0, 4, 0, 4),), "mode": "mean"}  # a level moves as a level
+    assert layout.columns["region_r0-3_c0-3_red_std"].bound["mode"] == "add"  # a spread, point by point
     assert layout.cells_words([(0, 0), (0, 1)]) == "the top-left 4x8 pixels (rows 0-3, columns 0-7)"
     assert layout.cells_words([(0, 0), (3, 3)]).startswith("2 separate regions: the top-left")
 

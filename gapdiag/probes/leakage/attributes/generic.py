@@ -56,6 +56,12 @@ _MAX_BANDS = 4
 _MIN_CELL = 4  # pixels a side of a region, where the image allows
 
 # per statistic: (what it is, "higher" words, "lower" words) for a place P
+# How region_transplant moves each statistic: a level ('mean') moves means and extremes without the source's
+# own content; a spread (a texture, a noise pattern, a fine watermark) has no level to move, so the source's
+# difference from the reference goes in point by point ('add'); the control transplant carries the same
+# content without the artifact.
+_TRANSPLANT_MODE = {"mean": "mean", "std": "add", "min": "mean", "max": "mean"}
+
 _STAT_WORDS = {
     "mean": ("mean", "brighter in {p}", "darker in {p}"),
     "std": ("spread (std)", "more varied in {p}", "more uniform in {p}"),
@@ -268,7 +274,7 @@ def _image_layout(x: torch.Tensor, *, max_attributes: int, **_: Any) -> Layout:
                         more.format(p=place) + suffix,
                         less.format(p=place) + suffix,
                         "region_transplant",
-                        {"boxes": ((r0, r1, c0, c1),)},
+                        {"boxes": ((r0, r1, c0, c1),), "mode": _TRANSPLANT_MODE[stat]},
                         (i, j),
                     )
     return Layout("image", tuple(x.shape[1:]), columns, row_edges=rows, col_edges=cols, channels=channels)
@@ -298,7 +304,7 @@ def _signal_layout(x: torch.Tensor, **_: Any) -> Layout:
                     f"higher in the {what} of {place}{suffix}",
                     f"lower in the {what} of {place}{suffix}",
                     "region_transplant",
-                    {"boxes": ((a, b),)},
+                    {"boxes": ((a, b),), "mode": _TRANSPLANT_MODE[stat]},
                     (k,),
                 )
         for k in range(len(bands) - 1):
