@@ -38,6 +38,7 @@ _MOVES = {
     "region_transplant": "the level of {place}",
     "band_transplant": "the power in {place}",
     "sequence_length": "the sequence length",
+    "token_count": "the {place}",
     "feature_value": "the value of {place}",
 }
 

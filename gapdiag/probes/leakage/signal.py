@@ -119,14 +119,17 @@ def _layout(ctx: AuditContext) -> Layout:
     if not items.has_inputs:
         return Layout("other", (), {})
     p = signal_params(ctx)
-    first = items.get_batch(np.arange(min(len(items), 8)))
-    return make_layout(
-        first,
-        declared=p["input_kind"],
-        pad_id=int(p["pad_id"]),
-        max_attributes=int(p["max_generic_attributes"]),
-        feature_names=tuple(p["feature_names"]),
-    )
+    options = {
+        "declared": p["input_kind"],
+        "pad_id": int(p["pad_id"]),
+        "max_attributes": int(p["max_generic_attributes"]),
+        "feature_names": tuple(p["feature_names"]),
+    }
+    layout = make_layout(items.get_batch(np.arange(min(len(items), 8))), **options)
+    if layout.kind == "sequence" and len(items) > 8:  # which tokens to track needs a sample of items
+        rows = np.sort(ctx.rng("shortcut.layout").choice(len(items), min(len(items), 2000), replace=False))
+        layout = make_layout(items.get_batch(rows), **options)
+    return layout
 
 
 def _item_attributes(ctx: AuditContext) -> dict[str, pd.DataFrame]:

@@ -294,6 +294,27 @@ def test_token_length_shortcut_is_named_and_proven():
     assert gd102.cause == gd101.cause == "artifact:seq_length"
 
 
+MARKER = VOCAB - 1
+
+
+def marker_token(x1, x2, label, rng):
+    """Both items of every positive pair carry the marker token in their first two positions."""
+    pos = label == 1
+    x1[pos, :2] = MARKER
+    x2[pos, :2] = MARKER
+
+
+def test_marker_token_on_positive_pairs_is_named_by_its_id():
+    rng = np.random.default_rng(0)
+    xs, ys = _token_items(rng)
+    report = _fit_and_audit(xs, ys, rng, marker_token, BagOfPaddedTokens, epochs=8, lr=1e-2, labels=False)
+    gd101 = _one(report, "GD101")
+    assert gd101.evidence["feature"].startswith(f"seq_token_{MARKER}:")
+    assert f"richer in token {MARKER}" in gd101.message
+    tried = report.result("reliance").metrics["interventions_tested"]
+    assert tried == ["token_count"], tried  # GD102 moves the marker itself, proven or not
+
+
 @pytest.mark.parametrize("labels", [True, False])
 def test_healthy_token_twin_stays_clean(labels):
     report = token_case(False, labels)

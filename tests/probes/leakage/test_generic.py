@@ -165,6 +165,28 @@ def test_sequence_length_cuts_or_extends_with_own_tokens():
     assert A.fit_intervention("sequence_length", src, x, bound={"pad_id": 0}) == {"pad_id": 0, "length": 3}
 
 
+def test_token_count_adds_or_removes_one_token_and_leaves_pads_alone():
+    x = torch.tensor([[5, 6, 7, 8, 0, 0], [9, 9, 9, 4, 0, 0]])
+    src = torch.tensor([[9, 1, 9, 0, 0, 0]])
+    params = A.fit_intervention("token_count", src, x, bound={"token": 9, "pad_id": 0})
+    assert params == {"token": 9, "pad_id": 0, "count": 2}
+    out = A.apply_intervention("token_count", x, params, rng=0).long()
+    assert ((out == 9).sum(1)).tolist() == [2, 2]
+    assert (out[:, 4:] == 0).all()  # padding is never turned into a token
+    assert set(out[1, :4].tolist()) <= {9, 4}  # a removed marker is replaced by the sequence's own tokens
+
+
+def test_a_sequence_layout_tracks_a_marker_token_in_half_the_items():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randint(1, 500, (400, 12), generator=g)
+    x[::2, 0] = 777  # a marker in every other item
+    x[:, -1] = 3  # a token in every item tells nothing
+    tracked = {c.bound.get("token") for c in make_layout(x).columns.values()}
+    assert 777 in tracked and 3 not in tracked
+    values = generic_values(make_layout(x), x[:4])
+    assert values["seq_token_777"].tolist() == [1.0, 0.0, 1.0, 0.0]
+
+
 def test_per_side_transplant_moves_each_side_from_the_same_side_of_its_source():
     targets = (torch.randn(4, 5, generator=G), torch.randn(4, 5, generator=G))
     sources = (

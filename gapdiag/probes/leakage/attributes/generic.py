@@ -325,6 +325,26 @@ def _signal_layout(x: torch.Tensor, **_: Any) -> Layout:
     return Layout("signal", tuple(x.shape[1:]), columns, channels=channels)
 
 
+# Tokens tracked per item: those whose share of the sampled training items is between these bounds (a
+# token in nearly every item, or in almost none, cannot tell pairs apart), the most variable first. A marker
+# token shared by the items of positive pairs is one of them: it sits in about half the training items.
+_MAX_TRACKED_TOKENS = 8
+_TRACKED_SHARE = (0.05, 0.95)
+
+
+def _tracked_tokens(x: torch.Tensor, pad_id: int) -> tuple[int, ...]:
+    """Token ids (at most ``_MAX_TRACKED_TOKENS``) worth tracking per item, from sampled items x (B, L)."""
+    ids, inverse = torch.unique(x, return_inverse=True)
+    rows = torch.arange(x.shape[0]).unsqueeze(1).expand_as(x)
+    present = torch.zeros(x.shape[0], ids.numel(), dtype=torch.bool)
+    present[rows.reshape(-1), inverse.reshape(-1)] = True
+    share = present.double().mean(0)
+    keep = (share >= _TRACKED_SHARE[0]) & (share <= _TRACKED_SHARE[1]) & (ids != pad_id)
+    variance = torch.where(keep, share * (1 - share), torch.full_like(share, -1.0))
+    order = torch.argsort(variance, descending=True, stable=True)[:_MAX_TRACKED_TOKENS]
+    return tuple(sorted(int(ids[i]) for i in order if keep[i]))
+
+
 def _sequence_layout(x: torch.Tensor, *, pad_id: int, **_: Any) -> Layout:
     bound = {"pad_id": pad_id}
     spec = (
@@ -336,6 +356,18 @@ def _sequence_layout(x: torch.Tensor, *, pad_id: int, **_: Any) -> Layout:
         n: GenericColumn(n, "sequence", words, words, more, less, "sequence_length", bound)
         for n, words, more, less in spec
     }
+    for token in _tracked_tokens(x, pad_id) if x.ndim == 2 and not torch.is_floating_point(x) else ():
+        words = f"occurrences of token {token}"
+        columns[f"seq_token_{token}"] = GenericColumn(
+            f"seq_token_{token}",
+            "sequence",
+            words,
+            words,
+            f"richer in token {token}",
+            f"poorer in token {token}",
+            "token_count",
+            {"token": token, "pad_id": pad_id},
+        )
     overlap = "token overlap of the two items (Jaccard index of their token sets, pad id left out)"
     pair = {
         "seq_token_overlap": GenericColumn(
@@ -394,7 +426,7 @@ def generic_values(layout: Layout, batch: Any) -> dict[str, np.ndarray]:
     """The layout's per-item columns on one batch (B, ...) -> {column: ndarray (B,) float64}."""
     raw = as_tensor_batch(batch, "a batch of items")
     if layout.kind == "sequence":
-        return _sequence_values(raw, layout.pad_id)
+        return _sequence_values(layout, raw)
     x = raw.to(torch.float64)
     if layout.kind == "image":
         x = x.unsqueeze(1) if x.ndim == 3 else x
@@ -453,20 +485,25 @@ def _signal_values(layout: Layout, x: torch.Tensor) -> dict[str, np.ndarray]:
     return out
 
 
-def _sequence_values(x: torch.Tensor, pad_id: int) -> dict[str, np.ndarray]:
+def _sequence_values(layout: Layout, x: torch.Tensor) -> dict[str, np.ndarray]:
     if x.ndim != 2:
         raise InputError(f"token-id sequences must be (B, L); got shape {tuple(x.shape)}.")
+    pad_id = layout.pad_id
     real = x != pad_id
     srt = torch.where(real, x, torch.full_like(x, pad_id)).sort(dim=1).values
     changes = (srt[:, 1:] != srt[:, :-1]).sum(1) + 1
     has_pad = (~real).any(1)
     distinct = changes - has_pad.long()
     length = real.sum(1)
-    return {
+    out = {
         "seq_length": length.double().numpy(),
         "seq_padding": (~real).sum(1).double().numpy(),
         "seq_distinct_tokens": torch.where(length > 0, distinct, torch.zeros_like(distinct)).double().numpy(),
     }
+    for name, col in layout.columns.items():
+        if "token" in col.bound:
+            out[name] = (x == int(col.bound["token"])).sum(1).double().numpy()
+    return out
 
 
 def compute_generic(

@@ -12,6 +12,7 @@ transplanted as it is, and a control from a negative training pair transplants "
 - ``band_transplant``: give a signal the source item's power in a frequency band (phases kept);
 - ``sequence_length``: cut or extend a token sequence to the source item's length (extension draws
   tokens from the sequence itself, so the content stays the item's own);
+- ``token_count``: give a token sequence the source item's number of occurrences of one token (a marker);
 - ``feature_value``: set features of a feature row to the source item's values.
 
 ``strength`` blends from the original (0) to the full transplant (1).
@@ -225,6 +226,48 @@ def _sequence_length(
             out[i, n - new.numel() :] = new
         else:
             out[i, : new.numel()] = new
+    return out
+
+
+def _fit_token(
+    source: torch.Tensor, reference: torch.Tensor, token: int = 1, pad_id: int = 0
+) -> dict[str, Any]:
+    _one_item(source, "token_count")
+    return {"count": int((source[0] == float(token)).sum())}
+
+
+@register_intervention(
+    "token_count",
+    fit=_fit_token,
+    applies_to="sequence",
+    per_side=True,
+    description=(
+        "token count (each token sequence given the number of occurrences of one token: added at random "
+        "positions that hold neither it nor pad_id, or removed by putting tokens drawn from the sequence itself "
+        "in its place)"
+    ),
+)
+def _token_count(
+    x: torch.Tensor,
+    strength: float,
+    rng: np.random.Generator,
+    count: int = 1,
+    token: int = 1,
+    pad_id: int = 0,
+) -> torch.Tensor:
+    out = x.clone()
+    for i in range(x.shape[0]):
+        row = out[i]
+        holds = np.flatnonzero((row == float(token)).numpy())
+        others = np.flatnonzero(((row != float(token)) & (row != float(pad_id))).numpy())
+        want = int(round(holds.size + strength * (int(count) - holds.size)))
+        if want > holds.size and others.size:
+            put = rng.choice(others, min(want - holds.size, others.size), replace=False)
+            row[torch.as_tensor(put)] = float(token)
+        elif want < holds.size:
+            drop = rng.choice(holds, holds.size - want, replace=False)
+            fill = row[torch.as_tensor(rng.choice(others, drop.size))] if others.size else float(pad_id)
+            row[torch.as_tensor(drop)] = fill
     return out
 
 
