@@ -89,7 +89,7 @@ class RelianceProbe(Probe):
         "n_pairs": 300,  # validation pairs re-embedded per intervention (x 4 items: transplant and control)
         "n_sources": 50,  # distinct training pairs whose attribute is transplanted (per arm)
         "n_reference": 64,  # validation items that define the validation level of the attribute
-        "max_interventions": 4,  # artifacts tested, the strongest GD101 artifacts first (up to 2 interventions each)
+        "max_interventions": 4,  # artifacts tested, the strongest GD101 artifacts first (up to 3 interventions each)
         # {attribute column: registered intervention}, overrides the built-in choice
         "interventions": Param({}, check=_unknown_interventions),
         # decisions flipped by the transplant beyond those flipped by the control transplant
@@ -386,7 +386,7 @@ class RelianceProbe(Probe):
         p = self.params
         correlations = m.evidence.pop("_correlations", {})
         no_iv = m.evidence.pop("_no_intervention", [])
-        strongest: dict[str, list[tuple[float, Finding]]] = {}
+        best: dict[str, tuple[float, Finding]] = {}  # per cause: one artifact, one finding
         for t in m.evidence.get("tests", []):
             flip, shift, lead = t.pop("_flip_excess"), t.pop("_shift_excess"), t.pop("_lead")
             flips = flip.value >= p["min_flip_excess"] and flip.low > p["null_flip_excess"]
@@ -394,9 +394,10 @@ class RelianceProbe(Probe):
             if flips or shifts:
                 sev = Severity.FAIL if flip.value >= p["fail_flip_excess"] and flips else Severity.WARN
                 found = self._test_finding(t, lead, flip, shift, sev, m, correlations)
-                strongest.setdefault(found.cause, []).append((flip.value, found))
+                if found.cause not in best or flip.value > best[found.cause][0]:
+                    best[found.cause] = (flip.value, found)  # the intervention that moves the most decisions
         # one artifact, one finding: of its interventions, the one that moves the most decisions speaks
-        findings: list[Finding] = [max(proofs, key=lambda vf: vf[0])[1] for proofs in strongest.values()]
+        findings: list[Finding] = [f for _, f in best.values()]
         for f in findings[1:]:  # the report draws a finding's figures inline: show the shared ones once
             f.figures = []
         for r in no_iv:

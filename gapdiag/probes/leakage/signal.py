@@ -26,7 +26,7 @@ import pandas as pd
 
 from ...context import Artifact
 from ...data import stratified_pair_indices
-from ...modality import INPUT_KINDS
+from ...modality import INPUT_KINDS, input_kind
 from ...stats import bootstrap_multiplicities, weighted_auc
 from ..base import Param, ProbeSkipped
 from .attributes import (
@@ -125,11 +125,12 @@ def _layout(ctx: AuditContext) -> Layout:
         "max_attributes": int(p["max_generic_attributes"]),
         "feature_names": tuple(p["feature_names"]),
     }
-    layout = make_layout(items.get_batch(np.arange(min(len(items), 8))), **options)
-    if layout.kind == "sequence" and len(items) > 8:  # which tokens to track needs a sample of items
+    first = items.get_batch(np.arange(min(len(items), 8)))
+    if input_kind(first, declared=p["input_kind"]) == "sequence" and len(items) > 8:
+        # which tokens to track needs a sample of items (token ids are small to read)
         rows = np.sort(ctx.rng("shortcut.layout").choice(len(items), min(len(items), 2000), replace=False))
-        layout = make_layout(items.get_batch(rows), **options)
-    return layout
+        first = items.get_batch(rows)
+    return make_layout(first, **options)
 
 
 def _item_attributes(ctx: AuditContext) -> dict[str, pd.DataFrame]:
