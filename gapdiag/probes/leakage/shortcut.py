@@ -75,7 +75,8 @@ class ShortcutProbe(Probe):
     overlap), on a stratified sample of at most ``max_pairs`` pairs per split. For each feature and split:
 
     - ROC-AUC for the pair label (0.5 = no signal; far from 0.5 in either direction = the feature predicts
-      the label), with a stratified bootstrap CI;
+      the label), with a stratified bootstrap CI for the features that could be flagged (point values past
+      the thresholds), the user's columns and each named attribute's strongest part (the others: point values);
     - separability = |2 AUC - 1| in [0, 1] on training pairs, and the validation separability in the
       training direction (in [-1, 1]; negative = reversed);
     - drop = train separability - max(validation separability, 0), with a bootstrap normal interval made
@@ -132,6 +133,8 @@ class ShortcutProbe(Probe):
             "n_positive": {s: int(res.label[s].sum()) for s in ("train", "val")},
             "input_kind": res.layout.kind,
             "n_features_compared": n_tests,
+            # the others had point values only: they could not pass the thresholds (see the signal's _tested)
+            "n_features_with_intervals": int(res.tested.sum()),
             "n_catalogue_free_features": int(res.generic.sum()),
             "n_catalogue_free_tested": int((res.generic & res.tested).sum()),
             "multiplicity": f"Bonferroni over {n_tests} features",

@@ -8,12 +8,12 @@ classifier. It is a declared :class:`~gapdiag.context.Artifact`, computed once p
 catalogue-free detectors) are declared once in :data:`SIGNAL_DEFAULTS` and configured under
 ``[probes.shortcut]``, the probe that owns GD101.
 
-Cost is bounded however many catalogue-free features there are: every feature gets its exact AUC in every
-split (one sort per feature), but bootstrap intervals, the expensive part, are computed only for the named
-(catalogue and user) features and, of the catalogue-free ones, for those whose point values already pass
-the flag thresholds, at most ``tested_per_artifact`` per artifact (all of them when there are at most 32). A feature whose point values fail the
-thresholds can never be flagged, so this changes no decision; the multiplicity of the decision stays the
-number of all features compared.
+Cost is bounded by the sample, not by the splits' sizes or the number of features: attributes are computed
+for the items of the sampled pairs only; every feature gets its exact AUC in every split (one sort per
+feature), but bootstrap intervals, the expensive part, only the features that could be flagged (point values
+past the thresholds), the user's columns and each named attribute's strongest part (see :func:`_tested`).
+A feature whose point values fail the thresholds can never be flagged, so this changes no decision; the
+multiplicity of the decision stays the number of all features compared.
 """
 
 from __future__ import annotations
@@ -45,6 +45,8 @@ __all__ = [
     "ATTRIBUTE_SIGNAL",
     "INPUT_LAYOUT",
     "ITEM_ATTRIBUTES",
+    "PAIR_SAMPLE",
+    "PairSample",
     "SIGNAL_DEFAULTS",
     "AttributeAUCs",
     "auc_bootstrap",
@@ -68,7 +70,10 @@ def _check_names(value: Any) -> str | None:
 
 #: The signal's parameters and the thresholds that flag an attribute (GD101 reports them, GD102 tests them).
 SIGNAL_DEFAULTS: dict[str, Any] = {
-    "max_pairs": 4000,  # pairs per split (stratified): bounds the bootstrap and the classifier
+    # pairs per split (stratified): bounds the attribute table, the bootstrap and the classifier. 1,000 of
+    # each label already resolve the flag thresholds: the Bonferroni half-width of a separability is about
+    # 0.1 (of the drop 0.14) over 300 features, so a feature at the thresholds (0.3, drop 0.2) clears zero
+    "max_pairs": 2000,
     # similar and dissimilar pairs each split needs at least: with fewer, bootstrap intervals of an AUC
     # collapse onto its point value (4 pairs give "AUC 0.00 [0.00, 0.00]") and no cue can be told from chance
     # among the features compared; 10 + 10 pairs have 184,756 orderings, enough for a Bonferroni-level test
@@ -133,24 +138,76 @@ def _layout(ctx: AuditContext) -> Layout:
     return make_layout(first, **options)
 
 
+@dataclass(frozen=True)
+class PairSample:
+    """The pairs the signal measures and the items they touch.
+
+    ``pairs[split]`` (P,) indexes ``ctx.pairs(split)``: a stratified sample of at most ``max_pairs``.
+    ``left[key]`` and ``right[key]`` (P,) are the item indices of each sampled pair, for ``"train"``,
+    ``"val"`` and, where training identities come from labels, ``"fresh"`` (the training sample re-drawn by
+    :func:`identity_repairing`, items of the training split; ``fresh_ok`` (P,) is False where no distinct
+    pair could be drawn). ``rows[split]`` (m,) are the sorted distinct items of the split that any of these
+    pairs uses: the only items whose attributes are computed, so the cost is bounded by the sample (at most
+    ``4 x max_pairs`` training and ``2 x max_pairs`` validation items), not by the split's size.
+    """
+
+    pairs: dict[str, np.ndarray]
+    left: dict[str, np.ndarray]
+    right: dict[str, np.ndarray]
+    rows: dict[str, np.ndarray]
+    fresh_ok: np.ndarray | None = None
+
+    def positions(self, key: str) -> tuple[np.ndarray, np.ndarray]:
+        """Where each pair's two items sit in the attribute table of its split (rows of ``rows``) -> (P,), (P,)."""
+        rows = self.rows["train" if key == "fresh" else key]
+        return np.searchsorted(rows, self.left[key]), np.searchsorted(rows, self.right[key])
+
+
+def _pair_sample(ctx: AuditContext) -> PairSample:
+    max_pairs = int(signal_params(ctx)["max_pairs"])
+    pairs, left, right = {}, {}, {}
+    for split in ("train", "val"):
+        p = ctx.pairs(split)
+        pairs[split] = stratified_pair_indices(p.label, max_pairs, ctx.rng(f"shortcut.sample.{split}"))
+        left[split], right[split] = p.left[pairs[split]], p.right[pairs[split]]
+    fresh_ok = None
+    if ctx.identities_origin("train") == "labels":
+        left["fresh"], right["fresh"], fresh_ok = identity_repairing(
+            ctx.identities("train"), left["train"], right["train"], rng=ctx.rng("shortcut.fresh")
+        )
+    used = {
+        "train": [v for k, v in [*left.items(), *right.items()] if k != "val"],
+        "val": [left["val"], right["val"]],
+    }
+    rows = {split: np.unique(np.concatenate(v)).astype(np.int64) for split, v in used.items()}
+    return PairSample(pairs, left, right, rows, fresh_ok)
+
+
 def _item_attributes(ctx: AuditContext) -> dict[str, pd.DataFrame]:
-    """Per split, the per-item attribute table (N rows): catalogue, catalogue-free and the user's columns."""
+    """Per split, the attribute table of the sampled pairs' items (catalogue, catalogue-free, the user's columns).
+
+    One row per item of ``PAIR_SAMPLE.rows[split]`` (m rows, indexed by the item's index in the split).
+    """
     layout = ctx.artifact(INPUT_LAYOUT)
+    sample = ctx.artifact(PAIR_SAMPLE)
     out = {}
     for split, s in ctx.splits.items():
+        rows = sample.rows.get(split, np.arange(0, dtype=np.int64))
         frame = None
-        if s.items.has_inputs:
-            named = compute_attributes(s.items.get_batch, len(s.items))
+        if s.items.has_inputs and rows.size:
+
+            def get_batch(idx: np.ndarray, items=s.items, rows=rows) -> Any:
+                return items.get_batch(rows[idx])
+
+            named = compute_attributes(get_batch, rows.size)
             # items of another shape than the training items (a preprocessing fault, GD305) get no
             # catalogue-free columns: those are then reported as present on one split only
             same_shape = tuple(s.items.item_shape) == layout.item_shape
-            generic = compute_generic(
-                layout if same_shape else Layout("other", (), {}), s.items.get_batch, len(s.items)
-            )
+            generic = compute_generic(layout if same_shape else Layout("other", (), {}), get_batch, rows.size)
             frame = pd.concat([named, generic], axis=1)
             frame.attrs["descriptions"] = dict(generic.attrs.get("descriptions", {}))
         if s.items.attributes is not None:
-            merged = merge_attributes(frame, s.items.attributes)
+            merged = merge_attributes(frame, s.items.attributes.iloc[rows])
             merged.attrs["descriptions"] = {
                 **(frame.attrs["descriptions"] if frame is not None else {}),
                 **merged.attrs["descriptions"],
@@ -158,7 +215,9 @@ def _item_attributes(ctx: AuditContext) -> dict[str, pd.DataFrame]:
             # the user's own columns name an artifact better than any computed feature moving with them
             merged.attrs["user_columns"] = list(s.items.attributes.columns)
             frame = merged
-        out[split] = frame if frame is not None else pd.DataFrame(index=range(len(s.items)))
+        frame = frame if frame is not None else pd.DataFrame(index=range(rows.size))
+        frame.index = pd.Index(rows, name="item")
+        out[split] = frame
     return categorize_generic(layout, out)
 
 
@@ -257,7 +316,7 @@ def pair_feature_table(
 ) -> pd.DataFrame:
     """:func:`gapdiag.probes.leakage.attributes.pair_features` plus a ``deviation`` part for each numeric attribute.
 
-    ``a:deviation`` = ``|a:level - median(a over the split's items)|``: a shared shift of random sign (the
+    ``a:deviation`` = ``|a:level - median(a over the table's items)|`` (the split's sampled items): a shared shift of random sign (the
     same random brightness on both images of a positive pair) leaves the level's mean and the agreement
     unchanged and only shows as more extreme levels. Attributes in ``no_deviation`` (the catalogue-free
     statistics, which are many and local) get level and agreement only.
@@ -354,39 +413,31 @@ def _check_enough_pairs(split: str, label: np.ndarray, minimum: int) -> None:
         )
 
 
-def _pair_tables(ctx: AuditContext, max_pairs: int, layout: Layout) -> dict[str, Any]:
-    """Per split (and the identity-re-drawn "fresh" training pairs), the sampled pairs and their features."""
+def _pair_tables(ctx: AuditContext, layout: Layout) -> dict[str, Any]:
+    """Per split (and the identity-re-drawn "fresh" training pairs), the sampled pairs' features."""
     attrs = ctx.artifact(ITEM_ATTRIBUTES)
+    sample = ctx.artifact(PAIR_SAMPLE)
     generic_cols = frozenset(layout.columns)
-    samples, tables, labels, notes = {}, {}, {}, []
-
-    def table(split: str, left: np.ndarray, right: np.ndarray) -> pd.DataFrame:
-        feats = pair_feature_table(attrs[split], left, right, no_deviation=generic_cols)
+    tables, labels, notes = {}, {}, []
+    for key in sample.left:
+        split = "train" if key == "fresh" else key
+        feats = pair_feature_table(attrs[split], *sample.positions(key), no_deviation=generic_cols)
         items = ctx.splits[split].items
         if layout.pair_columns and items.has_inputs:
-            feats = pd.concat([feats, pair_level_features(layout, items.get_batch, left, right)], axis=1)
-        return feats
-
-    for split in ("train", "val"):
-        pairs = ctx.pairs(split)
-        sample = stratified_pair_indices(pairs.label, int(max_pairs), ctx.rng(f"shortcut.sample.{split}"))
-        samples[split] = sample
-        tables[split] = table(split, pairs.left[sample], pairs.right[sample])
-        labels[split] = pairs.label[sample].astype(np.int8)
-    if ctx.identities_origin("train") == "labels":
-        pairs, sample = ctx.pairs("train"), samples["train"]
-        fl, fr, ok = identity_repairing(
-            ctx.identities("train"), pairs.left[sample], pairs.right[sample], rng=ctx.rng("shortcut.fresh")
-        )
-        fresh = table("train", fl, fr)
-        fresh.loc[~ok, :] = np.nan
-        tables["fresh"], labels["fresh"] = fresh, labels["train"]
-    else:
+            feats = pd.concat(
+                [feats, pair_level_features(layout, items.get_batch, sample.left[key], sample.right[key])],
+                axis=1,
+            )
+        if key == "fresh":
+            feats.loc[~sample.fresh_ok, :] = np.nan
+        tables[key] = feats
+        labels[key] = ctx.pairs(split).label[sample.pairs[split]].astype(np.int8)
+    if "fresh" not in tables:
         notes.append(
             "Training identities do not come from labels, so the identity-only control (the same pairs re-drawn "
             "from their identities) was not run; GD101 rests on the train-vs-validation contrast alone."
         )
-    return {"samples": samples, "tables": tables, "labels": labels, "attributes": attrs, "notes": notes}
+    return {"samples": sample.pairs, "tables": tables, "labels": labels, "attributes": attrs, "notes": notes}
 
 
 def _matrix(table: pd.DataFrame, features: list[str]) -> np.ndarray:
@@ -420,7 +471,7 @@ def _measure_aucs(ctx: AuditContext) -> AttributeAUCs:
     for split in ("train", "val"):
         _check_enough_pairs(split, ctx.pairs(split).label, int(params["min_pairs_per_label"]))
     layout = ctx.artifact(INPUT_LAYOUT)
-    t = _pair_tables(ctx, int(params["max_pairs"]), layout)
+    t = _pair_tables(ctx, layout)
     tables, labels = t["tables"], t["labels"]
     features = list(tables["train"].columns)
     train_only = [f for f in features if f not in tables["val"].columns]
@@ -433,11 +484,8 @@ def _measure_aucs(ctx: AuditContext) -> AttributeAUCs:
     screened = np.isfinite(strength) & (strength >= 0)
     order = [int(j) for j in np.argsort(-np.where(screened, strength, -np.inf), kind="stable") if screened[j]]
     groups = _group(features, x["train"], labels["train"].astype(np.float64), order, params)
-    # few catalogue-free features (token sequences, narrow rows): all get intervals, like the named ones
-    tested = ~generic if generic.sum() > _TEST_ALL_BELOW else np.ones_like(generic)
-    for g in groups[: int(params["max_artifacts"])]:
-        picks = [j for j in g if generic[j]][: int(params["tested_per_artifact"])]
-        tested[picks] = True
+    declared = set(t["attributes"]["train"].attrs.get("user_columns", ()))
+    tested = _tested(features, generic, screened, groups, auc["train"], declared, params)
     n_boot = int(ctx.option("n_boot"))
     boot = {}
     cols = np.flatnonzero(tested)
@@ -455,9 +503,50 @@ def _measure_aucs(ctx: AuditContext) -> AttributeAUCs:
         features, auc, boot, t["samples"], tables, labels, t["attributes"], train_only, val_only,
         layout=layout, tested=tested, generic=generic, screened=screened, groups=groups, notes=notes,
     )  # fmt: skip
-    common = [f for j, f in enumerate(features) if tested[j] and f not in train_only]
+    # the classifier reads every named feature, whether or not it got intervals
+    common = [f for j, f in enumerate(features) if (tested[j] or not generic[j]) and f not in train_only]
     res.classifier = _classifier(ctx, res, common, int(params["cv_folds"]))
     return res
+
+
+def _tested(
+    features: list[str],
+    generic: np.ndarray,
+    screened: np.ndarray,
+    groups: list[list[int]],
+    auc_train: np.ndarray,
+    declared: set[str],
+    params: dict[str, Any],
+) -> np.ndarray:
+    """Which features (F,) get bootstrap intervals: every one that could be flagged, and what the report shows.
+
+    - screened features (their point values pass the flag thresholds), the catalogue-free ones at most
+      ``tested_per_artifact`` per artifact of the ``max_artifacts`` strongest (one is enough to flag it);
+    - every part of the user's own columns;
+    - of each named attribute, its most separating part on training pairs: the report's table and bars;
+    - all catalogue-free features when there are few (token sequences, narrow rows).
+
+    A feature left out has point values only (its row says so); it could not have been flagged, so no
+    decision changes, and the multiplicity stays the number of all features compared.
+    """
+    tested = screened & ~generic
+    if generic.sum() <= _TEST_ALL_BELOW:
+        tested |= generic
+    for g in groups[: int(params["max_artifacts"])]:
+        picks = [j for j in g if generic[j]][: int(params["tested_per_artifact"])]
+        tested[picks] = True
+    separability = np.abs(2 * auc_train - 1)
+    best: dict[str, int] = {}
+    for j, feat in enumerate(features):
+        attr = feat.rpartition(":")[0]
+        if generic[j] or not np.isfinite(separability[j]):
+            continue
+        if attr in declared:
+            tested[j] = True
+        if attr not in best or separability[j] > separability[best[attr]]:
+            best[attr] = j
+    tested[list(best.values())] = True
+    return tested
 
 
 def strength_of(auc: dict[str, np.ndarray], params: dict[str, Any]) -> np.ndarray:
@@ -610,8 +699,11 @@ def _classifier(ctx: AuditContext, res: AttributeAUCs, columns: list[str], cv_fo
     return out
 
 
+PAIR_SAMPLE: Artifact[PairSample] = Artifact(
+    "leakage.pair_sample", _pair_sample, "per split, the sampled pairs and the items they use"
+)
 ITEM_ATTRIBUTES: Artifact[dict[str, pd.DataFrame]] = Artifact(
-    "leakage.item_attributes", _item_attributes, "per split, one row of attributes per item"
+    "leakage.item_attributes", _item_attributes, "per split, one row of attributes per sampled pair's item"
 )
 INPUT_LAYOUT: Artifact[Layout] = Artifact(
     "leakage.input_layout", _layout, "the input kind and the catalogue-free columns it gets"
