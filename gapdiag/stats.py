@@ -27,7 +27,10 @@ __all__ = [
     "estimate_from_draws",
     "mean_bootstrap_draws",
     "paired_mean_draws",
+    "AucRanks",
+    "auc_ranks",
     "auc_bootstrap_draws",
+    "bootstrap_chunk",
     "bonferroni_z",
     "bootstrap_multiplicities",
     "weighted_auc",
@@ -85,6 +88,17 @@ class Estimate:
         return format(self, ".2f")
 
 
+#: Values per block of bootstrap resamples. Blocks of ~2 MB are recycled by the memory allocator; larger
+#: ones are mapped afresh and page-faulted on every call (measured: a 500-resample AUC of 20k pairs took
+#: 1.46 s in 32 MB blocks against 0.33 s in 2 MB ones, the same arithmetic).
+BOOTSTRAP_BLOCK = 262_144
+
+
+def bootstrap_chunk(width: int) -> int:
+    """Resamples per block when each resample holds ``width`` values (at least one)."""
+    return max(1, BOOTSTRAP_BLOCK // max(int(width), 1))
+
+
 def mean_bootstrap_draws(values: np.ndarray, rng: np.random.Generator, n_boot: int) -> np.ndarray:
     """Bootstrap draws (n_boot,) of the mean of ``values`` (n,) resampled with replacement.
 
@@ -100,7 +114,7 @@ def mean_bootstrap_draws(values: np.ndarray, rng: np.random.Generator, n_boot: i
     if levels.size <= 32:
         return rng.multinomial(n, counts / n, size=n_boot) @ levels / n
     out = np.empty(n_boot)
-    chunk = max(1, 2_000_000 // n)
+    chunk = bootstrap_chunk(n)
     for s in range(0, n_boot, chunk):
         m = min(chunk, n_boot - s)
         out[s : s + m] = values[rng.integers(0, n, size=(m, n))].mean(axis=1)
@@ -125,7 +139,7 @@ def paired_mean_draws(
         w = rng.multinomial(n, counts / n, size=n_boot) / n
         return w @ joint[:, 0], w @ joint[:, 1]
     dx, dy = np.empty(n_boot), np.empty(n_boot)
-    chunk = max(1, 2_000_000 // n)
+    chunk = bootstrap_chunk(n)
     for s in range(0, n_boot, chunk):
         m = min(chunk, n_boot - s)
         idx = rng.integers(0, n, size=(m, n))
@@ -148,7 +162,7 @@ def auc_bootstrap_draws(
     pos, neg = inv[y], inv[~y]
     n_pos, n_neg = pos.size, neg.size
     out = np.empty(n_boot)
-    chunk = max(1, 4_000_000 // max(n_pos, n_neg, n_levels))
+    chunk = bootstrap_chunk(max(n_pos, n_neg, n_levels))
     for start in range(0, n_boot, chunk):
         m = min(chunk, n_boot - start)
         offset = (np.arange(m) * n_levels)[:, None]
@@ -337,29 +351,54 @@ def bootstrap_multiplicities(rng: np.random.Generator, n: int, n_boot: int) -> n
     return np.bincount(flat, minlength=n_boot * n).reshape(n_boot, n).astype(np.float32)
 
 
-def weighted_auc(values: np.ndarray, y: np.ndarray, wp: np.ndarray, wn: np.ndarray) -> np.ndarray:
+@dataclass(frozen=True)
+class AucRanks:
+    """Where each positive sits among the sorted negatives: what :func:`weighted_auc` needs of the values.
+
+    ``order`` (n_neg,) sorts the negatives; ``lo`` and ``hi`` (n_pos,) count the negatives strictly below
+    and at most each positive; ``ties`` is True when some positive equals some negative.
+    """
+
+    order: np.ndarray
+    lo: np.ndarray
+    hi: np.ndarray
+    ties: bool
+
+
+def auc_ranks(values: np.ndarray, y: np.ndarray) -> AucRanks:
+    """The ranks of finite ``values`` (P,) for ``y`` (P,), computed once for many :func:`weighted_auc` calls."""
+    y = np.asarray(y).astype(bool)
+    v = np.asarray(values, dtype=np.float64)
+    pos, neg = v[y], v[~y]
+    order = np.argsort(neg, kind="stable")
+    neg_sorted = neg[order]
+    lo = np.searchsorted(neg_sorted, pos, side="left")
+    hi = np.searchsorted(neg_sorted, pos, side="right")
+    return AucRanks(order, lo, hi, not np.array_equal(lo, hi))
+
+
+def weighted_auc(
+    values: np.ndarray, y: np.ndarray, wp: np.ndarray, wn: np.ndarray, *, ranks: AucRanks | None = None
+) -> np.ndarray:
     """ROC-AUC of finite ``values`` (P,) for ``y`` (P,) under each row of case weights, vectorized.
 
     ``wp`` (B, n_pos) and ``wn`` (B, n_neg) weight the positives and negatives (in the order they appear in
     ``values``); a bootstrap resample is a row of integer multiplicities. Ties count one half. O(B x P):
     the negatives' weights are accumulated in sorted order once, and each positive's place among them is a
-    fixed search position. Returns (B,); NaN where a row has no positive or no negative weight.
+    fixed search position. ``ranks`` (from :func:`auc_ranks` of the same values) skips the sort when the
+    same values are weighted block after block. Returns (B,); NaN where a row has no positive or no
+    negative weight.
     """
-    y = np.asarray(y).astype(bool)
-    pos, neg = np.asarray(values, dtype=np.float64)[y], np.asarray(values, dtype=np.float64)[~y]
-    order = np.argsort(neg, kind="stable")
-    neg_sorted = neg[order]
-    lo = np.searchsorted(neg_sorted, pos, side="left")
-    hi = np.searchsorted(neg_sorted, pos, side="right")
-    wn = np.asarray(wn, dtype=np.float32)[:, order]
+    r = ranks if ranks is not None else auc_ranks(values, y)
+    wn = np.asarray(wn, dtype=np.float32)[:, r.order]
     wp = np.asarray(wp, dtype=np.float32)
-    cum = np.zeros((wn.shape[0], neg_sorted.size + 1), dtype=np.float32)
+    cum = np.zeros((wn.shape[0], r.order.size + 1), dtype=np.float32)
     np.cumsum(wn, axis=1, out=cum[:, 1:])
     # sum_i w_i (C[lo_i] + C[hi_i]) / 2: the weighted count of negatives below each positive, ties half
-    num = np.einsum("bi,bi->b", wp, cum[:, lo], dtype=np.float64)
-    if np.array_equal(lo, hi):  # no positive ties a negative (continuous features): the two sums agree
+    num = np.einsum("bi,bi->b", wp, cum[:, r.lo], dtype=np.float64)
+    if not r.ties:  # no positive ties a negative (continuous features): the two sums agree
         num *= 2.0
     else:
-        num += np.einsum("bi,bi->b", wp, cum[:, hi], dtype=np.float64)
+        num += np.einsum("bi,bi->b", wp, cum[:, r.hi], dtype=np.float64)
     with np.errstate(invalid="ignore", divide="ignore"):
         return 0.5 * num / (wp.sum(axis=1, dtype=np.float64) * cum[:, -1].astype(np.float64))

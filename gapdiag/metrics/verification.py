@@ -12,6 +12,7 @@ from ..stats import (
     DEFAULT_N_BOOT,
     Estimate,
     bootstrap_auc,
+    bootstrap_chunk,
     estimate_from_draws,
     roc_auc,
     wilson,
@@ -179,7 +180,7 @@ def fnmr_at_fmr(
     cut_pos = {f: n_neg - 1 - a for f, a in allowed.items()}
 
     samples: dict[float, list[np.ndarray]] = {f: [] for f in targets}
-    chunk = max(1, int(2_000_000 // (n_pos + n_neg)))
+    chunk = bootstrap_chunk(n_pos + n_neg)
     for start in range(0, n_boot, chunk):
         m = min(chunk, n_boot - start)
         neg_idx = rng.integers(0, n_neg, size=(m, n_neg))

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ...findings.finding import Finding, Severity
-from ...stats import Estimate, bootstrap_multiplicities, estimate_from_draws
+from ...stats import Estimate, bootstrap_chunk, bootstrap_multiplicities, estimate_from_draws
 from ..base import FigureSpec, Measurement, Param, Probe
 from ..registry import register_probe
 
@@ -24,7 +24,7 @@ def sd_draws(x: np.ndarray, rng: np.random.Generator, n_boot: int) -> np.ndarray
     """Bootstrap draws (n_boot,) of the standard deviation (ddof 0) of ``x`` (n,), resampled with replacement."""
     c = x - x.mean()  # centred first: the moments below do not lose the small spread to a large mean
     out = np.empty(n_boot)
-    step = max(1, 2_000_000 // max(x.size, 1))
+    step = bootstrap_chunk(x.size)
     for s in range(0, n_boot, step):
         w = bootstrap_multiplicities(rng, x.size, min(step, n_boot - s)).astype(np.float64)
         m1 = w @ c / x.size

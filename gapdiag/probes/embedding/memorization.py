@@ -10,6 +10,8 @@ from ...findings.finding import Finding, Severity
 from ...gap import FRESH_PAIRS, fresh_correct
 from ...stats import (
     Estimate,
+    auc_ranks,
+    bootstrap_chunk,
     bootstrap_multiplicities,
     estimate_from_draws,
     paired_mean_draws,
@@ -244,13 +246,18 @@ def _paired_auc_gap(
     a_fresh = roc_auc(s_fresh.reshape(-1), np.repeat(y, r))
     n_pos, n_neg = int(y.sum()), int((~y).sum())
     flat_fresh, flat_y = s_fresh.reshape(-1), np.repeat(y, r)
-    chunk = max(1, int(4_000_000 // (y.size * r)))
+    chunk = bootstrap_chunk(y.size * r)
     so, sf = [], []
+    ranks_orig, ranks_fresh = auc_ranks(s_orig, y), auc_ranks(flat_fresh, flat_y)
     for start in range(0, n_boot, chunk):
         k = min(chunk, n_boot - start)
         wp, wn = bootstrap_multiplicities(rng, n_pos, k), bootstrap_multiplicities(rng, n_neg, k)
-        so.append(weighted_auc(s_orig, y, wp, wn))
-        sf.append(weighted_auc(flat_fresh, flat_y, np.repeat(wp, r, axis=1), np.repeat(wn, r, axis=1)))
+        so.append(weighted_auc(s_orig, y, wp, wn, ranks=ranks_orig))
+        sf.append(
+            weighted_auc(
+                flat_fresh, flat_y, np.repeat(wp, r, axis=1), np.repeat(wn, r, axis=1), ranks=ranks_fresh
+            )
+        )
     so_all, sf_all = np.concatenate(so), np.concatenate(sf)
     n = int(y.size)
     return (

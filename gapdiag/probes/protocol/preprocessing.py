@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ...findings.finding import Finding, Severity
-from ...stats import Estimate, wilson
+from ...stats import Estimate, bootstrap_chunk, wilson
 from ..base import FigureSpec, Measurement, Probe
 from ..registry import register_probe
 
@@ -74,7 +74,7 @@ def _draws(
     """Bootstrap draws over items of the pooled channel mean and std, each (n_boot, C)."""
     n = feat["mean"].shape[0]
     ms, ss = [], []
-    chunk = max(1, 1_000_000 // max(n * feat["mean"].shape[1], 1))
+    chunk = bootstrap_chunk(n * feat["mean"].shape[1])
     for s in range(0, n_boot, chunk):
         idx = rng.integers(0, n, size=(min(chunk, n_boot - s), n))
         m, sd = _pooled(feat["mean"][idx], feat["sq"][idx])
