@@ -19,6 +19,7 @@ from ...context import Artifact
 from ...stats import Estimate, bonferroni_z, estimate_from_draws
 from .attributes import column_kind
 from .attributes.generic import Layout
+from .attributes.pair_features import without_attrs
 from .signal import ATTRIBUTE_SIGNAL, AttributeAUCs, signal_params
 
 if TYPE_CHECKING:
@@ -70,6 +71,8 @@ def feature_rows(res: AttributeAUCs, *, level: float) -> list[dict[str, Any]]:
     z = bonferroni_z(level, res.n_tests)
     n_tr, n_va = res.label["train"].size, res.label["val"].size
     generic = res.layout.all_columns
+    train_attrs = without_attrs(res.attributes["train"])  # pandas would deep-copy attrs into every column
+    declared = res.attributes["train"].attrs.get("user_columns", ())
     rows = []
     for j, feat in enumerate(res.features):
         attr, _, part = feat.rpartition(":")
@@ -83,12 +86,10 @@ def feature_rows(res: AttributeAUCs, *, level: float) -> list[dict[str, Any]]:
             "feature": feat,
             "attribute": attr,
             "part": part,
-            "kind": column_kind(res.attributes["train"][attr])
-            if attr in res.attributes["train"]
-            else "numeric",
+            "kind": column_kind(train_attrs[attr]) if attr in train_attrs else "numeric",
             "direction": "higher" if sign > 0 else "lower",
             "generic": col is not None,
-            "declared": attr in res.attributes["train"].attrs.get("user_columns", ()),
+            "declared": attr in declared,
             "tested": bool(res.tested[j]),
             "screened": bool(res.screened[j]),
             "auc_train": estimate_from_draws(a_tr, res.boot["train"][:, j], n_tr, level),
