@@ -167,3 +167,31 @@ def test_near_threshold_ignores_exact_within_train_copies():
         0.5 * np.quantile(within[50:], 0.01)
     )
     assert near_threshold(np.zeros(5), quantile=0.01, fraction=0.5) == 0.0
+
+
+def test_past_the_input_search_budget_a_sample_of_validation_items_is_checked():
+    """The exact input-space search is O(N_val x N_train): past ``max_input_search`` a seeded sample of
+    validation items is searched (every exact copy is still found by hash), and the share is an estimate."""
+    rng = np.random.default_rng(0)
+    xt = torch.from_numpy(rng.normal(size=(3000, 12)).astype(np.float32))
+    xv = torch.from_numpy(rng.normal(size=(2500, 12)).astype(np.float32))
+    exact, noisy = np.arange(0, 250), np.arange(250, 500)
+    xv[exact] = xt[exact]
+    xv[noisy] = xt[noisy + 250] + 1e-3 * torch.randn(250, 12, generator=torch.Generator().manual_seed(1))
+    train = Split.from_items("train", Items(xt, labels=np.arange(3000) % 300))
+    val = Split.from_items("val", Items(xv, labels=np.arange(2500) % 250 + 1000), seed=1)
+    model = SiameseModel(Projection(12))
+
+    def measure(budget):
+        config = {"probes": {"duplicates": {"max_input_search": budget}}}
+        report = audit(model, train, val, probes=["duplicates"], config=config, progress=False)
+        return report.result("duplicates").metrics, report.result("duplicates").notes
+
+    full, _ = measure(1e11)  # 2,500 x 3,000 x 12 values: searched exactly
+    assert not full["estimated"] and full["n_duplicates"] == 500 and full["effect"] is not None
+    sampled, notes = measure(1.0)
+    assert sampled["estimated"] and sampled["n_val_items_checked"] == 2000 and sampled["effect"] is None
+    assert sampled["n_exact"] == 250  # by content hash, in every item
+    share = sampled["duplicate_share"]
+    assert share["ci_low"] <= 0.2 <= share["ci_high"]  # 500 of 2,500, estimated from the 2,000 checked
+    assert any("input space for a seeded sample of 2000" in n for n in notes)
