@@ -472,13 +472,15 @@ class AuditContext:
         """
 
         def compute() -> np.ndarray:
-            n = self.embeddings(split).shape[0]
+            from .sampling import budgeted_queries
+
             n_db, d = self.embeddings(database or split).shape
-            m = max(2000, int(float(self.option("neighbour_budget")) // max(1, n_db * d)))
-            if m >= n:
-                return np.arange(n, dtype=np.int64)
-            rng = self.rng(f"neighbour_queries.{split}.{database or split}")
-            return np.sort(rng.choice(n, m, replace=False)).astype(np.int64)
+            return budgeted_queries(
+                self.embeddings(split).shape[0],
+                n_db * d,
+                float(self.option("neighbour_budget")),
+                self.rng(f"neighbour_queries.{split}.{database or split}"),
+            )
 
         return self.memo(("neighbour_queries", split, database or split), compute)
 

@@ -19,6 +19,7 @@ __all__ = [
     "pair_indices",
     "episode_indices",
     "stratified_pair_indices",
+    "budgeted_queries",
     "positive_pair_components",
 ]
 
@@ -145,6 +146,23 @@ def _other_classes(rng: np.random.Generator, c: np.ndarray, n_classes: int, m: i
         fresh = rng.integers(0, n_classes - 1, (redo.size, m))
         out[redo] = fresh + (fresh >= c[redo, None])
     return out
+
+
+#: Queries a budgeted search keeps at least: a mean over them (a retrieval metric, a duplicate share) has a
+#: sampling error of at most ~0.011.
+MIN_QUERIES = 2000
+
+
+def budgeted_queries(n: int, cost_per_query: float, budget: float, rng: np.random.Generator) -> np.ndarray:
+    """Rows (m,) of ``n`` that query a search costing ``cost_per_query`` each, within ``budget`` in total.
+
+    Every row while ``n x cost_per_query <= budget`` (the search is exact); beyond it a seeded uniform
+    sample, sorted, of ``budget / cost_per_query`` rows and at least :data:`MIN_QUERIES`.
+    """
+    m = max(MIN_QUERIES, int(float(budget) // max(1.0, float(cost_per_query))))
+    if m >= n:
+        return np.arange(n, dtype=np.int64)
+    return np.sort(rng.choice(n, m, replace=False)).astype(np.int64)
 
 
 def stratified_pair_indices(label: np.ndarray, max_pairs: int, rng: np.random.Generator) -> np.ndarray:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...stats import bootstrap_multiplicities, weighted_auc
+from ...stats import auc_ranks, bootstrap_multiplicities, weighted_auc
 
 __all__ = ["auc_bootstrap", "point_aucs"]
 
@@ -55,11 +55,15 @@ def auc_bootstrap(
         if not mp.any() or not mn.any():
             continue
         v, yy = x[finite, f], y[finite]
-        full = finite.all()
+        full, ranks = finite.all(), auc_ranks(v, yy)  # one sort serves the point value and the replicates
         auc[f] = float(
-            weighted_auc(v, yy, ones_p if full else ones_p[:, mp], ones_n if full else ones_n[:, mn])[0]
+            weighted_auc(
+                v, yy, ones_p if full else ones_p[:, mp], ones_n if full else ones_n[:, mn], ranks=ranks
+            )[0]
         )
-        boot[:, f] = weighted_auc(v, yy, wp_all if full else wp_all[:, mp], wn_all if full else wn_all[:, mn])
+        boot[:, f] = weighted_auc(
+            v, yy, wp_all if full else wp_all[:, mp], wn_all if full else wn_all[:, mn], ranks=ranks
+        )
     return auc, boot
 
 

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ...findings.finding import Finding, Severity
+from ...sampling import budgeted_queries
 from ...stats import Estimate, bootstrap_multiplicities, estimate_from_draws, weighted_auc, wilson
 from ...thumbnails import thumbnails
 from ..base import FigureSpec, Measurement, Probe
@@ -247,17 +248,15 @@ class DuplicatesProbe(Probe):
             if len(tr) <= n_cal
             else np.sort(ctx.rng("duplicates.calibration").choice(len(tr), n_cal, replace=False))
         )
-        queries = self._input_queries(ctx, len(va), xt.shape[0] * xt.shape[1])
+        queries = budgeted_queries(
+            len(va),
+            xt.shape[0] * xt.shape[1],
+            float(self.params["max_input_search"]),
+            ctx.rng("duplicates.input_queries"),
+        )
         idx, dist = np.full(len(va), -1, dtype=np.int64), np.full(len(va), np.inf)
         idx[queries], dist[queries] = _nn(xv[queries], xt, exclude_self=False)
         return {"input": self._space(_within_train(xt, rows), idx, dist)}
-
-    def _input_queries(self, ctx: AuditContext, n_val: int, per_query: int) -> np.ndarray:
-        """Validation rows (sorted) searched in input space: all while the search fits ``max_input_search``."""
-        m = max(2000, int(float(self.params["max_input_search"]) // max(1, per_query)))
-        if m >= n_val:
-            return np.arange(n_val, dtype=np.int64)
-        return np.sort(ctx.rng("duplicates.input_queries").choice(n_val, m, replace=False)).astype(np.int64)
 
     def _embedding_space(self, ctx: AuditContext, n_val: int) -> dict[str, Any]:
         """Embedding-space distances from the audit's shared neighbour graphs (train, and val -> train).

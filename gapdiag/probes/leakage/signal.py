@@ -192,7 +192,7 @@ def _item_attributes(ctx: AuditContext) -> dict[str, pd.DataFrame]:
     sample = ctx.artifact(PAIR_SAMPLE)
     out = {}
     for split, s in ctx.splits.items():
-        rows = sample.rows.get(split, np.arange(0, dtype=np.int64))
+        rows = sample.rows[split]
         frame = None
         if s.items.has_inputs and rows.size:
 
@@ -236,9 +236,9 @@ def pair_feature_table(
 ) -> pd.DataFrame:
     """:func:`gapdiag.probes.leakage.attributes.pair_features` plus a ``deviation`` part for each numeric attribute.
 
-    ``a:deviation`` = ``|a:level - median(a over the table's items)|`` (the split's sampled items): a shared shift of random sign (the
-    same random brightness on both images of a positive pair) leaves the level's mean and the agreement
-    unchanged and only shows as more extreme levels. Attributes in ``no_deviation`` (the catalogue-free
+    ``a:deviation`` = ``|a:level - median(a over the table's items, the split's sampled items)|``: a shared
+    shift of random sign (the same random brightness on both images of a positive pair) leaves the level's
+    mean and the agreement unchanged and only shows as more extreme levels. Attributes in ``no_deviation`` (the catalogue-free
     statistics, which are many and local) get level and agreement only.
     """
     feats = pair_features(attr, left, right)
