@@ -89,8 +89,16 @@ def _as_matrix(x: Any, *, name: str) -> np.ndarray:
             f"{name} must be a non-empty 2-D array of shape (n, d); got shape {tuple(arr.shape)}. "
             "Stack one embedding per row."
         )
-    arr = np.ascontiguousarray(arr, dtype=np.float32)
-    return check_finite(arr, name=name, hint="Embeddings must be finite; check the encoder for NaN outputs.")
+    with np.errstate(over="ignore"):  # said below, in words
+        arr32 = np.ascontiguousarray(arr, dtype=np.float32)
+    if arr32.dtype != arr.dtype and not np.isfinite(arr32).all() and np.isfinite(arr).all():
+        raise InputError(
+            f"{name} holds finite values beyond float32's range (|x| > 3.4e38); neighbours are searched in "
+            "float32, so rescale the embeddings."
+        )
+    return check_finite(
+        arr32, name=name, hint="Embeddings must be finite; check the encoder for NaN outputs."
+    )
 
 
 def _normalized(x: np.ndarray, *, name: str) -> np.ndarray:

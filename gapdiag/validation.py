@@ -59,8 +59,8 @@ def as_numpy(values: Any, *, name: str) -> np.ndarray:
 def check_index_array(values: Any, *, name: str, n_items: int, ndim: int = 1) -> np.ndarray:
     """Return ``values`` as an int64 array of ``ndim`` dimensions whose entries index ``n_items`` items."""
     arr = as_numpy(values, name=name)
-    if arr.size and not np.issubdtype(arr.dtype, np.integer):
-        if np.issubdtype(arr.dtype, np.floating) and np.all(np.mod(arr, 1) == 0):
+    if not np.issubdtype(arr.dtype, np.integer):  # empty arrays too: an empty complex array is no index
+        if np.issubdtype(arr.dtype, np.floating) and np.isfinite(arr).all() and np.all(np.mod(arr, 1) == 0):
             arr = np.clip(arr, -1, n_items).astype(np.int64)  # out-of-range values stay out of range
         else:
             raise InputError(

@@ -212,3 +212,9 @@ def test_k_occurrence_skewness_is_positive_for_a_hub():
     assert k_occurrence_skewness(counts) > 1.0
     assert np.isnan(k_occurrence_skewness(np.full(10, 5)))
     np.testing.assert_allclose(k_occurrence_skewness([0, 0, 0, 9]), 1.1547005383792515)
+
+
+def test_finite_values_beyond_float32_are_refused_in_words():
+    huge = np.full((3, 2), 1e300)
+    with pytest.raises(InputError, match="beyond float32's range"):
+        knn(huge, huge, 1)
