@@ -2,10 +2,31 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import os
+import threading
+from collections import deque
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-__all__ = ["single_threaded", "all_threads"]
+__all__ = [
+    "single_threaded",
+    "all_threads",
+    "exclusive",
+    "ignoring_warnings",
+    "probe_workers",
+    "run_side_by_side",
+]
+
+# Held by whoever seeds or forks the process's global random streams or calls the user's module (which
+# flips its training flags and forks torch's stream): probes run side by side, these take turns.
+_EXCLUSIVE = threading.RLock()
+
+# warnings.catch_warnings saves and restores the process's filter list: two threads inside it at once
+# restore each other's filters. gapdiag's own suppressions take turns on this lock.
+_WARNINGS = threading.Lock()
+
+# Probes side by side beyond this gain little (each is short) and multiply the memory held at once.
+MAX_PROBE_WORKERS = 4
 
 # The torch thread count in force before the outermost single_threaded block, restored by all_threads.
 _saved: list[int] = []
@@ -49,3 +70,71 @@ def all_threads() -> Iterator[None]:
             yield
     finally:
         torch.set_num_threads(1)
+
+
+def exclusive() -> threading.RLock:
+    """The lock to hold while touching process-wide state that probes side by side share: the global random
+    streams (seeded, forked, restored) and the user's module (its training flags, its forward calls).
+    Re-entrant, so a probe holding it may call the model."""
+    return _EXCLUSIVE
+
+
+@contextmanager
+def ignoring_warnings(category: type[Warning], message: str = "") -> Iterator[None]:
+    """Ignore warnings of ``category`` whose text starts with ``message`` inside the block, thread-safely
+    among gapdiag's own uses (a library's ``catch_warnings`` in another thread can still interleave;
+    :func:`run_side_by_side`'s caller restores the filters after the probes)."""
+    import warnings
+
+    with _WARNINGS, warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=message, category=category)
+        yield
+
+
+def probe_workers(option: int | None) -> int:
+    """Threads that run probes: the ``workers`` option, or the cores this process may use (at most 4)."""
+    if option is not None:
+        return int(option)
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - macOS and Windows have no affinity mask
+        cores = os.cpu_count() or 1
+    return max(1, min(MAX_PROBE_WORKERS, cores))
+
+
+def run_side_by_side(
+    alone: list[int], beside: list[int], run: Callable[[int], None], *, workers: int
+) -> None:
+    """Call ``run(i)`` once for every index of ``alone`` and ``beside``, on up to ``workers`` threads.
+
+    ``alone`` runs in its order on the calling thread (tasks that need the process's global state to
+    themselves, one at a time); ``beside`` is shared by the other ``workers - 1`` threads and, once
+    ``alone`` is done, the calling thread too. With one worker everything runs on the calling thread in
+    index order. An exception in any task is raised here after every thread has stopped.
+    """
+    if workers <= 1 or not beside:
+        for i in sorted(alone + beside):
+            run(i)
+        return
+    queue = deque(beside)
+    taking = threading.Lock()
+
+    def take() -> int | None:
+        with taking:
+            return queue.popleft() if queue else None
+
+    def drain() -> None:
+        while (i := take()) is not None:
+            run(i)
+
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=workers - 1, thread_name_prefix="gapdiag-probe") as pool:
+        helpers = [pool.submit(drain) for _ in range(min(workers - 1, len(beside)))]
+        try:
+            for i in alone:
+                run(i)
+            drain()
+        finally:
+            for helper in helpers:
+                helper.result()

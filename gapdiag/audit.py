@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import platform
 import time
+import warnings
 from typing import TYPE_CHECKING, Any
 
 from .config import Config
@@ -141,9 +142,10 @@ def audit(
 def _run_probes(
     ctx: AuditContext, config: Config, progress: bool, timings: dict[str, float]
 ) -> list[ProbeResult]:
-    """Build the shared neighbour graphs (every core), then run each probe in isolation and single-threaded
-    (a crash is a GD900 finding); ignored codes are marked."""
-    from ._threads import single_threaded
+    """Build the shared neighbour graphs (every core), then run the probes, each single-threaded, up to
+    ``workers`` side by side (a crash is a GD900 finding); ignored codes are marked. Results come in the
+    order of ``names`` whichever finished first, and are the same whatever ``workers`` is."""
+    from ._threads import probe_workers, run_side_by_side, single_threaded
     from .probes.registry import get_probe, registered_probes
 
     names = list(config.probes) if config.probes is not None else list(registered_probes())
@@ -151,22 +153,34 @@ def _run_probes(
     t0 = time.perf_counter()
     _prepare_neighbours(ctx, probes)
     timings["neighbour_graphs"] = round(time.perf_counter() - t0, 3)
-    results: list[ProbeResult] = []
+    results: list[ProbeResult | None] = [None] * len(probes)
     bar = _probe_bar(len(names), progress)
+
+    def run_one(i: int) -> None:
+        bar.set_postfix_str(names[i])
+        result = probes[i].run(ctx)
+        for f in result.findings:
+            f.ignored = f.code in config.ignore
+            f.ignore_reason = config.ignore.get(f.code, "") if f.ignored else ""
+        results[i] = result
+        bar.update(1)
+
     try:
-        for name, probe in zip(names, probes, strict=True):
-            bar.set_postfix_str(name)
-            with single_threaded():
-                result = probe.run(ctx)
-            for f in result.findings:
-                f.ignored = f.code in config.ignore
-                f.ignore_reason = config.ignore.get(f.code, "") if f.ignored else ""
-            results.append(result)
-            timings[f"probe.{name}"] = round(result.duration_s, 3)
-            bar.update(1)
+        # a library's catch_warnings in one probe thread can restore a filter list another thread changed:
+        # whatever they leave, the caller gets its own filters back
+        with single_threaded(), warnings.catch_warnings():
+            run_side_by_side(
+                [i for i, p in enumerate(probes) if not p.concurrent],
+                [i for i, p in enumerate(probes) if p.concurrent],
+                run_one,
+                workers=probe_workers(config.workers),
+            )
     finally:
         bar.close()
-    return results
+    done = [r for r in results if r is not None]
+    for r in done:  # in the registry's order, whichever finished first
+        timings[f"probe.{r.probe}"] = round(r.duration_s, 3)
+    return done
 
 
 def _prepare_neighbours(ctx: AuditContext, probes: list) -> None:

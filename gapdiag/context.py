@@ -7,6 +7,7 @@ shared artifact is computed once, the first time a probe asks for it.
 
 from __future__ import annotations
 
+import threading
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -110,6 +111,9 @@ class AuditContext:
         self.scorer = scorer
         self.config = config
         self._memo: dict[Any, Any] = {}
+        # probes may run side by side (audit's ``workers``): each memo key is computed under its own lock
+        self._key_locks: dict[Any, threading.RLock] = {}
+        self._key_locks_guard = threading.Lock()
         self._neighbour_depth: dict[str, int] = {}
         self.extra_items_encoded = 0
 
@@ -131,10 +135,22 @@ class AuditContext:
         return named_rng(int(self.config.seed), name)
 
     def memo(self, key: Any, compute: Callable[[], Any]) -> Any:
-        """Compute ``compute()`` once per ``key`` and share it between probes."""
-        if key not in self._memo:
-            self._memo[key] = compute()
-        return self._memo[key]
+        """Compute ``compute()`` once per ``key`` and share it between probes.
+
+        Safe for probes running side by side: the first to ask computes, the others wait for its result. A
+        compute that raises stores nothing (the next caller tries again and gets the same error).
+        """
+        if key in self._memo:
+            return self._memo[key]
+        with self._key_lock(key):
+            if key not in self._memo:
+                self._memo[key] = compute()
+            return self._memo[key]
+
+    def _key_lock(self, key: Any) -> threading.RLock:
+        # re-entrant: an artifact that (wrongly) needs itself recurses as it would in one thread, not deadlock
+        with self._key_locks_guard:
+            return self._key_locks.setdefault(key, threading.RLock())
 
     def artifact(self, spec: Artifact[T]) -> T:
         """The shared measurement ``spec``, computed on first use and memoised for the rest of the audit."""
@@ -491,11 +507,15 @@ class AuditContext:
         (the declared depth bounded so the graph stays under ``_GRAPH_BYTES``); asking deeper than it was
         built rebuilds it deeper. Returns the graph cut to ``k`` neighbours per row (``None``: as built).
         """
-        from .neighbors import NeighbourGraph, self_knn_blocks
-
         n = self.embeddings(split).shape[0]
         if n < 2:
             raise InputError(f"The {split} split has {n} item(s); a neighbour graph needs at least 2.")
+        with self._key_lock(("neighbour_graph", split)):
+            return self._self_graph(split, n, k)
+
+    def _self_graph(self, split: str, n: int, k: int | None) -> NeighbourGraph:
+        from .neighbors import NeighbourGraph, self_knn_blocks
+
         graph = self._memo.get(("neighbour_graph", split))
         if k is None and graph is not None:
             return graph
@@ -521,6 +541,10 @@ class AuditContext:
 
         Built once, ``max(k, declared depth)`` deep, like :meth:`neighbour_graph`.
         """
+        with self._key_lock(("cross_neighbours", split, database)):
+            return self._cross_graph(split, database, k)
+
+    def _cross_graph(self, split: str, database: str, k: int | None) -> NeighbourGraph:
         from .neighbors import NeighbourGraph, knn
 
         graph = self._memo.get(("cross_neighbours", split, database))
@@ -542,5 +566,6 @@ class AuditContext:
         """Embed new inputs (B, ...) that probes build themselves (counterfactuals, mode checks) -> (B, d)."""
         if self.model is None:
             raise InputError("This probe needs the model to embed new inputs, and the audit has none.")
-        self.extra_items_encoded += int(x.shape[0])
+        with self._key_lock("embed_new"):
+            self.extra_items_encoded += int(x.shape[0])
         return self.model.embed(x, mode=mode)

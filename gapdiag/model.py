@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ._threads import exclusive
 from .errors import EncoderError, ModelError
 from .scoring import Scorer
 from .validation import check_choice, check_device, check_positive_int
@@ -200,6 +201,12 @@ class SiameseModel:
         # embeddings the preflight check computed, by item key (see gapdiag.preflight): not embedded again
         self.preflight_rows: dict[str, np.ndarray] = {}
 
+    @property
+    def handed_over_in_train_mode(self) -> bool:
+        """The module's own ``training`` flag as the user handed it over (read while no call flips it)."""
+        with exclusive():
+            return bool(self.module.training)
+
     def __repr__(self) -> str:
         return f"SiameseModel({type(self.module).__name__}, kind={self.kind!r}, device={self.device!r})"
 
@@ -263,23 +270,24 @@ class SiameseModel:
         """
         check_choice(mode, name="mode", choices=("eval", "train"))
         target = self.device
-        module = self.module
-        if mode == "train" or (target != "auto" and torch.device(target) != self.module_device()):
-            module = copy.deepcopy(self.module)
-            if target != "auto":
-                module = module.to(target)
-        guard = _StateGuard(module) if module is self.module else None
-        flags = [(m, m.training) for m in module.modules()]
-        try:
-            with _fork_rng(self._device_of(module)):
-                module.train(mode == "train")
-                with torch.no_grad():
-                    yield module
-        finally:
-            for m, flag in flags:
-                m.training = flag
-            if guard is not None:
-                guard.restore()
+        with exclusive():
+            module = self.module
+            if mode == "train" or (target != "auto" and torch.device(target) != self.module_device()):
+                module = copy.deepcopy(self.module)
+                if target != "auto":
+                    module = module.to(target)
+            guard = _StateGuard(module) if module is self.module else None
+            flags = [(m, m.training) for m in module.modules()]
+            try:
+                with _fork_rng(self._device_of(module)):
+                    module.train(mode == "train")
+                    with torch.no_grad():
+                        yield module
+            finally:
+                for m, flag in flags:
+                    m.training = flag
+                if guard is not None:
+                    guard.restore()
 
     def _device_of(self, module: torch.nn.Module) -> torch.device:
         for t in list(module.parameters()) + list(module.buffers()):
@@ -331,7 +339,7 @@ class SiameseModel:
         """The user's distance on embedding rows ``a`` (P, d) and ``b`` (P, d) -> raw scores (P,) float64."""
         out = np.empty(a.shape[0], dtype=np.float64)
         dev = self.module_device()
-        with torch.no_grad(), _fork_rng(dev):
+        with exclusive(), torch.no_grad(), _fork_rng(dev):
             for s in range(0, a.shape[0], chunk):
                 ta = torch.from_numpy(np.ascontiguousarray(a[s : s + chunk])).to(dev)
                 tb = torch.from_numpy(np.ascontiguousarray(b[s : s + chunk])).to(dev)

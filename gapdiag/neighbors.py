@@ -215,13 +215,14 @@ def _torch_search(
     each matmul keeps a few hundred queries against one block (instead of a handful against all rows).
     The database is only read: a read-only or memory-mapped array is used in place, never copied.
     """
-    import warnings
-
     import torch
 
+    from ._threads import ignoring_warnings
+
     m, n = queries.shape[0], database.shape[0]
-    with warnings.catch_warnings():  # read-only arrays (memory maps): torch warns, but nothing writes here
-        warnings.simplefilter("ignore", UserWarning)
+    with ignoring_warnings(
+        UserWarning
+    ):  # read-only arrays (memory maps): torch warns, but nothing writes here
         db = torch.from_numpy(database)
         q_all = torch.from_numpy(queries)
     step = min(n, _TORCH_DB_BLOCK)

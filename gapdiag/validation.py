@@ -401,6 +401,7 @@ OPTION_RULES: dict[str, Any] = {
         else "must be a number in [0, 0.5)"
     ),
     "fresh_per_pair": _int_in(1, 100),
+    "workers": _optional(_int_in(1, 256)),
     "neighbour_budget": lambda v: (
         None
         if isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v < float("inf")

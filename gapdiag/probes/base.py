@@ -178,6 +178,12 @@ class Probe(abc.ABC):
     requires: ClassVar[frozenset[str]] = frozenset()
     defaults: ClassVar[dict[str, Any]] = {}
     description: ClassVar[str] = ""
+    #: True when the probe may run beside other probes (the audit's ``workers`` option): it draws randomness
+    #: only from ``ctx.rng`` (never from numpy's, Python's or torch's global streams, directly or through a
+    #: library), reaches the model only through the context, and calls no numba-parallel code. False (the
+    #: default, right for any probe not known to be so) runs it on the calling thread, one such probe at a
+    #: time, with the global streams seeded for it.
+    concurrent: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -269,8 +275,12 @@ class Probe(abc.ABC):
         the reason; any other exception is a GD900 finding. The probe runs with numpy's, Python's and torch's global random
         streams seeded from the audit seed and the probe's name, and restored afterwards: a probe (or a
         library it calls) that draws from them is deterministic and leaves the caller's streams untouched.
+        A ``concurrent`` probe draws from none of them, so they are left alone: seeding them from its
+        thread would move the streams of the probe running beside it.
         """
         start = time.perf_counter()
+        if self.concurrent:
+            return self.__run_isolated(ctx, start)
         with _isolated_global_rng(int(ctx.config.seed), self.name):
             return self.__run_isolated(ctx, start)
 
@@ -360,18 +370,25 @@ def _unsupported(ctx: AuditContext, requires: frozenset[str]) -> str:
 
 @contextlib.contextmanager
 def _isolated_global_rng(seed: int, name: str) -> Any:
-    """Seed numpy's, Python's and torch's (CPU) global random streams for a block; restore them after."""
+    """Seed numpy's, Python's and torch's (CPU) global random streams for a block; restore them after.
+
+    The streams belong to the block until it ends (:func:`gapdiag._threads.exclusive`), whatever probes run
+    beside it.
+    """
     import numpy as np
     import torch
 
-    np_state, py_state = np.random.get_state(), random.getstate()
-    derived = zlib.crc32(f"{seed}:{name}".encode())
-    with torch.random.fork_rng(devices=[]):
-        torch.random.default_generator.manual_seed(derived)
-        np.random.seed(derived)
-        random.seed(derived)
-        try:
-            yield
-        finally:
-            np.random.set_state(np_state)
-            random.setstate(py_state)
+    from .._threads import exclusive
+
+    with exclusive():
+        np_state, py_state = np.random.get_state(), random.getstate()
+        derived = zlib.crc32(f"{seed}:{name}".encode())
+        with torch.random.fork_rng(devices=[]):
+            torch.random.default_generator.manual_seed(derived)
+            np.random.seed(derived)
+            random.seed(derived)
+            try:
+                yield
+            finally:
+                np.random.set_state(np_state)
+                random.setstate(py_state)

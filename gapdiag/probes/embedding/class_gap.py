@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import warnings
+import threading
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from ..._threads import ignoring_warnings
 from ...findings.finding import Finding, Severity
 from ...metrics import cluster_metrics, per_class_retrieval, retrieval_metrics
 from ...stats import Estimate, bootstrap_mean, estimate_from_draws, mean_bootstrap_draws
@@ -18,6 +19,10 @@ if TYPE_CHECKING:
     from ...context import AuditContext
 
 __all__ = ["ClassGapProbe"]
+
+# umap-learn's numba kernels are entered by one thread at a time: numba's default threading layer
+# (workqueue) is not thread-safe, and probes run side by side
+_UMAP_TURNS = threading.Lock()
 
 
 def _chance(labels: np.ndarray, query_labels: np.ndarray) -> float:
@@ -52,8 +57,8 @@ def _umap(x: np.ndarray, metric: str, *, seed: int, params: dict[str, Any]) -> n
         init="random" if x.shape[0] < 50 else "spectral",
         precomputed_knn=(idx, dist.astype(np.float32), None),
     )
-    with warnings.catch_warnings():  # "transform unavailable" without an NNDescent index: never used here
-        warnings.filterwarnings("ignore", message="precomputed_knn", category=UserWarning)
+    # "transform unavailable" without an NNDescent index: never used here
+    with _UMAP_TURNS, ignoring_warnings(UserWarning, "precomputed_knn"):
         return reducer.fit_transform(x)
 
 
@@ -166,6 +171,7 @@ class ClassGapProbe(Probe):
     """
 
     name = "class_gap"
+    concurrent = True
     family = "embedding"
     codes = ("GD202",)
     # Real identity labels only: groups inferred from positive pairs are fragments of identities, and an

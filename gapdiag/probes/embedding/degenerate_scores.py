@@ -66,6 +66,7 @@ class DegenerateScoresProbe(Probe):
     """
 
     name = "degenerate_scores"
+    concurrent = True
     family = "embedding"
     codes = ("GD206",)
     requires = frozenset({"train_pairs_any", "val_pairs_any"})

@@ -138,6 +138,7 @@ class GeometryProbe(Probe):
     """
 
     name = "geometry"
+    concurrent = True
     family = "embedding"
     codes = ("GD203", "GD204")
     requires = frozenset()

@@ -57,6 +57,7 @@ class MemorizationProbe(Probe):
     """
 
     name = "memorization"
+    concurrent = True
     family = "embedding"
     codes = ("GD201",)
     requires = frozenset({"train_pairs", "train_identities"})

@@ -82,6 +82,7 @@ class SplitShiftProbe(Probe):
     """
 
     name = "split_shift"
+    concurrent = True
     family = "embedding"
     codes = ("GD205",)
     requires = frozenset()

@@ -114,6 +114,7 @@ class DuplicatesProbe(Probe):
     """
 
     name = "duplicates"
+    concurrent = True
     family = "leakage"
     codes = ("GD103",)
     requires = frozenset()

@@ -70,6 +70,7 @@ class IdentityOverlapProbe(Probe):
     """
 
     name = "identity_overlap"
+    concurrent = True
     family = "leakage"
     codes = ("GD104",)
     # real identity labels on both splits: inferred groups are not identities (see DESIGN section 2)

@@ -81,6 +81,7 @@ class RelianceProbe(Probe):
     """
 
     name = "reliance"
+    concurrent = True
     family = "leakage"
     codes = ("GD102",)
     requires = frozenset({"model", "train_inputs", "val_inputs", "train_pairs_any", "val_pairs_any"})

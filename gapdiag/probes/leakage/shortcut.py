@@ -104,6 +104,7 @@ class ShortcutProbe(Probe):
     """
 
     name = "shortcut"
+    concurrent = True
     family = "leakage"
     codes = ("GD101",)
     requires = frozenset({"train_inputs", "val_inputs", "train_pairs_any", "val_pairs_any"})

@@ -84,6 +84,7 @@ class ModeProbe(Probe):
     """
 
     name = "mode"
+    concurrent = False  # train-mode dropout draws from torch's global stream, seeded for this probe
     family = "protocol"
     codes = ("GD306",)
     requires = frozenset({"model", "val_inputs"})
@@ -145,7 +146,7 @@ class ModeProbe(Probe):
             "decision_agreement": agree,
             "mode_dependent_layers": _mode_dependent_layers(ctx.model.module),
             # the audit restores every flag, so this is the state the user handed the model over in
-            "handed_over_in_train_mode": bool(ctx.model.module.training),
+            "handed_over_in_train_mode": ctx.model.handed_over_in_train_mode,
             "exactly_equal": bool(np.array_equal(e_eval, e_train)),
         }
         if correct is not None:

@@ -31,6 +31,7 @@ class PairCompositionProbe(Probe):
     """
 
     name = "pair_composition"
+    concurrent = True
     family = "protocol"
     codes = ("GD304",)
     requires = frozenset({"train_pairs_any", "val_pairs_any"})

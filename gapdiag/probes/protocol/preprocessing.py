@@ -128,6 +128,7 @@ class PreprocessingProbe(Probe):
     """
 
     name = "preprocessing"
+    concurrent = True
     family = "protocol"
     codes = ("GD305",)
     requires = frozenset({"train_inputs", "val_inputs"})

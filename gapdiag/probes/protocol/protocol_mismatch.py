@@ -42,6 +42,7 @@ class ProtocolMismatchProbe(Probe):
     """
 
     name = "protocol_mismatch"
+    concurrent = True
     family = "protocol"
     codes = ("GD301",)
     requires = frozenset({"train_pairs_any", "val_pairs_any"})

@@ -32,6 +32,7 @@ class ScoreDirectionProbe(Probe):
     """
 
     name = "score_direction"
+    concurrent = True
     family = "protocol"
     codes = ("GD302",)
     requires = frozenset({"train_pairs_any", "val_pairs_any"})

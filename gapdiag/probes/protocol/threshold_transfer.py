@@ -47,6 +47,7 @@ class ThresholdTransferProbe(Probe):
     """
 
     name = "threshold_transfer"
+    concurrent = True
     family = "protocol"
     codes = ("GD303",)
     requires = frozenset({"train_pairs_any", "val_pairs_any"})
