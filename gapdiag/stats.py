@@ -24,6 +24,8 @@ __all__ = [
     "roc_auc_rows",
     "roc_curve_points",
     "bootstrap_auc",
+    "auc_placements",
+    "normal_estimate",
     "estimate_from_draws",
     "mean_bootstrap_draws",
     "paired_mean_draws",
@@ -323,6 +325,40 @@ def bootstrap_auc(
         return Estimate.unknown(labels.size, level)
     draws = auc_bootstrap_draws(scores, labels, rng, n_boot)
     return estimate_from_draws(roc_auc(scores, labels), draws, labels.size, level)
+
+
+def auc_placements(values: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """DeLong's placement values of finite ``values`` (P,) for binary ``y`` (P,).
+
+    Returns ``v10`` (n_pos,), each positive's share of negatives below it, and ``v01`` (n_neg,), each
+    negative's share of positives above it (ties count one half), in the order they appear in ``values``.
+    Both average to the ROC-AUC, and ``var(v10) / n_pos + var(v01) / n_neg`` is its variance under
+    resampling positives and negatives separately (DeLong, DeLong & Clarke-Pearson 1988): the structural
+    components that a paired comparison of two AUCs on the same units subtracts unit by unit.
+    """
+    y = np.asarray(y).astype(bool)
+    v = np.asarray(values, dtype=np.float64)
+    pos, neg = v[y], v[~y]
+    neg_sorted, pos_sorted = np.sort(neg), np.sort(pos)
+    below = np.searchsorted(neg_sorted, pos, "left") + np.searchsorted(neg_sorted, pos, "right")
+    above = (
+        2 * pos.size - np.searchsorted(pos_sorted, neg, "left") - np.searchsorted(pos_sorted, neg, "right")
+    )
+    return below / (2.0 * max(neg.size, 1)), above / (2.0 * max(pos.size, 1))
+
+
+def normal_estimate(
+    value: float, variance: float, n: int, level: float, *, bounds: tuple[float, float] = (-np.inf, np.inf)
+) -> Estimate:
+    """``value`` +- z x sqrt(``variance``), cut to ``bounds`` (an AUC stays in [0, 1]); unknown when the
+    variance is not finite."""
+    if not (np.isfinite(value) and np.isfinite(variance)) or variance < 0:
+        return Estimate.unknown(int(n), level, value=float(value))
+    from scipy.stats import norm
+
+    half = float(norm.ppf(0.5 + level / 2.0)) * float(np.sqrt(variance))
+    lo, hi = max(bounds[0], value - half), min(bounds[1], value + half)
+    return Estimate(float(value), float(lo), float(hi), int(n), level)
 
 
 def roc_curve_points(scores: np.ndarray, labels: np.ndarray, max_points: int = 200) -> dict:

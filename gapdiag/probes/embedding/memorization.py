@@ -10,13 +10,10 @@ from ...findings.finding import Finding, Severity
 from ...gap import FRESH_PAIRS, fresh_correct
 from ...stats import (
     Estimate,
-    auc_ranks,
-    bootstrap_chunk,
-    bootstrap_multiplicities,
+    auc_placements,
     estimate_from_draws,
+    normal_estimate,
     paired_mean_draws,
-    roc_auc,
-    weighted_auc,
 )
 from ..base import FigureSpec, Measurement, Probe
 from ..registry import register_probe
@@ -48,8 +45,9 @@ class MemorizationProbe(Probe):
 
     **Formulas.** At the decision threshold, per pair, correctness as given ``c_i`` in {0, 1} and the mean
     correctness of its fresh pairings ``f_i``. Accuracy gap = ``mean(c - f)`` in [-1, 1] (0 = nothing
-    memorized), paired bootstrap CI over pairs; AUC gap = AUC(given) - AUC(fresh), stratified paired
-    bootstrap. Pairs with no possible fresh partner keep ``f_i = c_i``.
+    memorized), paired bootstrap CI over pairs; AUC gap = AUC(given) - AUC(fresh), with DeLong's paired
+    interval over pairs (similar and dissimilar pairs as separate samples, a pair's fresh placements
+    averaged). Pairs with no possible fresh partner keep ``f_i = c_i``.
 
     **Codes.** GD201 (warn/fail) when the role-free or the role-kept accuracy gap (or AUC gap) reaches its
     threshold with its CI above 0; the message says which re-pairing drops. When a shared attribute (GD101)
@@ -108,9 +106,7 @@ class MemorizationProbe(Probe):
             }
             sub = matched & (np.isfinite(scores).all(axis=1))
             if sub.sum() >= 10 and y[sub].any() and not y[sub].all():
-                auc = _paired_auc_gap(
-                    fp.score_given[sub], scores[sub], y[sub], rng=rng, n_boot=n_boot, level=level
-                )
+                auc = _paired_auc_gap(fp.score_given[sub], scores[sub], y[sub], level=level)
                 out.update(zip(("auc_original", "auc_fresh", "auc_gap"), auc))
             metrics[role] = out
         metrics["measured"] = True
@@ -227,42 +223,38 @@ def _figure(fp: Any, y: np.ndarray, threshold: float) -> FigureSpec:
 
 
 def _paired_auc_gap(
-    s_orig: np.ndarray,
-    s_fresh: np.ndarray,
-    y: np.ndarray,
-    *,
-    rng: np.random.Generator,
-    n_boot: int,
-    level: float,
+    s_orig: np.ndarray, s_fresh: np.ndarray, y: np.ndarray, *, level: float
 ) -> tuple[Estimate, Estimate, Estimate]:
-    """AUC of original scores (P,), of fresh scores (P, r), and their difference, with paired CIs.
+    """AUC of original scores (P,), of fresh scores (P, r), and their difference, with paired DeLong CIs.
 
-    Similar and dissimilar pairs are resampled separately; one resample of pair indices serves both sets
-    (a fresh pair follows its original pair), so the CI of the difference accounts for the pairing. Each
-    resample is a row of multiplicities, and both AUCs come from :func:`weighted_auc` in O(n_boot x P r),
-    without a sort per resample.
+    The units are the original pairs, similar and dissimilar ones sampled separately (as a stratified
+    bootstrap would resample them). A pair's fresh placement is the mean over its r fresh re-pairings, so
+    the variance of the difference is that of the per-pair differences of placements: the pairing is
+    accounted for. O(P r log(P r)), where 500 bootstrap AUCs of 20,000 pairs x 3 cost a second.
     """
     r = s_fresh.shape[1]
-    a_orig = roc_auc(s_orig, y)
-    a_fresh = roc_auc(s_fresh.reshape(-1), np.repeat(y, r))
     n_pos, n_neg = int(y.sum()), int((~y).sum())
-    flat_fresh, flat_y = s_fresh.reshape(-1), np.repeat(y, r)
-    chunk = bootstrap_chunk(y.size * r)
-    so, sf = [], []
-    ranks_orig, ranks_fresh = auc_ranks(s_orig, y), auc_ranks(flat_fresh, flat_y)
-    for start in range(0, n_boot, chunk):
-        k = min(chunk, n_boot - start)
-        wp, wn = bootstrap_multiplicities(rng, n_pos, k), bootstrap_multiplicities(rng, n_neg, k)
-        so.append(weighted_auc(s_orig, y, wp, wn, ranks=ranks_orig))
-        sf.append(
-            weighted_auc(
-                flat_fresh, flat_y, np.repeat(wp, r, axis=1), np.repeat(wn, r, axis=1), ranks=ranks_fresh
-            )
+    v10_o, v01_o = auc_placements(s_orig, y)
+    v10_f, v01_f = auc_placements(s_fresh.reshape(-1), np.repeat(y, r))
+    # np.repeat keeps a pair's r fresh scores together, in the pairs' order: one row per pair
+    v10_f, v01_f = v10_f.reshape(n_pos, r).mean(axis=1), v01_f.reshape(n_neg, r).mean(axis=1)
+
+    def variance(a: np.ndarray, b: np.ndarray) -> float:
+        return (
+            float(np.var(a, ddof=1) / a.size + np.var(b, ddof=1) / b.size)
+            if min(a.size, b.size) > 1
+            else np.nan
         )
-    so_all, sf_all = np.concatenate(so), np.concatenate(sf)
+
     n = int(y.size)
     return (
-        estimate_from_draws(a_orig, so_all, n, level),
-        estimate_from_draws(a_fresh, sf_all, n * r, level),
-        estimate_from_draws(a_orig - a_fresh, so_all - sf_all, n, level),
+        normal_estimate(float(v10_o.mean()), variance(v10_o, v01_o), n, level, bounds=(0.0, 1.0)),
+        normal_estimate(float(v10_f.mean()), variance(v10_f, v01_f), n * r, level, bounds=(0.0, 1.0)),
+        normal_estimate(
+            float(v10_o.mean() - v10_f.mean()),
+            variance(v10_o - v10_f, v01_o - v01_f),
+            n,
+            level,
+            bounds=(-1.0, 1.0),
+        ),
     )
