@@ -92,14 +92,16 @@ def ignoring_warnings(category: type[Warning], message: str = "") -> Iterator[No
 
 
 def probe_workers(option: int | None) -> int:
-    """Threads that run probes: the ``workers`` option, or the cores this process may use (at most 4)."""
+    """Threads that run probes: the ``workers`` option, else one more than the cores this process may use
+    (at most 4): a probe that waits for a shared result another probe is computing (``ctx.artifact``)
+    leaves its core to the spare thread instead of idling it."""
     if option is not None:
         return int(option)
     try:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - macOS and Windows have no affinity mask
         cores = os.cpu_count() or 1
-    return max(1, min(MAX_PROBE_WORKERS, cores))
+    return max(1, min(MAX_PROBE_WORKERS, cores + 1))
 
 
 def run_side_by_side(

@@ -53,8 +53,8 @@ GLOBAL_DEFAULTS: dict[str, Any] = {
     # on 2 cores: exact up to ~5,600 items at d = 128; beyond, >= 2,000 queries keep a retrieval metric's
     # sampling error under ~0.01 at a cost independent of the split's size
     "neighbour_budget": 4e9,
-    # probes run side by side on this many threads, each single-threaded; None = the cores this process may
-    # use (at most 4); 1 = one after another. The report is the same whatever it is.
+    # probes run side by side on this many threads, each single-threaded; None = one more than the cores
+    # this process may use (at most 4); 1 = one after another. The report is the same whatever it is.
     "workers": None,
 }
 

@@ -61,9 +61,9 @@ def test_a_failing_task_is_raised_after_every_thread_has_stopped():
     assert not [t for t in threading.enumerate() if t.name.startswith("gapdiag-probe")]
 
 
-def test_workers_default_to_the_usable_cores_at_most_four():
+def test_workers_default_to_one_more_than_the_usable_cores_at_most_four():
     assert probe_workers(3) == 3
-    assert 1 <= probe_workers(None) <= 4
+    assert 2 <= probe_workers(None) <= 4
 
 
 def test_workers_option_is_validated():
