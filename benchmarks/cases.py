@@ -224,6 +224,9 @@ def case_audit(n: int, warm: bool = True) -> dict:
     out["plain_cpu_s"] = time.process_time() - cpu
     out["plain_first_s"], out["plain_s"] = out["plain_s"], min(out["plain_s"], out["plain_again_s"])
     out["timings"] = report.meta["timings"]
+    from gapdiag._threads import probe_workers
+
+    out["probe_workers"] = probe_workers(report.meta["config"]["options"]["workers"])
     out["verdict"] = report.verdict
     return out
 

@@ -44,9 +44,20 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 
-def _child(case: str, **kwargs) -> dict:
-    """Run one case of ``cases.py`` in a fresh interpreter; its JSON result."""
+# glibc maps every allocation above its (moving) mmap threshold afresh and trims the heap behind it: the
+# im2col buffers of torch's CPU convolutions (~150 MB a batch here) then cost 0.8 to 2.4 million page
+# faults per pass over 25k images, a different number each time (measured: the same pass took 4.9 s to
+# 7.7 s). Fixed thresholds take that lottery out of both sides of the audit row; the plain pass gains the
+# most (3.3 s instead of 4-6 s), so the ratio is harder to meet, not easier. Set the same variables to
+# speed up any CPU inference with torch.
+STEADY_MALLOC = {"MALLOC_MMAP_THRESHOLD_": str(256 << 20), "MALLOC_TRIM_THRESHOLD_": str(1 << 30)}
+
+
+def _child(case: str, *, steady_malloc: bool = False, **kwargs) -> dict:
+    """Run one case of ``cases.py`` in a fresh interpreter (with :data:`STEADY_MALLOC` if asked); its JSON result."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE.parent), os.environ.get("PYTHONPATH", "")])}
+    if steady_malloc:
+        env.update(STEADY_MALLOC)
     proc = subprocess.run(
         [sys.executable, str(HERE / "run.py"), "--child", case, json.dumps(kwargs)],
         capture_output=True,
@@ -137,13 +148,14 @@ def bench_nway(n_episodes: int) -> list[dict]:
 def bench_audit(sizes: list[int]) -> list[dict]:
     rows = []
     for n in sizes:
-        r = _child("audit", n=n)
+        r = _child("audit", n=n, steady_malloc=True)
         t = r["timings"]
         slow = sorted(((v, k) for k, v in t.items() if k.startswith("probe.")), reverse=True)[:3]
         note = (
             f"plain pass {r['plain_first_s']:.1f} s before, {r['plain_again_s']:.1f} s after (the lower is the "
             f"floor); CPU time audit / plain {r['audit_cpu_s'] / r['plain_cpu_s']:.2f}; inside the audit: "
             f"embedding {t['embedding_pass']:.1f} s, neighbour graphs {t.get('neighbour_graphs', 0):.1f} s, "
+            f"probes on {r['probe_workers']} threads side by side, the longest "
             + ", ".join(f"{k[6:]} {v:.1f} s" for v, k in slow)
         )
         rows.append(
