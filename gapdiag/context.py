@@ -322,7 +322,7 @@ class AuditContext:
         below ``0.5 - direction_margin``). The user's own validation number is still read as declared."""
 
         def compute() -> Reading:
-            from .stats import bootstrap_auc
+            from .stats import delong_auc
 
             split = self.separable_split()
             p = self.pairs(split)
@@ -331,9 +331,7 @@ class AuditContext:
             y = p.label.astype(bool)
             if y.all() or not y.any():
                 return Reading(self.scorer, Estimate.unknown(len(p), level), False, split)
-            auc = bootstrap_auc(
-                declared, y, rng=self.rng("reading"), n_boot=int(self.option("n_boot")), level=level
-            )
+            auc = delong_auc(declared, y, level)  # every pair, every probe waits for it: no resampling
             inverted = bool(np.isfinite(auc.high) and auc.below(0.5 - float(self.option("direction_margin"))))
             return Reading(self.scorer.reversed() if inverted else self.scorer, auc, inverted, split)
 

@@ -5,7 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from gapdiag.stats import auc_bootstrap_draws, auc_placements, normal_estimate, roc_auc
+from gapdiag.stats import (
+    auc_bootstrap_draws,
+    auc_placements,
+    bootstrap_auc,
+    delong_auc,
+    normal_estimate,
+    roc_auc,
+)
 
 
 @pytest.mark.parametrize("tied", [False, True])
@@ -35,3 +42,16 @@ def test_normal_estimate_is_cut_to_its_bounds_and_unknown_without_a_variance():
     e = normal_estimate(0.99, 0.01**2, 100, 0.95, bounds=(0.0, 1.0))
     assert e.high == 1.0 and e.low == pytest.approx(0.99 - 1.959964 * 0.01, abs=1e-6)
     assert np.isnan(normal_estimate(0.5, float("nan"), 3, 0.95).low)
+
+
+@pytest.mark.parametrize("n", [30, 400, 5000])
+def test_delong_interval_agrees_with_the_bootstrap_interval(n):
+    rng = np.random.default_rng(n)
+    y = rng.random(n) < 0.5
+    s = rng.normal(size=n) - 0.6 * y  # an inverted score: the AUC is below 0.5
+    boot = bootstrap_auc(s, y, rng=np.random.default_rng(3), n_boot=4000)
+    ana = delong_auc(s, y)
+    assert ana.value == pytest.approx(boot.value)
+    width = boot.high - boot.low
+    assert ana.low == pytest.approx(boot.low, abs=0.15 * width)
+    assert ana.high == pytest.approx(boot.high, abs=0.15 * width)
