@@ -13,6 +13,7 @@ __all__ = [
     "all_threads",
     "exclusive",
     "ignoring_warnings",
+    "probe_phase_warnings",
     "probe_workers",
     "run_side_by_side",
 ]
@@ -24,6 +25,14 @@ _EXCLUSIVE = threading.RLock()
 # warnings.catch_warnings saves and restores the process's filter list: two threads inside it at once
 # restore each other's filters. gapdiag's own suppressions take turns on this lock.
 _WARNINGS = threading.Lock()
+
+# Warnings that probes trigger in libraries and that say nothing about the user's model, ignored for the
+# whole probe phase: installed before any probe thread starts, because a filter set inside one thread is
+# undone whenever another thread leaves a catch_warnings block (pandas and scikit-learn enter hundreds).
+PROBE_PHASE_IGNORES: tuple[tuple[type[Warning], str], ...] = (
+    (UserWarning, "precomputed_knn"),  # umap-learn: no search index for transform(), which is never called
+    (UserWarning, "The given NumPy array is not writable"),  # torch on read-only memory maps: nothing writes
+)
 
 # Probes side by side beyond this gain little (each is short) and multiply the memory held at once.
 MAX_PROBE_WORKERS = 4
@@ -82,12 +91,24 @@ def exclusive() -> threading.RLock:
 @contextmanager
 def ignoring_warnings(category: type[Warning], message: str = "") -> Iterator[None]:
     """Ignore warnings of ``category`` whose text starts with ``message`` inside the block, thread-safely
-    among gapdiag's own uses (a library's ``catch_warnings`` in another thread can still interleave;
-    :func:`run_side_by_side`'s caller restores the filters after the probes)."""
+    among gapdiag's own uses. For calls outside an audit: inside one, a library's ``catch_warnings`` in
+    another thread can undo it, so the audit also holds :func:`probe_phase_warnings`."""
     import warnings
 
     with _WARNINGS, warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=message, category=category)
+        yield
+
+
+@contextmanager
+def probe_phase_warnings() -> Iterator[None]:
+    """The probe phase's warning filters: :data:`PROBE_PHASE_IGNORES` on top of the caller's, and the
+    caller's own filter list back afterwards, whatever the probes' libraries did to it in their threads."""
+    import warnings
+
+    with warnings.catch_warnings():
+        for category, message in PROBE_PHASE_IGNORES:
+            warnings.filterwarnings("ignore", message=message, category=category)
         yield
 
 

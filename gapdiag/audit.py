@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import platform
 import time
-import warnings
 from typing import TYPE_CHECKING, Any
 
 from .config import Config
@@ -145,7 +144,7 @@ def _run_probes(
     """Build the shared neighbour graphs (every core), then run the probes, each single-threaded, up to
     ``workers`` side by side (a crash is a GD900 finding); ignored codes are marked. Results come in the
     order of ``names`` whichever finished first, and are the same whatever ``workers`` is."""
-    from ._threads import probe_workers, run_side_by_side, single_threaded
+    from ._threads import probe_phase_warnings, probe_workers, run_side_by_side, single_threaded
     from .probes.registry import get_probe, registered_probes
 
     names = list(config.probes) if config.probes is not None else list(registered_probes())
@@ -166,9 +165,7 @@ def _run_probes(
         bar.update(1)
 
     try:
-        # a library's catch_warnings in one probe thread can restore a filter list another thread changed:
-        # whatever they leave, the caller gets its own filters back
-        with single_threaded(), warnings.catch_warnings():
+        with single_threaded(), probe_phase_warnings():
             run_side_by_side(
                 [i for i, p in enumerate(probes) if not p.concurrent],
                 [i for i, p in enumerate(probes) if p.concurrent],
