@@ -133,7 +133,8 @@ def run_side_by_side(
     ``alone`` runs in its order on the calling thread (tasks that need the process's global state to
     themselves, one at a time); ``beside`` is shared by the other ``workers - 1`` threads and, once
     ``alone`` is done, the calling thread too. With one worker everything runs on the calling thread in
-    index order. An exception in any task is raised here after every thread has stopped.
+    index order. An exception in any task (or Ctrl-C) stops every thread from starting another task, and
+    is raised here once they have finished the ones they were in.
     """
     if workers <= 1 or not beside:
         for i in sorted(alone + beside):
@@ -146,11 +147,19 @@ def run_side_by_side(
         with taking:
             return queue.popleft() if queue else None
 
-    def drain() -> None:
-        while (i := take()) is not None:
-            run(i)
+    def stop() -> None:  # the other threads finish the task they are in and take no more
+        with taking:
+            queue.clear()
 
-    from concurrent.futures import ThreadPoolExecutor
+    def drain() -> None:
+        try:
+            while (i := take()) is not None:
+                run(i)
+        except BaseException:
+            stop()
+            raise
+
+    from concurrent.futures import ThreadPoolExecutor, wait
 
     with ThreadPoolExecutor(max_workers=workers - 1, thread_name_prefix="gapdiag-probe") as pool:
         helpers = [pool.submit(drain) for _ in range(min(workers - 1, len(beside)))]
@@ -158,6 +167,9 @@ def run_side_by_side(
             for i in alone:
                 run(i)
             drain()
-        finally:
-            for helper in helpers:
-                helper.result()
+        except BaseException:  # Ctrl-C included: no new probe starts, the caller's exception wins
+            stop()
+            wait(helpers)
+            raise
+        for helper in helpers:
+            helper.result()

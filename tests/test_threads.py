@@ -46,7 +46,7 @@ def test_alone_tasks_run_in_order_on_the_calling_thread_and_every_task_runs_once
     assert any(name != me for _, name in calls), "the side-by-side tasks used the helper threads"
 
 
-def test_a_failing_task_is_raised_after_every_thread_has_stopped():
+def test_a_failing_task_stops_the_others_and_is_raised_after_every_thread_has_stopped():
     done: list[int] = []
 
     def run(i: int) -> None:
@@ -56,9 +56,24 @@ def test_a_failing_task_is_raised_after_every_thread_has_stopped():
         done.append(i)
 
     with pytest.raises(RuntimeError, match="task 1 broke"):
-        run_side_by_side([0], [1, 2, 3], run, workers=2)
-    assert 0 in done
+        run_side_by_side([0], list(range(1, 40)), run, workers=2)
+    assert 0 in done and len(done) < 10, "no task starts once one has failed"
     assert not [t for t in threading.enumerate() if t.name.startswith("gapdiag-probe")]
+
+
+def test_an_interrupt_on_the_calling_thread_starts_no_new_task():
+    done: list[int] = []
+
+    def run(i: int) -> None:
+        if i == 0:
+            time.sleep(0.05)
+            raise KeyboardInterrupt
+        time.sleep(0.02)
+        done.append(i)
+
+    with pytest.raises(KeyboardInterrupt):
+        run_side_by_side([0], list(range(1, 60)), run, workers=2)
+    assert len(done) < 10
 
 
 def test_workers_default_to_one_more_than_the_usable_cores_at_most_four():
