@@ -49,6 +49,12 @@ def _add_audit_options(p: argparse.ArgumentParser, *, out_default: str = "gapdia
     )
     p.add_argument("--probes", default=None, help="comma-separated probe names to run (default: all)")
     p.add_argument("--seed", type=int, default=None, help="random seed (default: 0)")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="probes side by side on this many threads (default: usable cores + 1, at most 4; 1 = in turn)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bars, only the summary")
 
 
@@ -200,7 +206,13 @@ def _config(args: argparse.Namespace):
     from .probes.registry import check_config
 
     return check_config(
-        cfg.with_overrides(fail_on=args.fail_on, ignore=_ignores(cfg, args), seed=args.seed, probes=probes)
+        cfg.with_overrides(
+            fail_on=args.fail_on,
+            ignore=_ignores(cfg, args),
+            seed=args.seed,
+            probes=probes,
+            workers=args.workers,
+        )
     )
 
 

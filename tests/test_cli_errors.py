@@ -207,6 +207,10 @@ def test_a_negative_seed_on_the_command_line(tmp_path, capsys):
     _fails(capsys, ["demo", "--seed", "-1", "--out", str(tmp_path)], "seed must be an integer in [0,")
 
 
+def test_zero_workers_on_the_command_line(tmp_path, capsys):
+    _fails(capsys, ["demo", "--workers", "0", "--out", str(tmp_path)], "workers must be an integer in [1,")
+
+
 # -- the output folder, before any work -----------------------------------------------------------------------
 
 
