@@ -17,7 +17,7 @@ Rows (each case runs in a fresh process, so that peak memory is its own; see ``c
 - audit: the whole default audit (every probe) against one plain embedding pass of the same model over
   the same items (3x32x32 images, 25 per identity, validation identities unseen). The process first
   audits a small split, so one-off costs (imports, umap-learn's compiled code, thread pools) are shown
-  on their own row. Quick: 10k items; full: 10k, 25k (the target) and 50k (the audit's own work is
+  on their own row. Quick: 10k and 25k items (the target); full: also 50k (the audit's own work is
   a fixed cost, so the ratio falls as the splits grow).
 - audit-embeddings: ``gapdiag audit-embeddings`` on memory-mapped ``.npy`` folders of Gaussian
   identities (d = 128, 100 items each) against the budget of 10 minutes and 4 GB, with the floor of
@@ -269,7 +269,7 @@ def main(argv: list[str] | None = None) -> int:
             bench_retrieval([20000] if q else [20000, 100000])
             + ([] if q else bench_retrieval([20000], long_tail=True))
         ),
-        "audit": lambda: bench_audit([10000] if q else [10000, 25000, 50000]),
+        "audit": lambda: bench_audit([10000, 25000] if q else [10000, 25000, 50000]),
         "embeddings": lambda: bench_audit_embeddings(*((250_000, 62_500) if q else (1_000_000, 250_000))),
     }
     import torch
