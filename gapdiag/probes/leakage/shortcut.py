@@ -70,7 +70,7 @@ class ShortcutProbe(Probe):
     rows), every catalogue-free statistic (image regions per channel: mean, spread, min, max on a grid sized
     to the image; segments and frequency bands of 1-D signals; length, padding, distinct tokens and the token
     overlap of token sequences; each feature of feature rows) and every user attribute column, the pair
-    features ``level`` (mean of the two items), ``deviation`` (|level - split median|, named attributes only),
+    features ``level`` (mean of the two items), ``deviation`` (|level - split median|, named attributes and feature-row columns),
     ``agreement`` (-|difference|), ``same`` (equal category) or ``pair`` (a value of the pair, e.g. token
     overlap), on a stratified sample of at most ``max_pairs`` pairs per split. For each feature and split:
 

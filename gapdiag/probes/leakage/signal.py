@@ -239,7 +239,7 @@ def pair_feature_table(
     ``a:deviation`` = ``|a:level - median(a over the table's items, the split's sampled items)|``: a shared
     shift of random sign (the same random brightness on both images of a positive pair) leaves the level's
     mean and the agreement unchanged and only shows as more extreme levels. Attributes in ``no_deviation`` (the catalogue-free
-    statistics, which are many and local) get level and agreement only.
+    statistics of images and signals, which are many and local) get level and agreement only.
     """
     feats = pair_features(attr, left, right)
     attr = without_attrs(attr)
@@ -337,7 +337,10 @@ def _pair_tables(ctx: AuditContext, layout: Layout) -> dict[str, Any]:
     """Per split (and the identity-re-drawn "fresh" training pairs), the sampled pairs' features."""
     attrs = ctx.artifact(ITEM_ATTRIBUTES)
     sample = ctx.artifact(PAIR_SAMPLE)
-    generic_cols = frozenset(layout.columns)
+    # a feature row's columns are few (at most max_generic_attributes) and each may carry a shared random
+    # value on positive pairs (a session's gain, a device's offset): they get a deviation part like the
+    # catalogue's; image regions and signal segments are many and local, and get level and agreement only
+    generic_cols = frozenset() if layout.kind == "tabular" else frozenset(layout.columns)
     tables, labels, notes = {}, {}, []
     for key in sample.left:
         split = "train" if key == "fresh" else key

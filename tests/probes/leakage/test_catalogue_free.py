@@ -381,6 +381,26 @@ def test_healthy_record_twin_stays_clean(labels):
     assert not _bad(report, PROBES), [f.message for f in _bad(report, PROBES)]
 
 
+def one_session_gain(x1, x2, label, rng):
+    """Both records of a positive pair were captured in one session, whose gain (column 8, otherwise 0) they
+    share: a random value of either sign, so the pair's mean is not higher, only further from the typical 0,
+    and negative pairs agree as well as positive ones (both 0)."""
+    pos = label == 1
+    gain = rng.normal(0.0, 3.0, int(pos.sum())).astype(np.float32)
+    x1[pos, 8], x2[pos, 8] = gain, gain
+
+
+def test_a_shared_random_value_in_one_column_is_seen_by_its_deviation():
+    rng = np.random.default_rng(0)
+    ys = np.repeat(np.arange(60), 20)
+    centres = rng.normal(size=(60, 8))
+    xs = np.c_[centres[ys] + 0.8 * rng.normal(size=(ys.size, 8)), np.zeros(ys.size)].astype(np.float32)
+    report = _fit_and_audit(xs, ys, rng, one_session_gain, RecordMLP, epochs=10, lr=3e-3, labels=False)
+    gd101 = _one(report, "GD101")
+    assert gd101.evidence["feature"] == "input_feature_8:deviation"
+    assert "further from the typical value" in gd101.message
+
+
 # ---------------------------------------------------------------------------------------------------
 # 1-D signals: a click at one place on positive training pairs
 # ---------------------------------------------------------------------------------------------------
