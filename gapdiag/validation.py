@@ -61,7 +61,8 @@ def check_index_array(values: Any, *, name: str, n_items: int, ndim: int = 1) ->
     arr = as_numpy(values, name=name)
     if not np.issubdtype(arr.dtype, np.integer):  # empty arrays too: an empty complex array is no index
         if np.issubdtype(arr.dtype, np.floating) and np.isfinite(arr).all() and np.all(np.mod(arr, 1) == 0):
-            arr = np.clip(arr, -1, n_items).astype(np.int64)  # out-of-range values stay out of range
+            # in float64, where n_items fits (a float16 array cannot hold 70,000); out-of-range values stay so
+            arr = np.clip(arr.astype(np.float64), -1, n_items).astype(np.int64)
         else:
             raise InputError(
                 f"{name} must hold integer item indices; got dtype {arr.dtype}. Pass positions into the items."

@@ -53,6 +53,15 @@ def test_index_arrays_that_are_ragged_huge_or_not_integers_are_refused():
     assert check_index_array([1.0, 2.0], name="left", n_items=5).tolist() == [1, 2]
 
 
+def test_half_precision_indices_into_more_items_than_float16_holds_convert_quietly():
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the fuzz suite found an overflow warning casting n_items to float16
+        out = check_index_array(np.array([1.0, 2.0], dtype=np.float16), name="left", n_items=100_000)
+    assert out.tolist() == [1, 2]
+
+
 def test_embeddings_are_finite_real_float32_rows():
     with pytest.raises(InputError, match="dtype <U1; embeddings must be real numbers"):
         check_embeddings(np.array([["a"]]), name="e")
