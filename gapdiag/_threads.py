@@ -130,16 +130,19 @@ def run_side_by_side(
 ) -> None:
     """Call ``run(i)`` once for every index of ``alone`` and ``beside``, on up to ``workers`` threads.
 
-    ``alone`` runs in its order on the calling thread (tasks that need the process's global state to
-    themselves, one at a time); ``beside`` is shared by the other ``workers - 1`` threads and, once
-    ``alone`` is done, the calling thread too. With one worker everything runs on the calling thread in
-    index order. An exception in any task (or Ctrl-C) stops every thread from starting another task, and
-    is raised here once they have finished the ones they were in.
+    ``alone`` runs first, in its order, on the calling thread with nothing beside it: such a task holds the
+    process's global state (:func:`exclusive`) for its whole run, and a task beside it that held a shared
+    result's lock while waiting for that state could never finish (a deadlock). ``beside`` then runs on
+    ``workers`` threads, the calling thread one of them. With one worker everything runs on the calling
+    thread in index order. An exception in any task (or Ctrl-C) stops every thread from starting another
+    task, and is raised here once they have finished the ones they were in.
     """
     if workers <= 1 or not beside:
         for i in sorted(alone + beside):
             run(i)
         return
+    for i in alone:
+        run(i)
     queue = deque(beside)
     taking = threading.Lock()
 
@@ -164,8 +167,6 @@ def run_side_by_side(
     with ThreadPoolExecutor(max_workers=workers - 1, thread_name_prefix="gapdiag-probe") as pool:
         helpers = [pool.submit(drain) for _ in range(min(workers - 1, len(beside)))]
         try:
-            for i in alone:
-                run(i)
             drain()
         except BaseException:  # Ctrl-C included: no new probe starts, the caller's exception wins
             stop()

@@ -36,13 +36,13 @@ def test_one_worker_runs_everything_in_index_order_on_the_calling_thread():
     assert calls == [(i, me) for i in range(5)]
 
 
-def test_alone_tasks_run_in_order_on_the_calling_thread_and_every_task_runs_once():
+def test_alone_tasks_run_first_in_order_on_the_calling_thread_and_every_task_runs_once():
     calls, run = _record(seconds=0.01)
     run_side_by_side([5, 0, 2], [1, 3, 4, 6, 7], run, workers=3)
     me = threading.current_thread().name
     assert sorted(i for i, _ in calls) == list(range(8))
-    assert [i for i, name in calls if i in (5, 0, 2)] == [5, 0, 2]
-    assert all(name == me for i, name in calls if i in (5, 0, 2))
+    # nothing runs beside an alone task: it may hold the global state a side-by-side task waits for
+    assert calls[:3] == [(5, me), (0, me), (2, me)]
     assert any(name != me for _, name in calls), "the side-by-side tasks used the helper threads"
 
 
@@ -65,14 +65,14 @@ def test_an_interrupt_on_the_calling_thread_starts_no_new_task():
     done: list[int] = []
 
     def run(i: int) -> None:
-        if i == 0:
+        if i == 3:
             time.sleep(0.05)
             raise KeyboardInterrupt
         time.sleep(0.02)
         done.append(i)
 
     with pytest.raises(KeyboardInterrupt):
-        run_side_by_side([0], list(range(1, 60)), run, workers=2)
+        run_side_by_side([], list(range(60)), run, workers=2)
     assert len(done) < 10
 
 

@@ -181,8 +181,8 @@ class Probe(abc.ABC):
     #: True when the probe may run beside other probes (the audit's ``workers`` option): it draws randomness
     #: only from ``ctx.rng`` (never from numpy's, Python's or torch's global streams, directly or through a
     #: library), reaches the model only through the context, and calls no numba-parallel code. False (the
-    #: default, right for any probe not known to be so) runs it on the calling thread, one such probe at a
-    #: time, with the global streams seeded for it.
+    #: default, right for any probe not known to be so) runs it on the calling thread before the concurrent
+    #: ones, with nothing beside it and the global streams seeded for it.
     concurrent: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
