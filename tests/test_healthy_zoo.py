@@ -64,6 +64,19 @@ class TokenBag(nn.Module):
         return torch.linalg.vector_norm(a - b, dim=1)
 
 
+class RowMLP(nn.Module):
+    """Feature rows (B, 64) through an MLP with BatchNorm and Dropout, as tabular metric learning is built."""
+
+    def __init__(self, d: int = 64):
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Linear(d, 128), nn.BatchNorm1d(128), nn.ReLU(), nn.Dropout(0.2), nn.Linear(128, 32)
+        )
+
+    def encode(self, x):
+        return self.net(x)
+
+
 def _as_tokens(images: torch.Tensor) -> torch.Tensor:
     """8x8 digits (N, 1, 8, 8) in [0, 1] -> token ids (N, 64) int64: position * 17 + grey level (0..16)."""
     levels = (images.reshape(images.shape[0], 64) * 16).round().long()
@@ -94,6 +107,8 @@ def _zoo(kind: str):
     part = split_by_items(labels, seed=0)
     if kind == "tokens":
         images = _as_tokens(images)
+    elif kind == "features":
+        images = images.reshape(images.shape[0], -1)
     pool = Items(images[part.train], labels=labels[part.train])
     pairs = make_pairs(pool, n_pairs=1500, seed=0)
     x1, x2 = images[part.train][pairs.left], images[part.train][pairs.right]
@@ -104,6 +119,7 @@ def _zoo(kind: str):
             "cosine_bn": NormalizedCNN,
             "pair_head": PairHeadNet,
             "tokens": TokenBag,
+            "features": RowMLP,
         }[kind]()
     if kind == "pair_head":
         _train_pair_head(net, x1, x2, pairs.label)
@@ -135,7 +151,7 @@ def _splits(kind: str, val_protocol: str, with_labels: bool):
 
 @pytest.mark.parametrize("with_labels", [True, False], ids=["labels", "no-labels"])
 @pytest.mark.parametrize("val_protocol", ["pairs", "episodes"])
-@pytest.mark.parametrize("kind", ["contrastive", "cosine_bn", "pair_head", "tokens"])
+@pytest.mark.parametrize("kind", ["contrastive", "cosine_bn", "pair_head", "tokens", "features"])
 def test_a_healthy_model_raises_no_warn_and_no_fail(kind, val_protocol, with_labels):
     model, train, val = _splits(kind, val_protocol, with_labels)
     report = gapdiag.audit(model, train, val, config=CONFIG, progress=False)
@@ -154,7 +170,7 @@ def test_a_healthy_model_raises_no_warn_and_no_fail(kind, val_protocol, with_lab
 
 def test_the_zoo_models_are_good_models():
     """The zoo is only meaningful if its models learned the task (pairwise training accuracy well above chance)."""
-    for kind in ("contrastive", "cosine_bn", "pair_head", "tokens"):
+    for kind in ("contrastive", "cosine_bn", "pair_head", "tokens", "features"):
         model, train, val = _splits(kind, "pairs", True)
         report = gapdiag.audit(model, train, val, probes=["pair_composition"], config=CONFIG, progress=False)
         first = report.gap["chain"]["states"][0]
