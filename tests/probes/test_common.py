@@ -55,6 +55,25 @@ def test_probe_is_deterministic_and_leaves_inputs_alone(healthy_episodes, name):
     assert np.array_equal(s.train.pairs.left, left)
 
 
+@pytest.mark.parametrize("name", [n for n in PROBES if registered_probes()[n].concurrent])
+def test_a_concurrent_probe_draws_nothing_from_the_global_streams(healthy_pairs, name):
+    """A probe that runs beside others (``concurrent = True``) is not seeded or restored: drawing from numpy's,
+    Python's or torch's global stream would move the caller's and make the report depend on timing."""
+    import random
+
+    import torch
+
+    np.random.seed(11)
+    random.seed(11)
+    torch.manual_seed(11)
+    before = (np.random.get_state()[1].copy(), random.getstate(), torch.random.get_rng_state())
+    result = _audit(healthy_pairs, name).result(name)
+    assert result.status == "ok", result.reason
+    assert np.array_equal(np.random.get_state()[1], before[0])
+    assert random.getstate() == before[1]
+    assert torch.equal(torch.random.get_rng_state(), before[2])
+
+
 @pytest.mark.parametrize("name", PROBES)
 def test_missing_inputs_skip_with_a_reason(healthy_pairs, name):
     s = healthy_pairs
