@@ -53,6 +53,16 @@ def test_index_arrays_that_are_ragged_huge_or_not_integers_are_refused():
     assert check_index_array([1.0, 2.0], name="left", n_items=5).tolist() == [1, 2]
 
 
+def test_whole_float_labels_beyond_int64_stay_floats_quietly():
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the fuzz suite found an invalid-cast warning on 1e300
+        out = check_labels(np.array([1e300, 2.0, 1e300]), name="labels", n=3)
+    assert out.dtype == np.float64 and out[0] == out[2] != out[1]
+    assert check_labels(np.array([3.0, 2.0]), name="labels", n=2).dtype == np.int64
+
+
 def test_half_precision_indices_into_more_items_than_float16_holds_convert_quietly():
     import warnings
 
