@@ -218,9 +218,11 @@ def check_labels(values: Any, *, name: str, n: int) -> np.ndarray:
             raise InputError(
                 f"{name}[{i}] is NaN or inf; every item needs an identity label (or pass labels=None)."
             )
-        # whole numbers become integers where float64 holds them exactly (1e300 stays a float label)
-        if np.all(np.mod(arr, 1) == 0) and np.all(np.abs(arr) <= 2.0**53):
-            arr = arr.astype(np.int64)
+        # whole numbers become integers where float64 holds them exactly (1e300 stays a float label); the
+        # bound is compared in float64, which a float16 array could not hold
+        wide = arr.astype(np.float64)
+        if np.all(np.mod(wide, 1) == 0) and np.all(np.abs(wide) <= 2.0**53):
+            arr = wide.astype(np.int64)
     return arr
 
 

@@ -59,7 +59,9 @@ def test_whole_float_labels_beyond_int64_stay_floats_quietly():
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # the fuzz suite found an invalid-cast warning on 1e300
         out = check_labels(np.array([1e300, 2.0, 1e300]), name="labels", n=3)
+        half = check_labels(np.array([3.0, 2.0], dtype=np.float16), name="labels", n=2)  # 2**53 > float16 max
     assert out.dtype == np.float64 and out[0] == out[2] != out[1]
+    assert half.dtype == np.int64 and half.tolist() == [3, 2]
     assert check_labels(np.array([3.0, 2.0]), name="labels", n=2).dtype == np.int64
 
 
