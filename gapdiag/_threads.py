@@ -22,10 +22,6 @@ __all__ = [
 # flips its training flags and forks torch's stream): probes run side by side, these take turns.
 _EXCLUSIVE = threading.RLock()
 
-# warnings.catch_warnings saves and restores the process's filter list: two threads inside it at once
-# restore each other's filters. gapdiag's own suppressions take turns on this lock.
-_WARNINGS = threading.Lock()
-
 # Warnings that probes trigger in libraries and that say nothing about the user's model, ignored for the
 # whole probe phase: installed before any probe thread starts, because a filter set inside one thread is
 # undone whenever another thread leaves a catch_warnings block (pandas and scikit-learn enter hundreds).
@@ -90,12 +86,12 @@ def exclusive() -> threading.RLock:
 
 @contextmanager
 def ignoring_warnings(category: type[Warning], message: str = "") -> Iterator[None]:
-    """Ignore warnings of ``category`` whose text starts with ``message`` inside the block, thread-safely
-    among gapdiag's own uses. For calls outside an audit: inside one, a library's ``catch_warnings`` in
-    another thread can undo it, so the audit also holds :func:`probe_phase_warnings`."""
+    """Ignore warnings of ``category`` whose text starts with ``message`` inside the block. For calls outside
+    an audit: inside one, another thread's ``catch_warnings`` can undo it, so the audit installs the same
+    filters for the whole probe phase (:data:`PROBE_PHASE_IGNORES`, :func:`probe_phase_warnings`)."""
     import warnings
 
-    with _WARNINGS, warnings.catch_warnings():
+    with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=message, category=category)
         yield
 

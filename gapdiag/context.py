@@ -564,6 +564,8 @@ class AuditContext:
         """Embed new inputs (B, ...) that probes build themselves (counterfactuals, mode checks) -> (B, d)."""
         if self.model is None:
             raise InputError("This probe needs the model to embed new inputs, and the audit has none.")
-        with self._key_lock("embed_new"):
+        from ._threads import exclusive
+
+        with exclusive():  # the model's lock: the count and the call in one turn
             self.extra_items_encoded += int(x.shape[0])
-        return self.model.embed(x, mode=mode)
+            return self.model.embed(x, mode=mode)

@@ -220,9 +220,8 @@ def _torch_search(
     from ._threads import ignoring_warnings
 
     m, n = queries.shape[0], database.shape[0]
-    with ignoring_warnings(
-        UserWarning
-    ):  # read-only arrays (memory maps): torch warns, but nothing writes here
+    # read-only arrays (memory maps): torch warns, but nothing writes here
+    with ignoring_warnings(UserWarning, "The given NumPy array is not writable"):
         db = torch.from_numpy(database)
         q_all = torch.from_numpy(queries)
     step = min(n, _TORCH_DB_BLOCK)

@@ -26,6 +26,7 @@ __all__ = [
     "bootstrap_auc",
     "auc_placements",
     "delong_auc",
+    "placement_variance",
     "normal_estimate",
     "estimate_from_draws",
     "mean_bootstrap_draws",
@@ -351,16 +352,21 @@ def auc_placements(values: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.nd
 def delong_auc(scores: np.ndarray, labels: np.ndarray, level: float = DEFAULT_LEVEL) -> Estimate:
     """ROC-AUC of ``scores`` (n,) for ``labels`` (n,) with DeLong's interval: the analytic counterpart of
     :func:`bootstrap_auc` (similar and dissimilar units as separate samples), in O(n log n) without
-    resampling. Unknown interval with fewer than two units of a class."""
+    resampling. Unknown interval with fewer than two units of a class (see :func:`normal_estimate`)."""
     y = np.asarray(labels).astype(bool)
     n_pos, n_neg = int(y.sum()), int((~y).sum())
     if n_pos == 0 or n_neg == 0:
         return Estimate.unknown(y.size, level)
     v10, v01 = auc_placements(scores, y)
-    if min(n_pos, n_neg) < 2:
-        return Estimate.unknown(y.size, level, value=float(v10.mean()))
-    variance = np.var(v10, ddof=1) / n_pos + np.var(v01, ddof=1) / n_neg
-    return normal_estimate(float(v10.mean()), float(variance), y.size, level, bounds=(0.0, 1.0))
+    return normal_estimate(float(v10.mean()), placement_variance(v10, v01), y.size, level, bounds=(0.0, 1.0))
+
+
+def placement_variance(v10: np.ndarray, v01: np.ndarray) -> float:
+    """DeLong's variance of an AUC (or of a paired AUC difference) from per-unit placements ``v10``
+    (n_pos,) and ``v01`` (n_neg,) (or their per-unit differences); NaN with fewer than two of either."""
+    if min(v10.size, v01.size) < 2:
+        return float("nan")
+    return float(np.var(v10, ddof=1) / v10.size + np.var(v01, ddof=1) / v01.size)
 
 
 def normal_estimate(

@@ -14,6 +14,7 @@ from ...stats import (
     estimate_from_draws,
     normal_estimate,
     paired_mean_draws,
+    placement_variance,
 )
 from ..base import FigureSpec, Measurement, Probe
 from ..registry import register_probe
@@ -239,20 +240,15 @@ def _paired_auc_gap(
     # np.repeat keeps a pair's r fresh scores together, in the pairs' order: one row per pair
     v10_f, v01_f = v10_f.reshape(n_pos, r).mean(axis=1), v01_f.reshape(n_neg, r).mean(axis=1)
 
-    def variance(a: np.ndarray, b: np.ndarray) -> float:
-        return (
-            float(np.var(a, ddof=1) / a.size + np.var(b, ddof=1) / b.size)
-            if min(a.size, b.size) > 1
-            else np.nan
-        )
-
     n = int(y.size)
     return (
-        normal_estimate(float(v10_o.mean()), variance(v10_o, v01_o), n, level, bounds=(0.0, 1.0)),
-        normal_estimate(float(v10_f.mean()), variance(v10_f, v01_f), n * r, level, bounds=(0.0, 1.0)),
+        normal_estimate(float(v10_o.mean()), placement_variance(v10_o, v01_o), n, level, bounds=(0.0, 1.0)),
+        normal_estimate(
+            float(v10_f.mean()), placement_variance(v10_f, v01_f), n * r, level, bounds=(0.0, 1.0)
+        ),
         normal_estimate(
             float(v10_o.mean() - v10_f.mean()),
-            variance(v10_o - v10_f, v01_o - v01_f),
+            placement_variance(v10_o - v10_f, v01_o - v01_f),
             n,
             level,
             bounds=(-1.0, 1.0),
