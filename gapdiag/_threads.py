@@ -128,17 +128,19 @@ def run_side_by_side(
 
     ``alone`` runs first, in its order, on the calling thread with nothing beside it: such a task holds the
     process's global state (:func:`exclusive`) for its whole run, and a task beside it that held a shared
-    result's lock while waiting for that state could never finish (a deadlock). ``beside`` then runs on
-    ``workers`` threads, the calling thread one of them. With one worker everything runs on the calling
-    thread in index order. An exception in any task (or Ctrl-C) stops every thread from starting another
-    task, and is raised here once they have finished the ones they were in.
+    result's lock while waiting for that state could never finish (a deadlock). Having the machine to
+    itself, it gets every core (:func:`all_threads`): a core left idle is time lost. ``beside`` then runs
+    on ``workers`` threads, the calling thread one of them (with one worker, on the calling thread in index
+    order). An exception in any task (or Ctrl-C) stops every thread from starting another task, and is
+    raised here once they have finished the ones they were in.
     """
-    if workers <= 1 or not beside:
-        for i in sorted(alone + beside):
+    for i in alone:
+        with all_threads():
+            run(i)
+    if workers <= 1:
+        for i in beside:
             run(i)
         return
-    for i in alone:
-        run(i)
     queue = deque(beside)
     taking = threading.Lock()
 

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 import gapdiag
-from gapdiag._threads import probe_workers, run_side_by_side
+from gapdiag._threads import probe_workers, run_side_by_side, single_threaded
 from gapdiag.digits import build_scenario
 
 
@@ -29,11 +29,23 @@ def _record(seconds: float = 0.0):
     return calls, run
 
 
-def test_one_worker_runs_everything_in_index_order_on_the_calling_thread():
+def test_one_worker_runs_the_alone_tasks_then_the_others_in_order_on_the_calling_thread():
     calls, run = _record()
     run_side_by_side([0, 3], [1, 2, 4], run, workers=1)
     me = threading.current_thread().name
-    assert calls == [(i, me) for i in range(5)]
+    assert calls == [(i, me) for i in (0, 3, 1, 2, 4)]
+
+
+@pytest.mark.parametrize("workers", [1, 3])
+def test_an_alone_task_gets_every_core_and_a_side_by_side_task_one(workers):
+    threads: dict[int, int] = {}
+    before = torch.get_num_threads()
+    with single_threaded():
+        run_side_by_side(
+            [0], [1, 2], lambda i: threads.setdefault(i, torch.get_num_threads()), workers=workers
+        )
+    assert threads == {0: before, 1: 1, 2: 1}
+    assert torch.get_num_threads() == before
 
 
 def test_alone_tasks_run_first_in_order_on_the_calling_thread_and_every_task_runs_once():

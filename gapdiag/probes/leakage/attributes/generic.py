@@ -419,7 +419,9 @@ def _tabular_layout(x: torch.Tensor, *, max_attributes: int, names: tuple[str, .
 
 def _four_stats(v: torch.Tensor) -> dict[str, torch.Tensor]:
     """(B, C, n) -> the statistics over the last axis, each (B, C)."""
-    return {"mean": v.mean(-1), "std": v.std(-1, correction=0), "min": v.amin(-1), "max": v.amax(-1)}
+    # numpy's two-pass std: torch's single-threaded std over short rows is about 3x slower
+    std = torch.from_numpy(np.std(v.numpy(), axis=-1))
+    return {"mean": v.mean(-1), "std": std, "min": v.amin(-1), "max": v.amax(-1)}
 
 
 def generic_values(layout: Layout, batch: Any) -> dict[str, np.ndarray]:
