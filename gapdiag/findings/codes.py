@@ -324,8 +324,9 @@ _ENTRIES = [
         "GD305",
         "Preprocessing differs between splits",
         "protocol",
-        "The inputs of the splits differ in shape, dtype, value range or per-channel statistics in a way that points "
-        "to a different preprocessing (for example a validation loader without normalisation).",
+        "The inputs of the splits differ in shape, dtype, value range, per-channel statistics or orientation in a "
+        "way that points to a different preprocessing (for example a validation loader without normalisation, or "
+        "one that swaps height and width).",
         "The model sees validation inputs on a scale it never saw in training; embeddings and distances are then "
         "meaningless.",
         "Per split, on a bounded sample of items: shapes, dtype, min/max, per-channel mean and standard "
@@ -333,7 +334,10 @@ _ENTRIES = [
         "deviations, with bootstrap CIs, plus coverage: the share of validation items whose own mean, std, min or "
         "max falls outside the range of the training items. A fail needs a large scale difference and a majority "
         "of validation items outside the training range (augmentation that only touches training pairs moves the "
-        "statistics but not the coverage); different shapes are a fail, a different dtype kind a warning.",
+        "statistics but not the coverage); different shapes are a fail, a different dtype kind a warning. For "
+        "images also the orientation: the mean validation item against the mean training item (16 x 16 averages), "
+        "before and after undoing a flip, a turn, a transposition or a channel reversal; a fail when one undo "
+        "removes most of a real difference.",
         (
             "Apply exactly the same transforms (Normalize, resize, channel order, dtype scaling) to validation.",
             "Share one preprocessing function between training and evaluation code.",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -19,8 +20,10 @@ __all__ = ["PreprocessingProbe"]
 
 FIG_CHANNELS = "preprocessing_channels"
 FIG_ITEMS = "preprocessing_items"
+FIG_ORIENTATION = "preprocessing_orientation"
 _FEATURES = ("mean", "std", "min", "max")
 _READ_BATCH = 256
+_PICTURE_SIDE = 16  # items are compared in orientation as 16 x 16 averages: layout, not detail
 
 
 def _channel_layout(shape: tuple[int, ...]) -> tuple[str, int]:
@@ -37,12 +40,17 @@ def _channel_layout(shape: tuple[int, ...]) -> tuple[str, int]:
 
 
 def _item_features(items: Items, idx: np.ndarray, layout: str) -> dict[str, np.ndarray]:
-    """Per-item, per-channel statistics (n, C) of the items ``idx``: mean, std, min, max, mean of squares."""
+    """Per-item, per-channel statistics (n, C) of the items ``idx``: mean, std, min, max, mean of squares;
+    for images also ``"picture"`` (n, C, g, g'): each item average-pooled to at most :data:`_PICTURE_SIDE`."""
     import torch
 
-    parts: dict[str, list[np.ndarray]] = {k: [] for k in (*_FEATURES, "sq")}
+    parts: dict[str, list[np.ndarray]] = {k: [] for k in (*_FEATURES, "sq", "picture")}
     for start in range(0, idx.size, _READ_BATCH):
-        x = items.get_batch(idx[start : start + _READ_BATCH]).to(dtype=torch.float64).numpy()
+        batch = items.get_batch(idx[start : start + _READ_BATCH])
+        x = batch.to(dtype=torch.float64).numpy()
+        picture = _picture(batch, layout)
+        if picture is not None:
+            parts["picture"].append(picture)
         b = x.shape[0]
         if layout == "first":
             f = x.reshape(b, x.shape[1], -1)
@@ -55,7 +63,26 @@ def _item_features(items: Items, idx: np.ndarray, layout: str) -> dict[str, np.n
         parts["min"].append(f.min(axis=2))
         parts["max"].append(f.max(axis=2))
         parts["sq"].append((f * f).mean(axis=2))
-    return {k: np.concatenate(v) for k, v in parts.items()}
+    return {k: np.concatenate(v) for k, v in parts.items() if v}
+
+
+def _picture(batch: Any, layout: str) -> np.ndarray | None:
+    """Image batches (B, C, H, W), (B, H, W, C) or (B, H, W) pooled to (B, C, <= 16, <= 16) float64; None
+    for other items. Average pooling commutes with flips (and, on square images, with transposition), so the
+    orientation check can transform the small copies instead of the items."""
+    import torch
+    import torch.nn.functional as F
+
+    from ...modality import is_image_like
+
+    x = batch.to(dtype=torch.float64)
+    if layout == "last" and x.ndim == 4:
+        x = x.permute(0, 3, 1, 2)
+    if not is_image_like(x):
+        return None
+    x = x.unsqueeze(1) if x.ndim == 3 else x
+    side = (min(_PICTURE_SIDE, x.shape[-2]), min(_PICTURE_SIDE, x.shape[-1]))
+    return F.adaptive_avg_pool2d(x, side).numpy()
 
 
 def _pooled(mean: np.ndarray, sq: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -81,6 +108,86 @@ def _draws(
         ms.append(m)
         ss.append(sd)
     return np.concatenate(ms), np.concatenate(ss)
+
+
+def _orientations(square: bool, channels: int) -> dict[str, Callable[[np.ndarray], np.ndarray]]:
+    """Transforms of (..., C, h, w) arrays that would undo a slip in a validation loader, by what the slip did
+    to validation items: flips and a half turn; on square images also quarter turns and transpositions
+    (height and width swapped, as when an (H, W, C) array is read as (W, H, C)); with 3 channels each of
+    these with the channel order reversed too (BGR read as RGB)."""
+    turned: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+        "identity": lambda x: x,
+        "flipped left-right": lambda x: x[..., ::-1],
+        "flipped upside down": lambda x: x[..., ::-1, :],
+        "rotated by 180 degrees": lambda x: x[..., ::-1, ::-1],
+    }
+    if square:
+        turned.update(
+            {
+                "transposed (height and width swapped)": lambda x: x.swapaxes(-1, -2),
+                "transposed along the other diagonal": lambda x: x[..., ::-1, ::-1].swapaxes(-1, -2),
+                # np.rot90 turns counter-clockwise: it undoes a clockwise turn
+                "rotated by 90 degrees clockwise": lambda x: np.rot90(x, 1, axes=(-2, -1)),
+                "rotated by 90 degrees counter-clockwise": lambda x: np.rot90(x, 3, axes=(-2, -1)),
+            }
+        )
+    if channels != 3:
+        return turned
+    out = dict(turned)
+    for name, f in turned.items():
+        key = "in reversed channel order (BGR for RGB)" + ("" if name == "identity" else f" and {name}")
+        out[key] = lambda x, f=f: f(x)[..., ::-1, :, :]
+    return out
+
+
+def _orientation(
+    train: np.ndarray, val: np.ndarray, rng: np.random.Generator, n_boot: int, level: float
+) -> dict[str, Any]:
+    """Whether validation pictures (n_v, C, h, w) line up with training pictures (n_t, C, h, w) only once a
+    flip, turn, transposition or channel reversal is undone.
+
+    Per candidate ``U`` (:func:`_orientations`), the layout difference ``D(U)``: the mean over cells of the
+    squared difference of the two splits' mean pictures after ``U`` is applied to validation, in units of the
+    training items' average per-cell variance, less what sampling alone gives (the variance of the two mean
+    pictures); ``rms = sqrt(D)``. The best non-identity ``U*`` explains the share ``1 - D(U*) / D(identity)``
+    of the difference. Items of both splits are resampled (bootstrap) for the CIs.
+    """
+    n_t, n_v = train.shape[0], val.shape[0]
+    shape = train.shape[1:]
+    xt, xv = train.reshape(n_t, -1), val.reshape(n_v, -1)
+    scale = max(float(xt.var(axis=0).mean()), 1e-12)
+    floor = float((xt.var(axis=0) / n_t + xv.var(axis=0) / n_v).mean()) / scale
+    chunk = bootstrap_chunk(max(n_t, n_v))
+    mt_b, mv_b = [], []
+    for s in range(0, n_boot, chunk):  # multinomial weights: the resampled mean pictures, chunk x F at a time
+        m = min(chunk, n_boot - s)
+        mt_b.append((rng.multinomial(n_t, np.full(n_t, 1 / n_t), size=m) / n_t) @ xt)
+        mv_b.append((rng.multinomial(n_v, np.full(n_v, 1 / n_v), size=m) / n_v) @ xv)
+    boot_t, boot_v = np.concatenate(mt_b), np.concatenate(mv_b).reshape(-1, *shape)
+    mean_t, mean_v = xt.mean(axis=0), xv.mean(axis=0).reshape(shape)
+
+    def gap(mv: np.ndarray, mt: np.ndarray) -> np.ndarray:
+        return ((mv.reshape(*mv.shape[: mv.ndim - 3], -1) - mt) ** 2).mean(axis=-1) / scale - floor
+
+    layouts = _orientations(shape[-1] == shape[-2], shape[0])
+    point = {name: float(gap(f(mean_v), mean_t)) for name, f in layouts.items()}
+    best = min((k for k in point if k != "identity"), key=point.__getitem__, default=None)
+    d_id = gap(boot_v, boot_t)
+    rms = {k: float(np.sqrt(max(v, 0.0))) for k, v in point.items()}
+    out: dict[str, Any] = {
+        "rms": rms,
+        "identity_rms": _interval(rms["identity"], np.sqrt(np.maximum(d_id, 0.0)), min(n_t, n_v), level),
+        "best": best,
+        "n_train": int(n_t),
+        "n_val": int(n_v),
+    }
+    if best is not None and point["identity"] > 0:
+        d_best = gap(layouts[best](boot_v), boot_t)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            explained = 1.0 - d_best / d_id
+        draws = np.where(d_id > 0, explained, np.nan)
+        out["explained"] = _interval(1.0 - point[best] / point["identity"], draws, min(n_t, n_v), level)
+    return out
 
 
 def _interval(point: float, draws: np.ndarray, n: int, level: float) -> Estimate:
@@ -123,7 +230,16 @@ class PreprocessingProbe(Probe):
        largest; Wilson CI. Healthy splits give about 0; expected under no shift is at most
        ``2 * coverage_quantile``. Large: ``>= min_outside_share`` with the CI above ``2 * coverage_quantile``.
 
-    GD305 ``fail``: item shapes differ, or scale and coverage are both large. ``warn``: only the raw dtype
+    **Orientation** (image items of one shape): the mean validation item against the mean training item,
+    both as 16 x 16 averages per channel, before and after undoing each flip, half or quarter turn,
+    transposition and (3 channels) channel reversal. The layout difference is the RMS over cells of the
+    mean items' difference in training standard deviations, less what sampling alone gives; an undo
+    *explains* the share of its square that it removes. Bootstrap CIs over the items of both splits.
+    Unseen classes make the mean items differ too, but no flip or turn lines them up.
+
+    GD305 ``fail``: item shapes differ, or scale and coverage are both large, or the layout difference is at
+    least ``min_layout_rms`` (CI above 0) and one undo explains at least ``min_explained`` of it (CI above
+    50%). ``warn``: only the raw dtype
     kind differs (integer vs floating point: one split was probably not converted/scaled like the other).
     """
 
@@ -144,6 +260,12 @@ class PreprocessingProbe(Probe):
         "min_outside_share": 0.5,
         "coverage_quantile": 0.01,
         "range_tolerance": 0.25,
+        # orientation: the mean validation item differs from the mean training item by at least this many
+        # training standard deviations per cell (RMS; the same preprocessing gives about 0) ...
+        "min_layout_rms": 0.1,
+        # ... and undoing one flip, turn, transposition or channel reversal removes at least this share of
+        # the squared difference (unseen classes give under 30% for digits: none of their difference is a flip)
+        "min_explained": 0.75,
     }
     description = (
         "Per-split shape, dtype, range and per-channel mean/std; a val loader preprocessed differently."
@@ -222,6 +344,12 @@ class PreprocessingProbe(Probe):
             "worst_coverage": worst,
         }
         figures = self._figures(per_split, mt_draw, st_draw, mv_draw, sv_draw, feats, worst, level)
+        if comparable and "picture" in feats["train"] and "picture" in feats["val"]:
+            pictures = feats["train"]["picture"], feats["val"]["picture"]
+            metrics["orientation"] = _orientation(
+                *pictures, ctx.rng("preprocessing.orientation"), n_boot, level
+            )
+            figures.append(_orientation_figure(*pictures, metrics["orientation"]["best"]))
         return Measurement(metrics=metrics, figures=figures)
 
     def _coverage(
@@ -329,6 +457,10 @@ class PreprocessingProbe(Probe):
                     figures=figs,
                 )
             ]
+        # a channel reversal also moves channel scales: the undo that lines the splits up is the better name
+        turned = self._turned(mt.get("orientation"), facts, evidence, figs)
+        if turned is not None:
+            return [turned]
         ratio_max = float(p["max_std_ratio"])
         large = []
         for c in mt["channels"]:
@@ -370,6 +502,74 @@ class PreprocessingProbe(Probe):
                 )
             ]
         return []
+
+    def _turned(
+        self, orientation: dict[str, Any] | None, facts: str, evidence: dict[str, Any], figs: list[str]
+    ) -> Finding | None:
+        """GD305 fail when validation items line up with training items only once a slip is undone."""
+        p = self.params
+        if not _explained_by_a_slip(orientation, p):
+            return None
+        assert orientation is not None
+        rms, explained, best = orientation["identity_rms"], orientation["explained"], orientation["best"]
+        message = (
+            f"Validation inputs look like training inputs {best}: the mean validation item differs from the mean "
+            f"training item by {rms:.2f} training standard deviations per cell (RMS over 16 x 16 averages; 0 = "
+            f"the same layout), and undoing that removes {explained.value:.0%} [{explained.low:.0%}, "
+            f"{explained.high:.0%}] of the squared difference ({orientation['n_val']} validation and "
+            f"{orientation['n_train']} training items; {explained.level:.0%} bootstrap CI). {facts} A validation "
+            f"loader that swaps height and width, flips or turns images, or reads BGR as RGB gives exactly this; "
+            f"validation classes unseen in training differ from training in layout too, but no flip lines them "
+            f"up. (fail: a difference >= {p['min_layout_rms']:g} that the undo explains >= "
+            f"{p['min_explained']:.0%}, its CI above 50%.)"
+        )
+        evidence = {
+            **evidence,
+            "orientation": {
+                "undo": best,
+                "identity_rms": rms.to_dict(),
+                "explained": explained.to_dict(),
+                "rms_after_undo": orientation["rms"],
+            },
+        }
+        return self.finding(
+            "GD305", Severity.FAIL, message, evidence=evidence, figures=[*figs, FIG_ORIENTATION]
+        )
+
+
+def _explained_by_a_slip(orientation: dict[str, Any] | None, params: dict[str, Any]) -> bool:
+    """A layout difference that is real and mostly undone by one flip, turn or channel reversal."""
+    if not orientation or "explained" not in orientation:
+        return False
+    rms, explained = orientation["identity_rms"], orientation["explained"]
+    return (
+        rms.value >= params["min_layout_rms"]
+        and rms.low > 0
+        and explained.value >= params["min_explained"]
+        and explained.low > 0.5
+    )
+
+
+def _orientation_figure(train: np.ndarray, val: np.ndarray, best: str | None) -> FigureSpec:
+    """The mean training and validation pictures side by side, and the validation one with ``best`` undone."""
+    undo = _orientations(train.shape[-1] == train.shape[-2], train.shape[1])
+    means = [train.mean(axis=0), val.mean(axis=0)]
+    if best is not None:
+        means.append(np.ascontiguousarray(undo[best](means[1])))
+    lo, hi = float(means[0].min()), float(means[0].max())
+
+    def shown(m: np.ndarray) -> np.ndarray:  # (C, h, w) -> (h, w) or (h, w, 3) in [0, 1], training's range
+        img = np.moveaxis(m, 0, -1) if m.shape[0] == 3 else m.mean(axis=0)
+        return np.round((img - lo) / (hi - lo if hi > lo else 1.0), 4)
+
+    caption = "mean training item | mean validation item" + (f" | the latter, {best} undone" if best else "")
+    return FigureSpec(
+        FIG_ORIENTATION,
+        "images",
+        "Mean items per split (16 x 16 averages)",
+        {"rows": [{"caption": caption, "images": [shown(m).tolist() for m in means]}]},
+        caption="Same preprocessing: the two mean items look alike, and undoing a flip or a turn does not help.",
+    )
 
 
 def _kind(dtype: str) -> str:

@@ -119,6 +119,19 @@ CASES = {
     "val at half contrast": (3, 16, "items", None, lambda v: v * 0.5, Severity.FAIL),
     "val resized": (1, 8, "items", None, "resize", Severity.FAIL),
     "val as uint8 of the same values": (1, 8, "items", None, "uint8", Severity.WARN),
+    # orientation: a slip in the validation loader, and classes that differ without any slip
+    "val transposed": (1, 16, "items", None, lambda v: v.transpose(-1, -2), Severity.FAIL),
+    "val flipped left-right, 28 x 28 RGB": (3, 28, "items", None, lambda v: v.flip(-1), Severity.FAIL),
+    "unseen classes, val turned": (
+        1,
+        16,
+        "classes",
+        None,
+        lambda v: torch.rot90(v, 1, (-2, -1)),
+        Severity.FAIL,
+    ),
+    "unseen 6 and 9 (a half turn apart)": (1, 16, (6, 9), None, None, None),
+    "unseen 0, 1 and 8 (symmetric digits)": (1, 16, (0, 1, 8), None, None, None),
 }
 
 
@@ -126,7 +139,10 @@ CASES = {
 def test_planted_and_natural_differences(case):
     channels, size, partition, train_tf, val_tf, expected = CASES[case]
     images, labels = load_digits_images(channels=channels, size=size)
-    part = split_by_items(labels) if partition == "items" else split_by_classes(labels)
+    if partition == "items":
+        part = split_by_items(labels)
+    else:
+        part = split_by_classes(labels, *(() if partition == "classes" else (partition,)))
     tx, vx = images[part.train], images[part.val]
     if train_tf == "distort":
         tx = _half_colour_distorted(tx, np.random.default_rng(0))
@@ -144,6 +160,59 @@ def test_planted_and_natural_differences(case):
         assert not found, found[0].message
     else:
         assert found and found[0].severity == expected, [f.message for f in found]
+
+
+ORANGE = torch.tensor([1.0, 0.6, 0.2]).view(1, 3, 1, 1)  # strokes in a colour whose channels differ
+SLIPS = {
+    # name: (what the validation loader did to (N, C, H, W) items, the words that name it)
+    "height and width swapped": (lambda v: v.transpose(-1, -2), "transposed (height and width swapped)"),
+    "quarter turn": (lambda v: torch.rot90(v, -1, (-2, -1)), "rotated by 90 degrees clockwise"),
+    "BGR read as RGB": (lambda v: v.flip(1), "in reversed channel order (BGR for RGB)"),
+    "BGR and a half turn": (
+        lambda v: v.flip(1).flip(-1).flip(-2),
+        "reversed channel order (BGR for RGB) and rotated by 180",
+    ),
+    "upside down, not square": (lambda v: v[..., :12].flip(-2), "flipped upside down"),
+}
+
+
+@pytest.mark.parametrize("slip", list(SLIPS))
+def test_a_slip_in_the_validation_loader_is_named_and_undoing_it_is_clean(slip):
+    undo_shape, words = SLIPS[slip]
+    images, labels = load_digits_images(channels=3, size=16)
+    images = images * ORANGE
+    part = split_by_items(labels)
+    square = "not square" not in slip
+    tx = images[part.train] if square else images[part.train][..., :12]
+    vx = images[part.val]
+    train, val = _splits(tx, labels[part.train], undo_shape(vx), labels[part.val])
+    [f] = _audit(_untrained(3), train, val).by_code("GD305")
+    assert f.severity == Severity.FAIL and words in f.message, f.message
+    assert f.evidence["orientation"]["explained"]["ci_low"] > 0.9
+    assert "preprocessing_orientation" in f.figures
+    # the same items without the slip: nothing to undo
+    clean = _splits(tx, labels[part.train], vx if square else vx[..., :12], labels[part.val])
+    m = _audit(_untrained(3), *clean).result("preprocessing").metrics
+    assert not _audit(_untrained(3), *clean).by_code("GD305")
+    assert m["orientation"]["identity_rms"].high < 0.1
+
+
+def test_channels_last_items_are_turned_back_like_channels_first():
+    images, labels = load_digits_images(channels=3, size=16)
+    images = (images * ORANGE).permute(0, 2, 3, 1)  # (N, H, W, C), as read from image files
+    part = split_by_items(labels)
+    train, val = _splits(images[part.train], labels[part.train], images[part.val].flip(1), labels[part.val])
+
+    class ChannelsLast(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.net = _untrained(3).module
+
+        def encode(self, x):
+            return self.net.encode(x.permute(0, 3, 1, 2))
+
+    [f] = _audit(SiameseModel(ChannelsLast()), train, val).by_code("GD305")
+    assert "flipped upside down" in f.message, f.message
 
 
 def test_without_raw_inputs_the_probe_is_skipped(normalized_model):
