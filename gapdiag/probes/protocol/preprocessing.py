@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ...findings.finding import Finding, Severity
-from ...stats import Estimate, bootstrap_chunk, wilson
+from ...stats import Estimate, bootstrap_chunk, bootstrap_multiplicities, wilson
 from ..base import FigureSpec, Measurement, Probe
 from ..registry import register_probe
 
@@ -159,11 +159,14 @@ def _orientation(
     floor = float((xt.var(axis=0) / n_t + xv.var(axis=0) / n_v).mean()) / scale
     chunk = bootstrap_chunk(max(n_t, n_v))
     mt_b, mv_b = [], []
-    for s in range(0, n_boot, chunk):  # multinomial weights: the resampled mean pictures, chunk x F at a time
+    # the resampled mean pictures, chunk x F at a time, in float32 (the point values stay float64)
+    xt32, xv32 = xt.astype(np.float32), xv.astype(np.float32)
+    for s in range(0, n_boot, chunk):
         m = min(chunk, n_boot - s)
-        mt_b.append((rng.multinomial(n_t, np.full(n_t, 1 / n_t), size=m) / n_t) @ xt)
-        mv_b.append((rng.multinomial(n_v, np.full(n_v, 1 / n_v), size=m) / n_v) @ xv)
-    boot_t, boot_v = np.concatenate(mt_b), np.concatenate(mv_b).reshape(-1, *shape)
+        mt_b.append(bootstrap_multiplicities(rng, n_t, m) @ xt32 / n_t)
+        mv_b.append(bootstrap_multiplicities(rng, n_v, m) @ xv32 / n_v)
+    boot_t = np.concatenate(mt_b).astype(np.float64)
+    boot_v = np.concatenate(mv_b).astype(np.float64).reshape(-1, *shape)
     mean_t, mean_v = xt.mean(axis=0), xv.mean(axis=0).reshape(shape)
 
     def gap(mv: np.ndarray, mt: np.ndarray) -> np.ndarray:
