@@ -90,6 +90,8 @@ def step_verdict(step: dict[str, Any]) -> str:
     if step.get("owner"):
         return str(step["owner"])
     status = step.get("status") or ("not significant" if not step.get("significant") else "unexplained")
+    if status == "unexplained" and step.get("id") == "generalization":
+        return "unexplained: no known fault, training items fit better than new ones"
     return _STATUS_WORDS.get(status, status)
 
 

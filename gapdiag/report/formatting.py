@@ -107,6 +107,20 @@ _GAIN_MEANING = {
 }
 
 
+# What an unexplained drop of each step leaves as its reading, once the faults gapdiag checks are ruled out.
+_UNEXPLAINED_MEANING = {
+    "generalization": (
+        "no fault gapdiag checks for accounts for it: the model fits its training items better than new ones, "
+        "the plain generalization gap (more items or identities, augmentation, regularization or an earlier "
+        "stop narrow it)"
+    ),
+    "pair_specific": (
+        "the given pairs score better than fresh pairs of the same items, yet no shared attribute (GD101) or "
+        "memorization finding (GD201) accounts for it"
+    ),
+}
+
+
 def _protocol_words(protocol: str) -> str:
     return "pairwise verification" if protocol == "pairwise" else f"{protocol} identification"
 
@@ -130,7 +144,7 @@ def step_text(step: dict[str, Any]) -> str:
     if step["status"] == "owned":
         tail = f"owned by {step['owner']}"
     elif step["status"] == "unexplained":
-        tail = "unexplained: no finding accounts for it"
+        tail = f"unexplained: {_UNEXPLAINED_MEANING.get(step['id'], 'no finding accounts for it')}"
     elif step["status"] == "gain":
         tail = f"a gain: {_GAIN_MEANING.get(step['id'], 'the later state scores higher')}"
     else:

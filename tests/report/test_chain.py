@@ -4,7 +4,7 @@ from gapdiag import Finding, Severity
 from gapdiag.probes.base import ProbeResult
 from gapdiag.report import Report
 from gapdiag.report.chain import chain_of, text_waterfall, waterfall_rows
-from gapdiag.report.formatting import symptom_text
+from gapdiag.report.formatting import step_text, symptom_text
 from gapdiag.report.renderers import _md
 
 
@@ -44,9 +44,14 @@ def test_an_unexplained_step_says_so(chain, chain_parts):
     chain["steps"][1] = step("generalization", "from training items to validation items", "train_fresh",
                              "val_train_protocol", 0.1, 0.05, 0.15)  # fmt: skip
     assert any(
-        line.endswith("from training items to validation items: unexplained")
+        line.endswith(
+            "from training items to validation items: unexplained: no known fault, training items fit better "
+            "than new ones"
+        )
         for line in text_waterfall(chain)
     )
+    # the long form says what is left once the checked faults are ruled out
+    assert "the plain generalization gap" in step_text(chain["steps"][1])
 
 
 def test_symptom_gives_both_ends_with_ci_n_and_chance(chain):
