@@ -337,7 +337,9 @@ _ENTRIES = [
         "statistics but not the coverage); different shapes are a fail, a different dtype kind a warning. For "
         "images also the orientation: the mean validation item against the mean training item (16 x 16 averages), "
         "before and after undoing a flip, a turn, a transposition or a channel reversal; a fail when one undo "
-        "removes most of a real difference.",
+        "removes most of a real difference. For token ids (categories, whose scale means nothing) the sequence "
+        "lengths instead: a fail when a real share of one split's sequences is longer than the other split's "
+        "longest (a tokenizer's max_length or pad id that differs between loaders).",
         (
             "Apply exactly the same transforms (Normalize, resize, channel order, dtype scaling) to validation.",
             "Share one preprocessing function between training and evaluation code.",

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ...findings.finding import Finding, Severity
-from ...stats import Estimate, bootstrap_chunk, bootstrap_multiplicities, wilson
+from ...stats import Estimate, bootstrap_chunk, estimate_from_draws, wilson
 from ..base import FigureSpec, Measurement, Probe
 from ..registry import register_probe
+from .lengths import capped_side, length_check, length_message
+from .orientation import explained_by_a_slip, orientation, orientation_figure
 
 if TYPE_CHECKING:
     from ...context import AuditContext
@@ -39,18 +40,23 @@ def _channel_layout(shape: tuple[int, ...]) -> tuple[str, int]:
     return "none", 1
 
 
-def _item_features(items: Items, idx: np.ndarray, layout: str) -> dict[str, np.ndarray]:
+def _item_features(
+    items: Items, idx: np.ndarray, layout: str, pad_id: int | None = None
+) -> dict[str, np.ndarray]:
     """Per-item, per-channel statistics (n, C) of the items ``idx``: mean, std, min, max, mean of squares;
-    for images also ``"picture"`` (n, C, g, g'): each item average-pooled to at most :data:`_PICTURE_SIDE`."""
+    for images also ``"picture"`` (n, C, g, g'): each item average-pooled to at most :data:`_PICTURE_SIDE`;
+    for token-id sequences (``pad_id`` given) also ``"length"`` (n,): the tokens other than ``pad_id``."""
     import torch
 
-    parts: dict[str, list[np.ndarray]] = {k: [] for k in (*_FEATURES, "sq", "picture")}
+    parts: dict[str, list[np.ndarray]] = {k: [] for k in (*_FEATURES, "sq", "picture", "length")}
     for start in range(0, idx.size, _READ_BATCH):
         batch = items.get_batch(idx[start : start + _READ_BATCH])
         x = batch.to(dtype=torch.float64).numpy()
         picture = _picture(batch, layout)
         if picture is not None:
             parts["picture"].append(picture)
+        if pad_id is not None and x.ndim == 2:
+            parts["length"].append((x != float(pad_id)).sum(axis=1))
         b = x.shape[0]
         if layout == "first":
             f = x.reshape(b, x.shape[1], -1)
@@ -110,98 +116,6 @@ def _draws(
     return np.concatenate(ms), np.concatenate(ss)
 
 
-def _orientations(square: bool, channels: int) -> dict[str, Callable[[np.ndarray], np.ndarray]]:
-    """Transforms of (..., C, h, w) arrays that would undo a slip in a validation loader, by what the slip did
-    to validation items: flips and a half turn; on square images also quarter turns and transpositions
-    (height and width swapped, as when an (H, W, C) array is read as (W, H, C)); with 3 channels each of
-    these with the channel order reversed too (BGR read as RGB)."""
-    turned: dict[str, Callable[[np.ndarray], np.ndarray]] = {
-        "identity": lambda x: x,
-        "flipped left-right": lambda x: x[..., ::-1],
-        "flipped upside down": lambda x: x[..., ::-1, :],
-        "rotated by 180 degrees": lambda x: x[..., ::-1, ::-1],
-    }
-    if square:
-        turned.update(
-            {
-                "transposed (height and width swapped)": lambda x: x.swapaxes(-1, -2),
-                "transposed along the other diagonal": lambda x: x[..., ::-1, ::-1].swapaxes(-1, -2),
-                # np.rot90 turns counter-clockwise: it undoes a clockwise turn
-                "rotated by 90 degrees clockwise": lambda x: np.rot90(x, 1, axes=(-2, -1)),
-                "rotated by 90 degrees counter-clockwise": lambda x: np.rot90(x, 3, axes=(-2, -1)),
-            }
-        )
-    if channels != 3:
-        return turned
-    out = dict(turned)
-    for name, f in turned.items():
-        key = "in reversed channel order (BGR for RGB)" + ("" if name == "identity" else f" and {name}")
-        out[key] = lambda x, f=f: f(x)[..., ::-1, :, :]
-    return out
-
-
-def _orientation(
-    train: np.ndarray, val: np.ndarray, rng: np.random.Generator, n_boot: int, level: float
-) -> dict[str, Any]:
-    """Whether validation pictures (n_v, C, h, w) line up with training pictures (n_t, C, h, w) only once a
-    flip, turn, transposition or channel reversal is undone.
-
-    Per candidate ``U`` (:func:`_orientations`), the layout difference ``D(U)``: the mean over cells of the
-    squared difference of the two splits' mean pictures after ``U`` is applied to validation, in units of the
-    training items' average per-cell variance, less what sampling alone gives (the variance of the two mean
-    pictures); ``rms = sqrt(D)``. The best non-identity ``U*`` explains the share ``1 - D(U*) / D(identity)``
-    of the difference. Items of both splits are resampled (bootstrap) for the CIs.
-    """
-    n_t, n_v = train.shape[0], val.shape[0]
-    shape = train.shape[1:]
-    xt, xv = train.reshape(n_t, -1), val.reshape(n_v, -1)
-    scale = max(float(xt.var(axis=0).mean()), 1e-12)
-    floor = float((xt.var(axis=0) / n_t + xv.var(axis=0) / n_v).mean()) / scale
-    chunk = bootstrap_chunk(max(n_t, n_v))
-    mt_b, mv_b = [], []
-    # the resampled mean pictures, chunk x F at a time, in float32 (the point values stay float64)
-    xt32, xv32 = xt.astype(np.float32), xv.astype(np.float32)
-    for s in range(0, n_boot, chunk):
-        m = min(chunk, n_boot - s)
-        mt_b.append(bootstrap_multiplicities(rng, n_t, m) @ xt32 / n_t)
-        mv_b.append(bootstrap_multiplicities(rng, n_v, m) @ xv32 / n_v)
-    boot_t = np.concatenate(mt_b).astype(np.float64)
-    boot_v = np.concatenate(mv_b).astype(np.float64).reshape(-1, *shape)
-    mean_t, mean_v = xt.mean(axis=0), xv.mean(axis=0).reshape(shape)
-
-    def gap(mv: np.ndarray, mt: np.ndarray) -> np.ndarray:
-        return ((mv.reshape(*mv.shape[: mv.ndim - 3], -1) - mt) ** 2).mean(axis=-1) / scale - floor
-
-    layouts = _orientations(shape[-1] == shape[-2], shape[0])
-    point = {name: float(gap(f(mean_v), mean_t)) for name, f in layouts.items()}
-    best = min((k for k in point if k != "identity"), key=point.__getitem__, default=None)
-    d_id = gap(boot_v, boot_t)
-    rms = {k: float(np.sqrt(max(v, 0.0))) for k, v in point.items()}
-    out: dict[str, Any] = {
-        "rms": rms,
-        "identity_rms": _interval(rms["identity"], np.sqrt(np.maximum(d_id, 0.0)), min(n_t, n_v), level),
-        "best": best,
-        "n_train": int(n_t),
-        "n_val": int(n_v),
-    }
-    if best is not None and point["identity"] > 0:
-        d_best = gap(layouts[best](boot_v), boot_t)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            explained = 1.0 - d_best / d_id
-        draws = np.where(d_id > 0, explained, np.nan)
-        out["explained"] = _interval(1.0 - point[best] / point["identity"], draws, min(n_t, n_v), level)
-    return out
-
-
-def _interval(point: float, draws: np.ndarray, n: int, level: float) -> Estimate:
-    d = draws[np.isfinite(draws)]
-    if d.size == 0 or not np.isfinite(point):
-        return Estimate.unknown(n, level, value=float(point))
-    alpha = (1 - level) / 2
-    lo, hi = np.quantile(d, [alpha, 1 - alpha])
-    return Estimate(float(point), float(lo), float(hi), n, level)
-
-
 def _r(x: float) -> float | None:
     return None if not np.isfinite(x) else float(round(float(x), 6))
 
@@ -240,7 +154,14 @@ class PreprocessingProbe(Probe):
     *explains* the share of its square that it removes. Bootstrap CIs over the items of both splits.
     Unseen classes make the mean items differ too, but no flip or turn lines them up.
 
-    GD305 ``fail``: item shapes differ, or scale and coverage are both large, or the layout difference is at
+    **Token ids** (integer sequences; ``pad_id`` from ``[probes.shortcut]``): ids are categories, so scale and
+    coverage are not judged; the lengths are (tokens other than the pad id): each split's longest, the
+    share of the other split's sequences beyond it (Wilson CI) and the share of its own at exactly that
+    length, where a cut piles them.
+
+    GD305 ``fail``: item shapes differ, or token-id sequences of one split are cut (at least
+    ``min_beyond_longest`` of the other split's sequences are longer than its longest, CI above half of
+    that), or scale and coverage are both large, or the layout difference is at
     least ``min_layout_rms`` (CI above 0) and one undo explains at least ``min_explained`` of it (CI above
     50%). ``warn``: only the raw dtype
     kind differs (integer vs floating point: one split was probably not converted/scaled like the other).
@@ -269,6 +190,9 @@ class PreprocessingProbe(Probe):
         # ... and undoing one flip, turn, transposition or channel reversal removes at least this share of
         # the squared difference (unseen classes give under 30% for digits: none of their difference is a flip)
         "min_explained": 0.75,
+        # token ids: a tenth of one split's sequences longer than the other split's longest is a cut (a
+        # tokenizer's max_length), not sampling
+        "min_beyond_longest": 0.1,
     }
     description = (
         "Per-split shape, dtype, range and per-channel mean/std; a val loader preprocessed differently."
@@ -285,13 +209,14 @@ class PreprocessingProbe(Probe):
         # with different shapes, channels may not line up: compare all values as one channel
         if not comparable and layouts["train"][1] != layouts["val"][1]:
             layouts = {s: ("none", 1) for s in ("train", "val")}
+        pad_id = _pad_id(ctx)
         for split in ("train", "val"):
             items = ctx.splits[split].items
             rng = ctx.rng(f"preprocessing.sample.{split}")
             n = len(items)
             k = min(n, int(self.params["max_items"]))
             idx = np.arange(n) if k == n else np.sort(rng.choice(n, size=k, replace=False))
-            f = _item_features(items, idx, layouts[split][0])
+            f = _item_features(items, idx, layouts[split][0], pad_id)
             feats[split] = f
             mean, std = _pooled(f["mean"], f["sq"])
             per_split[split] = {
@@ -319,7 +244,7 @@ class PreprocessingProbe(Probe):
         n_pair = min(feats["train"]["mean"].shape[0], feats["val"]["mean"].shape[0])
         channels = []
         for c in range(mt.size):
-            shift = _interval(
+            shift = estimate_from_draws(
                 (mv[c] - mt[c]) / safe(st)[c],
                 (mv_draw[:, c] - mt_draw[:, c]) / safe(st_draw)[:, c],
                 n_pair,
@@ -329,7 +254,9 @@ class PreprocessingProbe(Probe):
             ratio = (
                 Estimate(1.0, 1.0, 1.0, n_pair, level)
                 if both_const
-                else _interval(sv[c] / safe(st)[c], sv_draw[:, c] / safe(st_draw)[:, c], n_pair, level)
+                else estimate_from_draws(
+                    sv[c] / safe(st)[c], sv_draw[:, c] / safe(st_draw)[:, c], n_pair, level
+                )
             )
             channels.append({"channel": c, "mean_shift": shift, "std_ratio": ratio})
 
@@ -347,12 +274,7 @@ class PreprocessingProbe(Probe):
             "worst_coverage": worst,
         }
         figures = self._figures(per_split, mt_draw, st_draw, mv_draw, sv_draw, feats, worst, level)
-        if comparable and "picture" in feats["train"] and "picture" in feats["val"]:
-            pictures = feats["train"]["picture"], feats["val"]["picture"]
-            metrics["orientation"] = _orientation(
-                *pictures, ctx.rng("preprocessing.orientation"), n_boot, level
-            )
-            figures.append(_orientation_figure(*pictures, metrics["orientation"]["best"]))
+        _kind_checks(ctx, feats, comparable, metrics, figures)
         return Measurement(metrics=metrics, figures=figures)
 
     def _coverage(
@@ -427,7 +349,6 @@ class PreprocessingProbe(Probe):
         ]
 
     def _judge(self, m: Measurement) -> list[Finding]:
-        p = self.params
         mt = m.metrics
         tr, va = mt["train"], mt["val"]
         facts = (
@@ -450,20 +371,45 @@ class PreprocessingProbe(Probe):
         }
         figs = [FIG_CHANNELS, FIG_ITEMS]
         if not mt["same_shape"]:
+            how = "padded to another length" if "lengths" in mt else "resize, crop or channel order"
             return [
                 self.finding(
                     "GD305",
                     Severity.FAIL,
                     f"The splits' items have different shapes, so the model sees differently prepared inputs "
-                    f"(resize, crop or channel order). {facts}",
+                    f"({how}). {facts}",
                     evidence=evidence,
                     figures=figs,
                 )
             ]
+        if "lengths" in mt:  # token ids are categories: their scale means nothing, their lengths do
+            return self._cut(mt["lengths"], evidence)
         # a channel reversal also moves channel scales: the undo that lines the splits up is the better name
         turned = self._turned(mt.get("orientation"), facts, evidence, figs)
         if turned is not None:
             return [turned]
+        scaled = self._scaled(mt, facts, evidence, figs)
+        if scaled is not None:
+            return [scaled]
+        if mt["dtype_kind_differs"]:
+            return [
+                self.finding(
+                    "GD305",
+                    Severity.WARN,
+                    f"The splits' raw inputs have different dtypes ({tr['dtype']} vs {va['dtype']}): one was "
+                    f"probably converted differently (e.g. ToTensor's /255 on one side only), although the values "
+                    f"gapdiag sees are on a similar scale. {facts}",
+                    evidence=evidence,
+                    figures=figs,
+                )
+            ]
+        return []
+
+    def _scaled(
+        self, mt: dict[str, Any], facts: str, evidence: dict[str, Any], figs: list[str]
+    ) -> Finding | None:
+        """GD305 fail when a channel's scale moved and most validation items lie outside the training range."""
+        p = self.params
         ratio_max = float(p["max_std_ratio"])
         large = []
         for c in mt["channels"]:
@@ -491,27 +437,25 @@ class PreprocessingProbe(Probe):
                 f"ratio outside [{1 / ratio_max:.2f}, {ratio_max:g}], and >= {p['min_outside_share']:.0%} of "
                 f"validation items outside the training range.)"
             )
-            return [self.finding("GD305", Severity.FAIL, message, evidence=evidence, figures=figs)]
-        if mt["dtype_kind_differs"]:
-            return [
-                self.finding(
-                    "GD305",
-                    Severity.WARN,
-                    f"The splits' raw inputs have different dtypes ({tr['dtype']} vs {va['dtype']}): one was "
-                    f"probably converted differently (e.g. ToTensor's /255 on one side only), although the values "
-                    f"gapdiag sees are on a similar scale. {facts}",
-                    evidence=evidence,
-                    figures=figs,
-                )
-            ]
-        return []
+            return self.finding("GD305", Severity.FAIL, message, evidence=evidence, figures=figs)
+        return None
+
+    def _cut(self, lengths: dict[str, Any], evidence: dict[str, Any]) -> list[Finding]:
+        """GD305 fail when one split's sequences are cut shorter than a real share of the other's."""
+        capped = capped_side(lengths, float(self.params["min_beyond_longest"]))
+        if capped is None:
+            return []
+        level = lengths["train"]["other_beyond"].level
+        message = length_message(lengths, capped, f"{level:.0%} CIs")
+        evidence = {**evidence, "lengths": _lengths_evidence(lengths)}
+        return [self.finding("GD305", Severity.FAIL, message, evidence=evidence, figures=[FIG_ITEMS])]
 
     def _turned(
         self, orientation: dict[str, Any] | None, facts: str, evidence: dict[str, Any], figs: list[str]
     ) -> Finding | None:
         """GD305 fail when validation items line up with training items only once a slip is undone."""
         p = self.params
-        if not _explained_by_a_slip(orientation, p):
+        if not explained_by_a_slip(orientation, p):
             return None
         assert orientation is not None
         rms, explained, best = orientation["identity_rms"], orientation["explained"], orientation["best"]
@@ -540,39 +484,34 @@ class PreprocessingProbe(Probe):
         )
 
 
-def _explained_by_a_slip(orientation: dict[str, Any] | None, params: dict[str, Any]) -> bool:
-    """A layout difference that is real and mostly undone by one flip, turn or channel reversal."""
-    if not orientation or "explained" not in orientation:
-        return False
-    rms, explained = orientation["identity_rms"], orientation["explained"]
-    return (
-        rms.value >= params["min_layout_rms"]
-        and rms.low > 0
-        and explained.value >= params["min_explained"]
-        and explained.low > 0.5
-    )
+def _kind_checks(
+    ctx: AuditContext, feats: dict[str, dict[str, np.ndarray]], comparable: bool, metrics: dict, figures: list
+) -> None:
+    """The checks of one input kind, into ``metrics`` and ``figures``: token-id lengths, image orientation."""
+    n_boot, level = int(ctx.option("n_boot")), float(ctx.option("ci_level"))
+    if "length" in feats["train"] and "length" in feats["val"]:
+        lengths = feats["train"]["length"], feats["val"]["length"]
+        rng = ctx.rng("preprocessing.lengths")
+        metrics["lengths"] = length_check(*lengths, rng=rng, n_boot=n_boot, level=level)
+    if comparable and "picture" in feats["train"] and "picture" in feats["val"]:
+        pictures = feats["train"]["picture"], feats["val"]["picture"]
+        metrics["orientation"] = orientation(*pictures, ctx.rng("preprocessing.orientation"), n_boot, level)
+        figures.append(orientation_figure(*pictures, metrics["orientation"]["best"], FIG_ORIENTATION))
 
 
-def _orientation_figure(train: np.ndarray, val: np.ndarray, best: str | None) -> FigureSpec:
-    """The mean training and validation pictures side by side, and the validation one with ``best`` undone."""
-    undo = _orientations(train.shape[-1] == train.shape[-2], train.shape[1])
-    means = [train.mean(axis=0), val.mean(axis=0)]
-    if best is not None:
-        means.append(np.ascontiguousarray(undo[best](means[1])))
-    lo, hi = float(means[0].min()), float(means[0].max())
+def _pad_id(ctx: AuditContext) -> int | None:
+    """The pad id when the items are token-id sequences (the leakage probes' input layout), else None."""
+    from ..leakage.signal import INPUT_LAYOUT
 
-    def shown(m: np.ndarray) -> np.ndarray:  # (C, h, w) -> (h, w) or (h, w, 3) in [0, 1], training's range
-        img = np.moveaxis(m, 0, -1) if m.shape[0] == 3 else m.mean(axis=0)
-        return np.round((img - lo) / (hi - lo if hi > lo else 1.0), 4)
+    layout = ctx.artifact(INPUT_LAYOUT)
+    return int(layout.pad_id) if layout.kind == "sequence" else None
 
-    caption = "mean training item | mean validation item" + (f" | the latter, {best} undone" if best else "")
-    return FigureSpec(
-        FIG_ORIENTATION,
-        "images",
-        "Mean items per split (16 x 16 averages)",
-        {"rows": [{"caption": caption, "images": [shown(m).tolist() for m in means]}]},
-        caption="Same preprocessing: the two mean items look alike, and undoing a flip or a turn does not help.",
-    )
+
+def _lengths_evidence(lengths: dict[str, Any]) -> dict[str, Any]:
+    return {
+        split: {k: (v.to_dict() if isinstance(v, Estimate) else v) for k, v in entry.items()}
+        for split, entry in lengths.items()
+    }
 
 
 def _kind(dtype: str) -> str:

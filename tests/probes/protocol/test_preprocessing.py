@@ -225,3 +225,63 @@ def test_without_raw_inputs_the_probe_is_skipped(normalized_model):
     val = Split.from_embeddings(emb, t.items.labels, name="val")
     result = gapdiag.audit(None, train, val, probes=["preprocessing"], progress=False).result("preprocessing")
     assert result.status == "skipped" and "raw" in result.reason
+
+
+class _TokenBag(torch.nn.Module):
+    """An (untrained) bag of token embeddings; pad id 0 contributes nothing."""
+
+    def __init__(self, vocab: int = 64 * 17 + 2):
+        super().__init__()
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            self.bag = torch.nn.EmbeddingBag(vocab, 16, mode="sum", padding_idx=0)
+
+    def encode(self, ids):
+        return self.bag(ids)
+
+
+def _digit_tokens():
+    """8x8 digits as right-padded token ids (N, 64): one token per inked pixel (position and grey level)."""
+    images, labels = load_digits_images()
+    levels = (images.reshape(len(images), 64) * 16).round().long()
+    ids = torch.arange(64) * 17 + levels + 1
+    tokens = torch.zeros_like(ids)
+    for i in range(len(ids)):
+        inked = ids[i][levels[i] > 0]
+        tokens[i, : inked.numel()] = inked
+    return tokens, labels
+
+
+@pytest.mark.parametrize(
+    "loader, words",
+    [
+        ("same tokenizer", None),
+        ("val truncated at 20", "Validation sequences are never longer than 20 tokens"),
+        ("val padded with id 1", "of validation sequences are longer than any training sequence"),
+        (
+            "train truncated at 24",
+            "of validation sequences are longer than any training sequence (24 tokens)",
+        ),
+    ],
+)
+def test_token_ids_are_compared_by_length_not_by_scale(loader, words):
+    tokens, labels = _digit_tokens()
+    part = split_by_items(labels)
+    tx, vx = tokens[part.train].clone(), tokens[part.val].clone()
+    if loader == "val truncated at 20":
+        vx[:, 20:] = 0
+    elif loader == "val padded with id 1":
+        vx[vx == 0] = 1
+    elif loader == "train truncated at 24":
+        tx[:, 24:] = 0
+    train, val = _splits(tx, labels[part.train], vx, labels[part.val])
+    report = _audit(SiameseModel(_TokenBag()), train, val)
+    found = report.by_code("GD305")
+    lengths = report.result("preprocessing").metrics["lengths"]
+    if words is None:
+        assert not found, found[0].message
+        assert lengths["val"]["other_beyond"].high < 0.05 and lengths["train"]["other_beyond"].high < 0.05
+    else:
+        [f] = found
+        assert f.severity == Severity.FAIL and words in f.message, f.message
+        assert "Normalize" not in f.message and "lengths" in f.evidence
