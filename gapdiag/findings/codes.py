@@ -339,7 +339,9 @@ _ENTRIES = [
         "before and after undoing a flip, a turn, a transposition or a channel reversal; a fail when one undo "
         "removes most of a real difference. For token ids (categories, whose scale means nothing) the sequence "
         "lengths instead: a fail when a real share of one split's sequences is longer than the other split's "
-        "longest (a tokenizer's max_length or pad id that differs between loaders).",
+        "longest (a tokenizer's max_length or pad id that differs between loaders). For feature rows, the column "
+        "order: each validation column matched to the training column it resembles (mean, spread, correlations); "
+        "a fail when that order removes most of a real difference between the tables.",
         (
             "Apply exactly the same transforms (Normalize, resize, channel order, dtype scaling) to validation.",
             "Share one preprocessing function between training and evaluation code.",

@@ -15,7 +15,7 @@ import numpy as np
 from ...stats import bootstrap_chunk, bootstrap_multiplicities, estimate_from_draws
 from ..base import FigureSpec
 
-__all__ = ["orientations", "orientation", "explained_by_a_slip", "orientation_figure"]
+__all__ = ["orientations", "orientation", "explained_by_a_slip", "orientation_figure", "undo_explains"]
 
 
 def orientations(square: bool, channels: int) -> dict[str, Callable[[np.ndarray], np.ndarray]]:
@@ -105,16 +105,26 @@ def orientation(
     return out
 
 
+def undo_explains(difference: Any, explained: Any, min_difference: float, min_explained: float) -> bool:
+    """A real difference between the splits (``difference`` Estimate at least ``min_difference``, CI above 0)
+    that an undo mostly removes (``explained`` at least ``min_explained``, CI above one half)."""
+    return (
+        difference.value >= min_difference
+        and difference.low > 0
+        and explained.value >= min_explained
+        and explained.low > 0.5
+    )
+
+
 def explained_by_a_slip(orientation: dict[str, Any] | None, params: dict[str, Any]) -> bool:
     """A layout difference that is real and mostly undone by one flip, turn or channel reversal."""
     if not orientation or "explained" not in orientation:
         return False
-    rms, explained = orientation["identity_rms"], orientation["explained"]
-    return (
-        rms.value >= params["min_layout_rms"]
-        and rms.low > 0
-        and explained.value >= params["min_explained"]
-        and explained.low > 0.5
+    return undo_explains(
+        orientation["identity_rms"],
+        orientation["explained"],
+        params["min_layout_rms"],
+        params["min_explained"],
     )
 
 

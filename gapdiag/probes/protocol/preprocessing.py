@@ -10,6 +10,7 @@ from ...findings.finding import Finding, Severity
 from ...stats import Estimate, bootstrap_chunk, estimate_from_draws, wilson
 from ..base import FigureSpec, Measurement, Probe
 from ..registry import register_probe
+from .columns import column_order, reordered
 from .lengths import capped_side, length_check, length_message
 from .orientation import explained_by_a_slip, orientation, orientation_figure
 
@@ -41,14 +42,15 @@ def _channel_layout(shape: tuple[int, ...]) -> tuple[str, int]:
 
 
 def _item_features(
-    items: Items, idx: np.ndarray, layout: str, pad_id: int | None = None
+    items: Items, idx: np.ndarray, layout: str, pad_id: int | None = None, keep_rows: bool = False
 ) -> dict[str, np.ndarray]:
     """Per-item, per-channel statistics (n, C) of the items ``idx``: mean, std, min, max, mean of squares;
     for images also ``"picture"`` (n, C, g, g'): each item average-pooled to at most :data:`_PICTURE_SIDE`;
-    for token-id sequences (``pad_id`` given) also ``"length"`` (n,): the tokens other than ``pad_id``."""
+    for token-id sequences (``pad_id`` given) also ``"length"`` (n,): the tokens other than ``pad_id``; for
+    feature rows (``keep_rows``) also ``"rows"`` (n, D), the values themselves."""
     import torch
 
-    parts: dict[str, list[np.ndarray]] = {k: [] for k in (*_FEATURES, "sq", "picture", "length")}
+    parts: dict[str, list[np.ndarray]] = {k: [] for k in (*_FEATURES, "sq", "picture", "length", "rows")}
     for start in range(0, idx.size, _READ_BATCH):
         batch = items.get_batch(idx[start : start + _READ_BATCH])
         x = batch.to(dtype=torch.float64).numpy()
@@ -57,6 +59,8 @@ def _item_features(
             parts["picture"].append(picture)
         if pad_id is not None and x.ndim == 2:
             parts["length"].append((x != float(pad_id)).sum(axis=1))
+        if keep_rows and x.ndim == 2:
+            parts["rows"].append(x)
         b = x.shape[0]
         if layout == "first":
             f = x.reshape(b, x.shape[1], -1)
@@ -159,11 +163,17 @@ class PreprocessingProbe(Probe):
     share of the other split's sequences beyond it (Wilson CI) and the share of its own at exactly that
     length, where a cut piles them.
 
+    **Feature rows** (at most 64 columns): each validation column is matched to the training column it
+    resembles most, by its mean and spread and by its correlations with the other columns; the tables'
+    difference (means and spreads scale-free, plus correlations; 0 = alike) with the columns as given,
+    and the share of it that the matched order removes, bootstrap CIs over rows.
+
     GD305 ``fail``: item shapes differ, or token-id sequences of one split are cut (at least
     ``min_beyond_longest`` of the other split's sequences are longer than its longest, CI above half of
     that), or scale and coverage are both large, or the layout difference is at
     least ``min_layout_rms`` (CI above 0) and one undo explains at least ``min_explained`` of it (CI above
-    50%). ``warn``: only the raw dtype
+    50%), or the feature tables differ by at least ``min_column_difference`` and another column order
+    explains as much. ``warn``: only the raw dtype
     kind differs (integer vs floating point: one split was probably not converted/scaled like the other).
     """
 
@@ -193,6 +203,10 @@ class PreprocessingProbe(Probe):
         # token ids: a tenth of one split's sequences longer than the other split's longest is a cut (a
         # tokenizer's max_length), not sampling
         "min_beyond_longest": 0.1,
+        # feature rows: the tables differ by at least this much in column means, spreads and correlations
+        # (0 = alike; sampling alone gives about 0.05 on 1000 rows), and an order of the columns explains at
+        # least min_explained of it
+        "min_column_difference": 0.05,
     }
     description = (
         "Per-split shape, dtype, range and per-channel mean/std; a val loader preprocessed differently."
@@ -209,14 +223,15 @@ class PreprocessingProbe(Probe):
         # with different shapes, channels may not line up: compare all values as one channel
         if not comparable and layouts["train"][1] != layouts["val"][1]:
             layouts = {s: ("none", 1) for s in ("train", "val")}
-        pad_id = _pad_id(ctx)
+        kind = _input_layout(ctx)
+        pad_id = int(kind.pad_id) if kind.kind == "sequence" else None
         for split in ("train", "val"):
             items = ctx.splits[split].items
             rng = ctx.rng(f"preprocessing.sample.{split}")
             n = len(items)
             k = min(n, int(self.params["max_items"]))
             idx = np.arange(n) if k == n else np.sort(rng.choice(n, size=k, replace=False))
-            f = _item_features(items, idx, layouts[split][0], pad_id)
+            f = _item_features(items, idx, layouts[split][0], pad_id, keep_rows=kind.kind == "tabular")
             feats[split] = f
             mean, std = _pooled(f["mean"], f["sq"])
             per_split[split] = {
@@ -386,6 +401,8 @@ class PreprocessingProbe(Probe):
             return self._cut(mt["lengths"], evidence)
         # a channel reversal also moves channel scales: the undo that lines the splits up is the better name
         turned = self._turned(mt.get("orientation"), facts, evidence, figs)
+        if turned is None:
+            turned = self._reordered(mt.get("columns"), facts, evidence, figs)
         if turned is not None:
             return [turned]
         scaled = self._scaled(mt, facts, evidence, figs)
@@ -450,6 +467,37 @@ class PreprocessingProbe(Probe):
         evidence = {**evidence, "lengths": _lengths_evidence(lengths)}
         return [self.finding("GD305", Severity.FAIL, message, evidence=evidence, figures=[FIG_ITEMS])]
 
+    def _reordered(
+        self, columns: dict[str, Any] | None, facts: str, evidence: dict[str, Any], figs: list[str]
+    ) -> Finding | None:
+        """GD305 fail when validation feature columns line up with training ones only in another order."""
+        p = self.params
+        if not reordered(columns, p):
+            return None
+        assert columns is not None
+        diff, explained, moved = columns["difference"], columns["explained"], columns["moved"]
+        pairs = ", ".join(f"{i} like {j}" for i, j in list(zip(moved, columns["to"]))[:6])
+        message = (
+            f"Validation feature columns look like training columns in another order: {len(moved)} of "
+            f"{columns['n_columns']} validation columns resemble another training column more than their own "
+            f"(validation column {pairs}{', ...' if len(moved) > 6 else ''}), and that order removes "
+            f"{explained.value:.0%} [{explained.low:.0%}, {explained.high:.0%}] of the difference between the "
+            f"tables' column means, spreads and correlations ({diff:.2f} as given; 0 = alike; "
+            f"{explained.level:.0%} bootstrap CI over {explained.n} rows). {facts} A validation table whose "
+            f"columns come in another order (a DataFrame's column order, a column dropped or inserted upstream) "
+            f"gives exactly this. (fail: a difference >= {p['min_column_difference']:g} that the order explains "
+            f">= {p['min_explained']:.0%}, its CI above 50%.)"
+        )
+        summary = {
+            "moved": moved,
+            "to": columns["to"],
+            "difference": diff.to_dict(),
+            "explained": explained.to_dict(),
+        }
+        return self.finding(
+            "GD305", Severity.FAIL, message, evidence={**evidence, "columns": summary}, figures=figs
+        )
+
     def _turned(
         self, orientation: dict[str, Any] | None, facts: str, evidence: dict[str, Any], figs: list[str]
     ) -> Finding | None:
@@ -493,18 +541,20 @@ def _kind_checks(
         lengths = feats["train"]["length"], feats["val"]["length"]
         rng = ctx.rng("preprocessing.lengths")
         metrics["lengths"] = length_check(*lengths, rng=rng, n_boot=n_boot, level=level)
+    if comparable and "rows" in feats["train"] and "rows" in feats["val"]:
+        rows = feats["train"]["rows"], feats["val"]["rows"]
+        metrics["columns"] = column_order(*rows, ctx.rng("preprocessing.columns"), n_boot, level)
     if comparable and "picture" in feats["train"] and "picture" in feats["val"]:
         pictures = feats["train"]["picture"], feats["val"]["picture"]
         metrics["orientation"] = orientation(*pictures, ctx.rng("preprocessing.orientation"), n_boot, level)
         figures.append(orientation_figure(*pictures, metrics["orientation"]["best"], FIG_ORIENTATION))
 
 
-def _pad_id(ctx: AuditContext) -> int | None:
-    """The pad id when the items are token-id sequences (the leakage probes' input layout), else None."""
+def _input_layout(ctx: AuditContext) -> Any:
+    """The input kind (and pad id) the leakage probes decided from the first training items."""
     from ..leakage.signal import INPUT_LAYOUT
 
-    layout = ctx.artifact(INPUT_LAYOUT)
-    return int(layout.pad_id) if layout.kind == "sequence" else None
+    return ctx.artifact(INPUT_LAYOUT)
 
 
 def _lengths_evidence(lengths: dict[str, Any]) -> dict[str, Any]:

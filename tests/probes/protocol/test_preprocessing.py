@@ -285,3 +285,80 @@ def test_token_ids_are_compared_by_length_not_by_scale(loader, words):
         [f] = found
         assert f.severity == Severity.FAIL and words in f.message, f.message
         assert "Normalize" not in f.message and "lengths" in f.evidence
+
+
+class _RowNet(torch.nn.Module):
+    """An (untrained) encoder of feature rows."""
+
+    def __init__(self, d: int):
+        super().__init__()
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            self.net = torch.nn.Sequential(torch.nn.Linear(d, 16), torch.nn.ReLU(), torch.nn.Linear(16, 8))
+
+    def encode(self, x):
+        return self.net(x)
+
+
+def _table(name: str, standardized: bool):
+    from sklearn.datasets import load_breast_cancer, load_digits, load_wine
+
+    x, y = {"cancer": load_breast_cancer, "wine": load_wine, "digits": load_digits}[name](return_X_y=True)
+    if standardized:
+        x = (x - x.mean(0)) / (x.std(0) + 1e-9)
+    return torch.from_numpy(x.astype(np.float32)), y
+
+
+COLUMN_CASES = {
+    # name: (table, standardized, split, what the validation loader did to the columns, expected)
+    "same columns": ("cancer", True, "items", None, None),
+    "columns shuffled": (
+        "cancer",
+        True,
+        "items",
+        lambda v: v[:, torch.randperm(v.shape[1], generator=torch.Generator().manual_seed(5))],
+        Severity.FAIL,
+    ),
+    "a column dropped upstream (all moved by one)": (
+        "cancer",
+        True,
+        "items",
+        lambda v: v.roll(1, dims=1),
+        Severity.FAIL,
+    ),
+    "raw wine, two columns swapped": (
+        "wine",
+        False,
+        "items",
+        lambda v: v[:, [1, 0, *range(2, v.shape[1])]],
+        Severity.FAIL,
+    ),
+    "raw wine, stronger wines validate": ("wine", False, "shift", None, None),
+    "raw digit pixels, other classes": ("digits", False, "classes", None, None),
+}
+
+
+@pytest.mark.parametrize("case", list(COLUMN_CASES))
+def test_feature_columns_in_another_order_are_named_and_other_classes_are_not(case):
+    table, standardized, split, reorder, expected = COLUMN_CASES[case]
+    x, y = _table(table, standardized)
+    if split == "items":
+        order = np.random.default_rng(0).permutation(len(y))
+        tr, va = order[: int(0.7 * len(y))], order[int(0.7 * len(y)) :]
+    else:  # tables that differ, in the same column order: other classes, or another range of column 0
+        first = (
+            np.isin(y, np.unique(y)[: len(np.unique(y)) // 2])
+            if split == "classes"
+            else x[:, 0] < x[:, 0].median()
+        )
+        tr, va = np.flatnonzero(first), np.flatnonzero(~np.asarray(first))
+    vx = x[va] if reorder is None else reorder(x[va]).contiguous()
+    train, val = _splits(x[tr], y[tr], vx, y[va])
+    report = _audit(SiameseModel(_RowNet(x.shape[1])), train, val)
+    found = report.by_code("GD305")
+    if expected is None:
+        assert not found, found[0].message
+    else:
+        [f] = found
+        assert f.severity == expected and "columns look like training columns in another order" in f.message
+        assert f.evidence["columns"]["explained"]["ci_low"] > 0.5
