@@ -16,7 +16,7 @@ from ..findings.finding import Finding, Severity
 from ..probes.base import FigureSpec, ProbeResult, Status
 from .causes import Cause, group_causes, named_items
 from .chain import chain_of, change_text, state_text, waterfall_rows
-from .formatting import fmt, headline, jsonable, labels_hint, num, symptom_text, with_ci
+from .formatting import fmt, headline, jsonable, labels_hint, num, step_text, symptom_text, with_ci
 from .svg import embedding_map
 
 if TYPE_CHECKING:
@@ -166,6 +166,20 @@ def _environment():
     return env
 
 
+def _larger_unexplained(chain: dict[str, Any] | None) -> str:
+    """The largest unexplained drop of the chain in words, when it is larger than the share the most likely
+    cause owns (a reader of the cause card alone would take the cause for the whole story); else ''."""
+    if not chain:
+        return ""
+    owned = sum(
+        s["value"]
+        for s in chain["steps"]
+        if s.get("owner") == chain.get("most_likely_cause") and s.get("significant") and s["value"] > 0
+    )
+    larger = [s for s in chain["steps"] if s.get("status") == "unexplained" and s["value"] > owned]
+    return step_text(max(larger, key=lambda s: s["value"])) if larger else ""
+
+
 def render_html(report: Report) -> str:
     chain = chain_of(report.gap)
     causes = group_causes(report.findings)
@@ -188,6 +202,7 @@ def render_html(report: Report) -> str:
             labels_hint=labels_hint(report.results),
             rows=waterfall_rows(chain) if chain else [],
             top=top_view,
+            unexplained=_larger_unexplained(chain),
             cards=[v for v in rest if v.cause.severity >= Severity.WARN],
             notes=[v for v in rest if v.cause.severity < Severity.WARN],
             errors=report.errored,

@@ -172,3 +172,14 @@ def test_png_uri_is_a_valid_png():
     for img in (np.zeros((3, 5)), np.ones((4, 2, 3)) * 0.5):
         data = base64.b64decode(png_uri(img).split(",", 1)[1])
         assert imread(io.BytesIO(data), format="png").shape[:2] == img.shape[:2]
+
+
+def test_an_unexplained_drop_larger_than_the_top_causes_share_is_said_beside_it(chain, grid, chain_parts):
+    _, step = chain_parts
+    assert 'id="larger-unexplained"' not in _report(chain, grid).render("html")  # GD101 owns 0.50, the most
+    chain["steps"][1] = step("generalization", "from training items to validation items", "train_fresh",
+                             "val_train_protocol", 0.6, 0.55, 0.65, None, ("GD305", "GD306", "GD202"))  # fmt: skip
+    hero = _report(chain, grid).render("html").split('id="causes"')[0]
+    note = re.search(r'id="larger-unexplained">(.*?)</p>', hero).group(1)
+    assert "0.60 [0.55, 0.65] from training items to validation items" in note
+    assert "the plain generalization gap" in note
