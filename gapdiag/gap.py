@@ -625,8 +625,9 @@ CHAIN: Artifact[Chain] = Artifact(
 def attribute(chain: Chain, findings: list[Finding]) -> Chain:
     """Name the owner of every step and the most likely cause; returns ``chain`` (updated in place).
 
-    A step's owner is the first of its candidate codes with a warn or fail finding that is not ignored (a
-    measurement code, :data:`MEASUREMENT_CODES`, at any severity). A
+    A significant step's owner is the first of its candidate codes with a warn or fail finding that is not
+    ignored (a measurement code, :data:`MEASUREMENT_CODES`, at any severity); a step within noise of 0 has
+    none. A
     significant drop with no owner is *unexplained*; a significant gain is a *gain*. The most likely cause is
     the owner of the largest positive share of the drop among the findings about the model (warn or fail),
     else among the measurement codes. When GD101 owns the pair-specific step, a GD201
@@ -638,7 +639,8 @@ def attribute(chain: Chain, findings: list[Finding]) -> Chain:
         if not f.ignored and (f.severity >= Severity.WARN or f.code in MEASUREMENT_CODES)
     }
     for step in chain.steps:
-        step.owner = next((c for c in step.candidates if c in fired), None)
+        # a step within sampling noise of 0 has nothing to own: naming a code there reads as a cause
+        step.owner = next((c for c in step.candidates if c in fired), None) if step.significant else None
         if not step.significant:
             step.status = "not significant"
         elif step.owner is not None:

@@ -257,6 +257,13 @@ def test_the_largest_owned_share_is_the_most_likely_cause_not_the_severity():
     assert chain.most_likely_cause == "GD202"
 
 
+def test_a_step_within_noise_of_zero_has_no_owner_even_when_its_code_fired():
+    chain = _hand_chain([1.0, 1.0, 0.5], ["pair_specific", "generalization"], [(0.0, 0.0), (0.45, 0.55)])
+    attribute(chain, [_finding("GD101", Severity.FAIL), _finding("GD102", Severity.FAIL)])
+    assert chain.steps[0].owner is None and chain.steps[0].status == "not significant"
+    assert chain.steps[1].owner == "GD102" and chain.most_likely_cause == "GD102"
+
+
 def test_an_ignored_finding_owns_nothing():
     chain = _hand_chain([0.9, 0.5], ["protocol"], [(0.3, 0.5)])
     f = _finding("GD301")
