@@ -85,14 +85,14 @@ def _picture(batch: Any, layout: str) -> np.ndarray | None:
 
     from ...modality import is_image_like
 
-    x = batch.to(dtype=torch.float64)
-    if layout == "last" and x.ndim == 4:
-        x = x.permute(0, 3, 1, 2)
+    x = batch if layout != "last" or batch.ndim != 4 else batch.permute(0, 3, 1, 2)
     if not is_image_like(x):
         return None
     x = x.unsqueeze(1) if x.ndim == 3 else x
     side = (min(_PICTURE_SIDE, x.shape[-2]), min(_PICTURE_SIDE, x.shape[-1]))
-    return F.adaptive_avg_pool2d(x, side).numpy()
+    # pooled in the batch's own float precision (no second float64 copy of a large batch), kept in float64
+    x = x if x.dtype in (torch.float32, torch.float64) else x.to(torch.float32)
+    return F.adaptive_avg_pool2d(x, side).to(torch.float64).numpy()
 
 
 def _pooled(mean: np.ndarray, sq: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
