@@ -1,7 +1,7 @@
 """Image orientation per split, for the preprocessing probe (GD305).
 
-A validation loader that swaps height and width, flips or turns images, or reads BGR as RGB leaves every
-per-channel statistic in place; what moves is where things are. The mean item of each split, as small
+A validation loader that swaps height and width, flips, turns or crops images differently, or reads BGR as
+RGB leaves every per-channel statistic in place; what moves is where things are. The mean item of each split, as small
 average-pooled pictures, shows it: a slip is the undo that lines the two mean items up.
 """
 
@@ -21,8 +21,9 @@ __all__ = ["orientations", "orientation", "explained_by_a_slip", "orientation_fi
 def orientations(square: bool, channels: int) -> dict[str, Callable[[np.ndarray], np.ndarray]]:
     """Transforms of (..., C, h, w) arrays that would undo a slip in a validation loader, by what the slip did
     to validation items: flips and a half turn; on square images also quarter turns and transpositions
-    (height and width swapped, as when an (H, W, C) array is read as (W, H, C)); with 3 channels each of
-    these with the channel order reversed too (BGR read as RGB)."""
+    (height and width swapped, as when an (H, W, C) array is read as (W, H, C)); zooms in and out about the
+    centre (a crop of another size); with 3 channels each of these with the channel order reversed too (BGR
+    read as RGB)."""
     turned: dict[str, Callable[[np.ndarray], np.ndarray]] = {
         "identity": lambda x: x,
         "flipped left-right": lambda x: x[..., ::-1],
@@ -39,6 +40,15 @@ def orientations(square: bool, channels: int) -> dict[str, Callable[[np.ndarray]
                 "rotated by 90 degrees counter-clockwise": lambda x: np.rot90(x, 3, axes=(-2, -1)),
             }
         )
+    for factor in _ZOOMS:  # a crop of another size, resized to the same shape
+        words = (
+            "a tighter crop, or a resize without training's centre crop"
+            if factor > 1
+            else "a looser crop or padding"
+        )
+        turned[
+            f"zoomed {'in' if factor > 1 else 'out'} by a factor of {max(factor, 1 / factor):.2f} ({words})"
+        ] = lambda x, factor=factor: _zoom(x, factor)
     if channels != 3:
         return turned
     out = dict(turned)
@@ -46,6 +56,24 @@ def orientations(square: bool, channels: int) -> dict[str, Callable[[np.ndarray]
         key = "in reversed channel order (BGR for RGB)" + ("" if name == "identity" else f" and {name}")
         out[key] = lambda x, f=f: f(x)[..., ::-1, :, :]
     return out
+
+
+# zoom factors tried: > 1 undoes validation items zoomed in (viewed wider), < 1 zoomed out
+_ZOOMS = (1 / 0.7, 1.25, 1.12, 0.9, 0.8, 0.7)
+
+
+def _zoom(x: np.ndarray, factor: float) -> np.ndarray:
+    """Pictures (..., C, h, w) resampled about their centre at ``factor`` x the coordinates: a factor above 1
+    shows a wider view (undoes a zoom in), edges repeated where the view leaves the picture."""
+    import torch
+    import torch.nn.functional as F
+
+    t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float64))
+    flat = t.reshape(-1, *t.shape[-3:])
+    theta = torch.tensor([[factor, 0.0, 0.0], [0.0, factor, 0.0]], dtype=t.dtype).expand(flat.shape[0], 2, 3)
+    grid = F.affine_grid(theta, list(flat.shape), align_corners=False)
+    out = F.grid_sample(flat, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    return out.reshape(t.shape).numpy()
 
 
 def orientation(

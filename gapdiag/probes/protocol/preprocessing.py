@@ -153,10 +153,11 @@ class PreprocessingProbe(Probe):
 
     **Orientation** (image items of one shape): the mean validation item against the mean training item,
     both as 16 x 16 averages per channel, before and after undoing each flip, half or quarter turn,
-    transposition and (3 channels) channel reversal. The layout difference is the RMS over cells of the
-    mean items' difference in training standard deviations, less what sampling alone gives; an undo
-    *explains* the share of its square that it removes. Bootstrap CIs over the items of both splits.
-    Unseen classes make the mean items differ too, but no flip or turn lines them up.
+    transposition, zoom about the centre (a crop of another size) and (3 channels) channel reversal. The
+    layout difference is the RMS over cells of the mean items' difference in training standard deviations,
+    less what sampling alone gives; an undo *explains* the share of its square that it removes. Bootstrap
+    CIs over the items of both splits. Unseen classes make the mean items differ too, but no flip, turn or
+    zoom lines them up.
 
     **Token ids** (integer sequences; ``pad_id`` from ``[probes.shortcut]``): ids are categories, so scale and
     coverage are not judged; the lengths are (tokens other than the pad id): each split's longest, the

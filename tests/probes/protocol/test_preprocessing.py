@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 import gapdiag
 from gapdiag import Severity
@@ -362,3 +363,25 @@ def test_feature_columns_in_another_order_are_named_and_other_classes_are_not(ca
         [f] = found
         assert f.severity == expected and "columns look like training columns in another order" in f.message
         assert f.evidence["columns"]["explained"]["ci_low"] > 0.5
+
+
+@pytest.mark.parametrize(
+    "crop, words",
+    [
+        (
+            lambda v: F.interpolate(v[..., 4:24, 4:24], size=(28, 28), mode="bilinear"),
+            "zoomed in by a factor of 1.43",
+        ),
+        (
+            lambda v: F.pad(F.interpolate(v, size=(20, 20), mode="bilinear"), (4, 4, 4, 4)),
+            "zoomed out by a factor of 1.43",
+        ),
+    ],
+    ids=["a tighter crop", "padded"],
+)
+def test_a_validation_crop_of_another_size_is_named(crop, words):
+    images, labels = load_digits_images(channels=1, size=28)
+    part = split_by_items(labels)
+    train, val = _splits(images[part.train], labels[part.train], crop(images[part.val]), labels[part.val])
+    [f] = _audit(_untrained(1), train, val).by_code("GD305")
+    assert f.severity == Severity.FAIL and words in f.message, f.message
