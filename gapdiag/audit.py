@@ -130,12 +130,33 @@ def audit(
     ctx = AuditContext(splits, embedded.embeddings, model=siamese, scorer=scorer, config=config)
     results = _run_probes(ctx, config, progress, timings)
     findings = [f for r in results for f in r.findings]
+    _lower_contrasts_of_a_slip(findings)
     with single_threaded():  # the chain's measurements are small operations, like the probes'
         gap = _gap(ctx, findings)
     gate_results = evaluate_gates(config.gates, ctx.artifact(CHAIN) if "chain" in gap else None)
     timings["total"] = round(time.perf_counter() - t_start, 3)
     meta = _meta(ctx, splits, embedded, siamese, scorer, timings)
     return Report(findings, results, gap=gap, meta=meta, fail_on=config.fail_on, gates=gate_results)
+
+
+def _lower_contrasts_of_a_slip(findings: list) -> None:
+    """When GD305 finds the validation loader flipping, turning, cropping or reordering the inputs, a GD101
+    on the same inputs rests on a train-vs-validation contrast that the slip alone creates (feature j of
+    validation is another feature): lowered to info, saying so. Its numbers stay, for after the fix."""
+    from .findings.finding import Severity
+
+    slip = any(
+        f.code == "GD305" and f.severity >= Severity.WARN and ({"columns", "orientation"} & set(f.evidence))
+        for f in findings
+    )
+    for f in findings if slip else ():
+        if f.code == "GD101" and f.severity >= Severity.WARN:
+            f.severity = Severity.INFO
+            f.message += (
+                " Lowered to info: GD305 found the validation inputs flipped, turned, cropped or in another column "
+                "order, so the validation side of this contrast measures other pixels or columns. Audit again "
+                "once the validation loader matches training."
+            )
 
 
 def _run_probes(
