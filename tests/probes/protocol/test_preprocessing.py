@@ -334,6 +334,13 @@ COLUMN_CASES = {
         lambda v: v[:, [1, 0, *range(2, v.shape[1])]],
         Severity.FAIL,
     ),
+    "standardized digit pixels, all moved by one (columns alike one by one)": (
+        "digits",
+        True,
+        "items",
+        lambda v: v.roll(1, dims=1),
+        Severity.FAIL,
+    ),
     "raw wine, stronger wines validate": ("wine", False, "shift", None, None),
     "raw digit pixels, other classes": ("digits", False, "classes", None, None),
 }
