@@ -1,8 +1,8 @@
 """Image orientation per split, for the preprocessing probe (GD305).
 
 A validation loader that swaps height and width, flips, turns or crops images differently, or reads BGR as
-RGB leaves every per-channel statistic in place; what moves is where things are. The mean item of each split, as small
-average-pooled pictures, shows it: a slip is the undo that lines the two mean items up.
+RGB leaves every per-channel statistic in place; what moves is where things are. The mean item of each
+split, as small average-pooled pictures, shows it: a slip is the undo that lines the two mean items up.
 """
 
 from __future__ import annotations
@@ -80,7 +80,7 @@ def orientation(
     train: np.ndarray, val: np.ndarray, rng: np.random.Generator, n_boot: int, level: float
 ) -> dict[str, Any]:
     """Whether validation pictures (n_v, C, h, w) line up with training pictures (n_t, C, h, w) only once a
-    flip, turn, transposition or channel reversal is undone.
+    flip, turn, transposition, zoom or channel reversal is undone.
 
     Per candidate ``U`` (:func:`orientations`), the layout difference ``D(U)``: the mean over cells of the
     squared difference of the two splits' mean pictures after ``U`` is applied to validation, in units of the
@@ -145,7 +145,7 @@ def undo_explains(difference: Any, explained: Any, min_difference: float, min_ex
 
 
 def explained_by_a_slip(orientation: dict[str, Any] | None, params: dict[str, Any]) -> bool:
-    """A layout difference that is real and mostly undone by one flip, turn or channel reversal."""
+    """A layout difference that is real and mostly undone by one flip, turn, zoom or channel reversal."""
     if not orientation or "explained" not in orientation:
         return False
     return undo_explains(

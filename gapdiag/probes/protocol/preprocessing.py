@@ -198,7 +198,7 @@ class PreprocessingProbe(Probe):
         # orientation: the mean validation item differs from the mean training item by at least this many
         # training standard deviations per cell (RMS; the same preprocessing gives about 0) ...
         "min_layout_rms": 0.1,
-        # ... and undoing one flip, turn, transposition or channel reversal removes at least this share of
+        # ... and undoing one flip, turn, transposition, zoom or channel reversal removes at least this share of
         # the squared difference (unseen classes give under 30% for digits: none of their difference is a flip)
         "min_explained": 0.75,
         # token ids: a tenth of one split's sequences longer than the other split's longest is a cut (a
@@ -514,9 +514,9 @@ class PreprocessingProbe(Probe):
             f"the same layout), and undoing that removes {explained.value:.0%} [{explained.low:.0%}, "
             f"{explained.high:.0%}] of the squared difference ({orientation['n_val']} validation and "
             f"{orientation['n_train']} training items; {explained.level:.0%} bootstrap CI). {facts} A validation "
-            f"loader that swaps height and width, flips or turns images, or reads BGR as RGB gives exactly this; "
-            f"validation classes unseen in training differ from training in layout too, but no flip lines them "
-            f"up. (fail: a difference >= {p['min_layout_rms']:g} that the undo explains >= "
+            f"loader that swaps height and width, flips, turns or crops images differently, or reads BGR as RGB "
+            f"gives exactly this; validation classes unseen in training differ from training in layout too, but "
+            f"no such undo lines them up. (fail: a difference >= {p['min_layout_rms']:g} that the undo explains >= "
             f"{p['min_explained']:.0%}, its CI above 50%.)"
         )
         evidence = {
@@ -536,7 +536,8 @@ class PreprocessingProbe(Probe):
 def _kind_checks(
     ctx: AuditContext, feats: dict[str, dict[str, np.ndarray]], comparable: bool, metrics: dict, figures: list
 ) -> None:
-    """The checks of one input kind, into ``metrics`` and ``figures``: token-id lengths, image orientation."""
+    """The checks of one input kind, into ``metrics`` and ``figures``: token-id lengths, feature-row column
+    order, image orientation."""
     n_boot, level = int(ctx.option("n_boot")), float(ctx.option("ci_level"))
     if "length" in feats["train"] and "length" in feats["val"]:
         lengths = feats["train"]["length"], feats["val"]["length"]
