@@ -268,7 +268,9 @@ def _meta(
             "probe_sample_items_embedded": ctx.extra_items_encoded,
             "integer_inputs_cast_to_float32": bool(siamese is not None and siamese.cast_inputs_to_float),
         },
-        "model": None if siamese is None else {"class": type(siamese.module).__name__, "kind": siamese.kind},
+        "model": None
+        if siamese is None
+        else {"class": type(siamese.module).__name__, "kind": siamese.kind, "encode": siamese.encoder_name},
         "scoring": scorer.rule,
         "versions": _versions(),
         "timings": timings,

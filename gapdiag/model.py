@@ -150,6 +150,48 @@ def _fork_rng(device: torch.device) -> contextlib.AbstractContextManager:
     return torch.random.fork_rng(devices=devices, device_type="cuda")
 
 
+# the single-input methods of the common Siamese idioms, in the order they are tried when forward() takes a pair:
+# PyTorch tutorials' forward_once, siamese-triplet's get_embedding, and the plain names
+ONE_INPUT_IDIOMS = ("forward_once", "forward_one", "get_embedding", "embed", "embedding")
+
+
+def _required_positional(fn: Callable) -> int | None:
+    """How many positional arguments ``fn`` (bound) requires; None when its signature cannot be read."""
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return None
+    kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    return sum(1 for p in params if p.kind in kinds and p.default is inspect.Parameter.empty)
+
+
+def _one_input_methods(module: torch.nn.Module) -> list[str]:
+    """Methods the module's own classes define (not ``nn.Module``'s) that take exactly one input."""
+    names = []
+    for cls in type(module).__mro__:
+        if cls is torch.nn.Module or not issubclass(cls, torch.nn.Module):
+            break
+        for name, member in vars(cls).items():
+            if name.startswith("_") or name == "forward" or name in names or not inspect.isfunction(member):
+                continue
+            if _required_positional(getattr(module, name)) == 1:
+                names.append(name)
+    return names
+
+
+def _default_encoder_name(module: torch.nn.Module) -> str:
+    """``encode`` if the module has it; else, when ``forward`` takes a pair, the first single-input method of
+    :data:`ONE_INPUT_IDIOMS` it has; else ``forward``."""
+    if callable(getattr(module, "encode", None)):
+        return "encode"
+    if (_required_positional(module.forward) or 0) >= 2:
+        for name in ONE_INPUT_IDIOMS:
+            fn = getattr(module, name, None)
+            if callable(fn) and not isinstance(fn, torch.nn.Module) and _required_positional(fn) == 1:
+                return name
+    return "forward"
+
+
 class SiameseModel:
     """The user's Siamese network as gapdiag calls it.
 
@@ -159,7 +201,9 @@ class SiameseModel:
         The network. Never modified.
     encode : str or callable, optional
         Method name on ``module`` or a callable ``(module_inputs (B, ...)) -> embeddings (B, d)``.
-        Default: ``module.encode`` if it exists, else ``module.forward``.
+        Default: ``module.encode`` if it exists; else, when ``module.forward`` takes a pair, the first of
+        ``forward_once``, ``forward_one``, ``get_embedding``, ``embed``, ``embedding`` that takes one input;
+        else ``module.forward``. The report's ``meta["model"]["encode"]`` names the method used.
     distance : callable, optional
         ``(emb_a (B, d), emb_b (B, d)) -> scores (B,)``. Default: ``module.distance`` if it exists, else
         euclidean distance.
@@ -202,6 +246,11 @@ class SiameseModel:
         self.preflight_rows: dict[str, np.ndarray] = {}
 
     @property
+    def encoder_name(self) -> str:
+        """The method that embeds one input (``"encode"``, ``"forward_once"``...), or "a callable"."""
+        return self._encode_target if isinstance(self._encode_target, str) else "a callable"
+
+    @property
     def handed_over_in_train_mode(self) -> bool:
         """The module's own ``training`` flag as the user handed it over (read while no call flips it)."""
         with exclusive():
@@ -213,7 +262,7 @@ class SiameseModel:
     # -- resolution ---------------------------------------------------------------------------------
     def _resolve_encode(self, encode: str | Callable | None) -> Callable:
         if encode is None:
-            encode = "encode" if callable(getattr(self.module, "encode", None)) else "forward"
+            encode = _default_encoder_name(self.module)
         self._encode_target = encode
         if isinstance(encode, str):
             fn = getattr(self.module, encode, None)
@@ -311,9 +360,12 @@ class SiameseModel:
                 return self.embed_batch(module, x, where=where)
             hint = ""
             if isinstance(exc, TypeError) and "positional argument" in str(exc):
+                own = _one_input_methods(self.module)
+                example = own[0] if own else "forward_once"
                 hint = (
                     " If the module's forward() takes both inputs of a pair, pass encode= the method (or a callable)"
-                    " that embeds one input, e.g. SiameseModel(net, encode='forward_one')."
+                    f" that embeds one input, e.g. SiameseModel(net, encode={example!r})"
+                    + (f"; the module's methods that take one input: {', '.join(own)}." if own else ".")
                 )
             raise EncoderError(
                 f"The encoder raised on {where} (inputs of shape {tuple(x.shape)}, dtype "

@@ -119,29 +119,50 @@ def test_nan_inputs_are_named_before_the_encoder_runs():
         gapdiag.audit(SiameseModel(BNNet()), train, val_bad, progress=False)
 
 
-def test_a_two_input_forward_gets_a_hint_to_name_the_encoder():
+def test_a_two_input_forward_gets_a_hint_that_names_its_single_input_methods():
     class PairNet(nn.Module):
         def __init__(self):
             super().__init__()
             self.lin = nn.Linear(16, 4)
 
-        def forward_one(self, x):
+        def features(self, x):  # a single-input method under a name no idiom uses
             return self.lin(x.flatten(1))
 
         def forward(self, x1, x2):
-            return torch.linalg.vector_norm(self.forward_one(x1) - self.forward_one(x2), dim=1)
+            return torch.linalg.vector_norm(self.features(x1) - self.features(x2), dim=1)
 
     train, val = _splits()
-    with pytest.raises(EncoderError, match="pass encode= the method"):
+    with pytest.raises(
+        EncoderError, match="pass encode= the method.*encode='features'.*take one input: features"
+    ):
         gapdiag.audit(PairNet(), train, val, progress=False)
     report = gapdiag.audit(
-        SiameseModel(PairNet(), encode="forward_one"),
-        train,
-        val,
-        probes=["protocol_mismatch"],
-        progress=False,
+        SiameseModel(PairNet(), encode="features"), train, val, probes=["protocol_mismatch"], progress=False
     )
     assert report.result("protocol_mismatch").status == "ok"
+    assert report.meta["model"]["encode"] == "features"
+
+
+@pytest.mark.parametrize("idiom", ["forward_once", "get_embedding"])
+def test_a_pair_forward_with_a_common_single_input_method_is_embedded_through_it(idiom):
+    """The tutorials' ``forward_once`` and siamese-triplet's ``get_embedding``: no encode= needed."""
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = nn.Linear(16, 4)
+
+        def forward(self, x1, x2):
+            return getattr(self, idiom)(x1), getattr(self, idiom)(x2)
+
+    setattr(Net, idiom, lambda self, x: self.lin(x.flatten(1)))
+    train, val = _splits()
+    net = Net()
+    report = gapdiag.audit(net, train, val, probes=["protocol_mismatch"], progress=False)
+    assert report.result("protocol_mismatch").status == "ok"
+    assert report.meta["model"]["encode"] == idiom
+    x = torch.randn(3, 16)
+    assert np.allclose(SiameseModel(net).embed(x), net.lin(x).detach().numpy(), atol=1e-6)
 
 
 class BufferWriter(nn.Module):
