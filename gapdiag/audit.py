@@ -98,6 +98,7 @@ def audit(
     from .embed import embed_splits
     from .gap import CHAIN
     from .gates import evaluate_gates
+    from .label_convention import apply_similar_label, check_by_episodes, check_by_identities
     from .preflight import preflight
     from .probes.registry import check_config
     from .report.report import Report
@@ -110,6 +111,8 @@ def audit(
     siamese = _as_model(model, kind)
     # roles come from argument positions: a Split named "val" passed as train is audited as train
     splits = {"train": as_split(train, "train"), "val": as_split(val, "val")}
+    splits = apply_similar_label(splits, config.similar_label)
+    check_by_identities(splits, similar_label=config.similar_label, level=config.ci_level)
     preflight(siamese, splits, config)  # data, model, distance, folders: checked before anything is embedded
     for role, s in splits.items():
         if s.pairs is None and s.episodes is None and s.items.labels is None:
@@ -128,9 +131,11 @@ def audit(
     )
     timings: dict[str, float] = {"embedding_pass": round(time.perf_counter() - t0, 3)}
     ctx = AuditContext(splits, embedded.embeddings, model=siamese, scorer=scorer, config=config)
+    check_by_episodes(ctx)  # pair labels that contradict the user's own episodes: stop before any finding
     results = _run_probes(ctx, config, progress, timings)
     findings = [f for r in results for f in r.findings]
     _lower_contrasts_of_a_slip(findings)
+    _lower_what_backwards_labels_would_make(ctx, findings)
     with single_threaded():  # the chain's measurements are small operations, like the probes'
         gap = _gap(ctx, findings)
     gate_results = evaluate_gates(config.gates, ctx.artifact(CHAIN) if "chain" in gap else None)
@@ -156,6 +161,28 @@ def _lower_contrasts_of_a_slip(findings: list) -> None:
                 " Lowered to info: GD305 found the validation inputs flipped, turned, cropped or in another column "
                 "order, so the validation side of this contrast measures other pixels or columns. Audit again "
                 "once the validation loader matches training."
+            )
+
+
+def _lower_what_backwards_labels_would_make(ctx: AuditContext, findings: list) -> None:
+    """GD302 cannot tell a score read backwards from pair labels that mean 1 = dissimilar when neither identity
+    labels nor the user's episodes say which (``gapdiag.label_convention`` stops the audit when they do). In
+    the second case the training identities inferred from "similar" pairs group dissimilar items, so a GD201
+    resting on them is a guess: lowered to info, saying so."""
+    from .findings.finding import Severity
+
+    backwards = any(f.code == "GD302" and f.severity >= Severity.WARN for f in findings)
+    if not backwards or ctx.identities_origin("train") == "labels":
+        return
+    for f in findings:
+        if f.code == "GD201" and f.severity >= Severity.WARN:
+            f.severity = Severity.INFO
+            f.message += (
+                " Lowered to info: GD302 finds the training pairs ranked backwards, and without identity labels "
+                "or episodes gapdiag cannot tell a score read backwards from pair labels that mean 1 = dissimilar. "
+                "In the second case the identities inferred from the pairs labelled similar are wrong, and so is "
+                "this comparison. Pass identity labels, or fix the reading (kind=) or the labels (similar_label=0), "
+                "and audit again."
             )
 
 
@@ -270,7 +297,12 @@ def _meta(
         },
         "model": None
         if siamese is None
-        else {"class": type(siamese.module).__name__, "kind": siamese.kind, "encode": siamese.encoder_name},
+        else {
+            "class": type(siamese.module).__name__,
+            "kind": siamese.kind,
+            "encode": siamese.encoder_name,
+            "score": siamese.score_source,
+        },
         "scoring": scorer.rule,
         "versions": _versions(),
         "timings": timings,

@@ -47,6 +47,9 @@ GLOBAL_DEFAULTS: dict[str, Any] = {
     # the score is read the other way (and GD302 fails) when the training pairs' AUC, read as declared by
     # `kind`, has its whole CI below 0.5 - direction_margin: clearly inverted, not merely weak
     "direction_margin": 0.1,
+    # the pair label that means "similar" in your loaders and Pairs: 1 (gapdiag's), or 0 when they follow the
+    # contrastive-loss convention (label 1 = dissimilar); the given pairs are read with 1 - label then
+    "similar_label": 1,
     "fresh_per_pair": 3,  # fresh partners per training pair in the gap chain and GD201 (averaged: less noise)
     # multiply-adds (queries x database x d) of one exact neighbour search; above it a seeded query sample
     # searches all items and the numbers built on it are estimates (see docs/scale.md). 4e9 is about 0.3 s

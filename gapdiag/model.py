@@ -34,6 +34,15 @@ def euclidean_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return torch.linalg.vector_norm(a - b, dim=1)
 
 
+def cosine_similarity(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Row-wise cosine similarity of two embedding batches (B, d) -> (B,)."""
+    return torch.nn.functional.cosine_similarity(a, b, dim=1)
+
+
+#: the scores a pair forward() is recognised as returning when no distance was given (see check_pair_forward)
+KNOWN_PAIR_SCORES = {"euclidean distance": euclidean_distance, "cosine similarity": cosine_similarity}
+
+
 def _canonical(obj: Any, h: Any) -> bool:
     """Feed a canonical byte form of ``obj`` (tensors, arrays, numbers, strings, containers) to ``h``.
 
@@ -237,6 +246,14 @@ class SiameseModel:
         self.device = check_device(device)
         self._encode_fn = self._resolve_encode(encode)
         self._distance_fn = self._resolve_distance(distance)
+        # where the score comes from, for the report (check_pair_forward may find it is forward's own)
+        self.score_source = (
+            "distance="
+            if distance is not None
+            else "module.distance"
+            if callable(getattr(module, "distance", None))
+            else "euclidean distance of the embeddings (default)"
+        )
         self.scorer = Scorer(kind)
         self.encoder_calls = 0
         self.items_encoded = 0
@@ -386,6 +403,44 @@ class SiameseModel:
                     )
                 )
         return np.concatenate(chunks) if chunks else np.empty((0, 0), np.float32)
+
+    def check_pair_forward(self, module: torch.nn.Module, x: torch.Tensor, emb: np.ndarray) -> None:
+        """Make the default score the one the module's own ``forward(x1, x2)`` returns, or refuse.
+
+        Only when no ``distance`` was given and the module has no ``distance`` method, while its ``forward``
+        takes a pair: ``forward`` is called on pairs of the preflight items ``x`` (B, ...) (their embeddings
+        ``emb`` (B, d)). When it returns one score per pair, that score must be the euclidean distance or
+        the cosine similarity of the embeddings (then that one is used); anything else is a learned head gapdiag
+        cannot call on embeddings, and ``ModelError`` asks for ``distance=``. A forward that returns
+        embeddings or raises leaves the default (euclidean) in place.
+        """
+        if self.distance is not None or callable(getattr(self.module, "distance", None)):
+            return
+        if (_required_positional(module.forward) or 0) < 2 or x.shape[0] < 2:
+            return
+        ea = torch.from_numpy(np.asarray(emb, dtype=np.float64))
+        eb = ea.roll(1, 0)
+        if bool(torch.all(ea == eb)):
+            return  # identical items: every score fits
+        try:
+            x = x.to(self._device_of(module))
+            out = module(x, x.roll(1, 0))
+        except Exception:
+            return  # forward is never needed; one that wants more than a pair tells nothing here
+        if not isinstance(out, torch.Tensor) or out.numel() != x.shape[0]:
+            return  # embeddings (or anything else): the default score stands
+        got = out.detach().reshape(-1).to("cpu", torch.float64)
+        for name, fn in KNOWN_PAIR_SCORES.items():
+            if torch.allclose(fn(ea, eb), got, rtol=1e-3, atol=1e-5):
+                self._distance_fn, self.score_source = fn, f"forward(x1, x2) = {name} of the embeddings"
+                return
+        raise ModelError(
+            f"{type(self.module).__name__}.forward(x1, x2) returns one score per pair that is neither the euclidean "
+            f"distance nor the cosine similarity of the {self.encoder_name} embeddings: the pair is scored by a "
+            "learned head, which gapdiag must call on two embeddings. Pass it as distance=, e.g. "
+            "SiameseModel(net, distance=lambda a, b: net.head(torch.abs(a - b)).squeeze(1), kind='similarity') "
+            "with your head's name, and kind= as your evaluation reads the score."
+        )
 
     def raw_scores(self, a: np.ndarray, b: np.ndarray, chunk: int = 65536) -> np.ndarray:
         """The user's distance on embedding rows ``a`` (P, d) and ``b`` (P, d) -> raw scores (P,) float64."""

@@ -108,6 +108,7 @@ def check_model(model: SiameseModel, splits: dict[str, Split]) -> None:
     model.preflight_rows = {}
     rows: list[np.ndarray] = []
     widths: dict[str, int] = {}
+    raw_batches: list[tuple[torch.Tensor, np.ndarray]] = []
     with model.frozen("eval") as module:
         for role, split in splits.items():
             idx = np.arange(min(PROBE_BATCH, len(split.items)))
@@ -124,8 +125,16 @@ def check_model(model: SiameseModel, splits: dict[str, Split]) -> None:
                     )
                     model.preflight_rows.update(zip([keys[i] for i in new], emb))
                 emb = np.stack([model.preflight_rows[k] for k in keys])
+                raw_batches.append((x, emb))
             widths[role] = int(emb.shape[1])
             rows.append(emb)
+        shapes = {(tuple(x.shape[1:]), e.shape[1]) for x, e in raw_batches}
+        if len(shapes) == 1:  # one input shape, one width (other widths are refused below)
+            model.check_pair_forward(
+                module,
+                torch.cat([x for x, _ in raw_batches]),
+                np.concatenate([e for _, e in raw_batches]),
+            )
     if len(set(widths.values())) > 1:
         shown = ", ".join(f"{role} {d}" for role, d in widths.items())
         raise EncoderError(

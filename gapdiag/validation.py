@@ -404,6 +404,11 @@ OPTION_RULES: dict[str, Any] = {
         if isinstance(v, (int, float)) and not isinstance(v, bool) and 0.0 <= v < 0.5
         else "must be a number in [0, 0.5)"
     ),
+    "similar_label": lambda v: (
+        None
+        if v in (0, 1) and not isinstance(v, bool)
+        else "must be 1 (label 1 = similar) or 0 (label 1 = dissimilar, the contrastive-loss convention)"
+    ),
     "fresh_per_pair": _int_in(1, 100),
     "workers": _optional(_int_in(1, 256)),
     "neighbour_budget": lambda v: (

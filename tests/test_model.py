@@ -260,3 +260,66 @@ def test_state_fingerprint_covers_extra_state():
     a, b = WithExtra("a"), WithExtra("b")
     b.load_state_dict(a.state_dict() | {"_extra_state": {"tag": "b", "table": torch.arange(3)}})
     assert state_fingerprint(a) != state_fingerprint(b)
+
+
+class _PairScoringNet(nn.Module):
+    """forward(x1, x2) scores the pair itself, with no distance method: the Koch-style Siamese network."""
+
+    def __init__(self, score: str):
+        super().__init__()
+        self.score = score
+        self.lin = nn.Linear(16, 4)
+        self.head = nn.Linear(4, 1)
+
+    def forward_once(self, x):
+        return self.lin(x.flatten(1))
+
+    def forward(self, x1, x2):
+        a, b = self.forward_once(x1), self.forward_once(x2)
+        if self.score == "cosine":
+            return torch.nn.functional.cosine_similarity(a, b)
+        if self.score == "euclidean":
+            return torch.nn.functional.pairwise_distance(a, b)
+        if self.score == "embeddings":
+            return a, b
+        return self.head(torch.abs(a - b))  # a learned head: one logit per pair, (B, 1)
+
+
+def test_a_pair_forward_that_scores_with_a_learned_head_asks_for_the_distance():
+    train, val = _splits()
+    with pytest.raises(gapdiag.ModelError, match=r"learned head.*Pass it as distance="):
+        gapdiag.audit(SiameseModel(_PairScoringNet("head"), kind="similarity"), train, val, progress=False)
+    net = _PairScoringNet("head")
+    report = gapdiag.audit(
+        SiameseModel(net, distance=lambda a, b: net.head(torch.abs(a - b)).squeeze(1), kind="similarity"),
+        train,
+        val,
+        probes=["protocol_mismatch"],
+        progress=False,
+    )
+    assert report.meta["model"]["score"] == "distance="
+
+
+@pytest.mark.parametrize(
+    ("score", "kind", "source"),
+    [
+        ("cosine", "similarity", "forward(x1, x2) = cosine similarity of the embeddings"),
+        ("euclidean", "distance", "forward(x1, x2) = euclidean distance of the embeddings"),
+        ("embeddings", "distance", "euclidean distance of the embeddings (default)"),
+    ],
+)
+def test_a_pair_forward_that_returns_a_known_score_is_scored_with_it(score, kind, source):
+    """A cosine forward read as a similarity must not be scored as a euclidean distance (a false GD302)."""
+    train, val = _splits()
+    model = SiameseModel(_PairScoringNet(score), kind=kind)
+    report = gapdiag.audit(model, train, val, probes=["score_direction"], progress=False)
+    assert report.meta["model"]["score"] == source
+    assert report.meta["model"]["encode"] == "forward_once"
+    a, b = np.random.default_rng(0).normal(size=(2, 5, 4)).astype(np.float32)
+    expected = {
+        "cosine": torch.nn.functional.cosine_similarity,
+        "euclidean": torch.nn.functional.pairwise_distance,
+    }
+    if score in expected:
+        want = expected[score](torch.from_numpy(a), torch.from_numpy(b)).numpy()
+        assert np.allclose(model.raw_scores(a, b), want, atol=1e-5)

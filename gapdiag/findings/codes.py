@@ -284,6 +284,9 @@ _ENTRIES = [
         (
             "If distance() returns a similarity (e.g. cosine), pick the match with max(), or declare kind='similarity'.",
             "Or return a distance (1 - cosine) from distance().",
+            "If your pair labels mark dissimilar pairs with 1 (the contrastive-loss convention), the score is fine and "
+            "the labels are read backwards: set similar_label = 0. With identity labels or episodes gapdiag tells "
+            "the two apart itself and stops with an error that says so.",
         ),
     ),
     CodeInfo(

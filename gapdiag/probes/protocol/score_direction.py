@@ -110,7 +110,8 @@ class ScoreDirectionProbe(Probe):
         message = (
             f"{read}, the score ranks dissimilar training pairs above similar ones: AUC {auc:.2f} on {mt['n_pairs']} "
             f"{mt['pairs_from']} pairs (0.5 = no signal); read the other way it is {rev:.2f}. {cause} Your pair "
-            "labels may also mean 1 = dissimilar: gapdiag reads 1 as similar. (fail: the whole CI is below "
+            "labels may also mean 1 = dissimilar (the contrastive-loss convention): gapdiag reads 1 as similar unless "
+            "the configuration says similar_label = 0; identity labels or episodes would tell which. (fail: the whole CI is below "
             f"{0.5 - mt['margin']:.2f}.) gapdiag's other numbers read the score the way the training pairs separate."
         )
         evidence = {"train_auc": auc.to_dict(), "train_auc_reversed": rev.to_dict(), "kind": mt["kind"]}
