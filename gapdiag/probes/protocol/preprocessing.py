@@ -76,6 +76,21 @@ def _item_features(
     return {k: np.concatenate(v) for k, v in parts.items() if v}
 
 
+def _role_neutral_items(split: Any, min_items: int) -> tuple[np.ndarray, str]:
+    """Item indices (sorted) to read a split's statistics from, and where they come from: the items of its given
+    dissimilar pairs when there are at least ``min_items`` of them, else all items. An artifact put on similar
+    pairs (a frame, a marker token, a shared tint) makes new inputs that only similar pairs hold; a loader slip
+    reaches dissimilar pairs too."""
+    n = len(split.items)
+    pairs = split.pairs
+    if pairs is not None and pairs.label.any() and not pairs.label.all():
+        negative = pairs.label == 0
+        pool = np.unique(np.concatenate([pairs.left[negative], pairs.right[negative]]))
+        if pool.size >= min_items:
+            return pool, "items of dissimilar pairs"
+    return np.arange(n), "all items"
+
+
 def _picture(batch: Any, layout: str) -> np.ndarray | None:
     """Image batches (B, C, H, W), (B, H, W, C) or (B, H, W) pooled to (B, C, <= 16, <= 16) float64; None
     for other items. Average pooling commutes with flips (and, on square images, with transposition), so the
@@ -130,7 +145,9 @@ class PreprocessingProbe(Probe):
 
     What it measures
     ----------------
-    On a seeded sample of at most ``max_items`` items per split: the item shape, the raw dtype
+    On a seeded sample of at most ``max_items`` items per split (training: of the items of dissimilar pairs when
+    its pairs are given, because a slip in a loader touches every item whatever its pair role, while an
+    artifact put on similar training pairs, GD101's business, only touches theirs): the item shape, the raw dtype
     (``Items.raw_dtype()``), the value range, and per channel (axis 1 of (C, H, W) items; the last axis of
     (H, W, C); one channel otherwise) the pooled mean and standard deviation, plus four per-item
     statistics per channel (the item's mean, std, min and max).
@@ -186,6 +203,8 @@ class PreprocessingProbe(Probe):
     defaults = {
         # items read per split (seeded sample): enough for 1% quantiles and tight pooled statistics
         "max_items": 1000,
+        # items of dissimilar pairs needed to read a split's statistics from them alone (else all its items)
+        "min_neutral_items": 50,
         # half a training std of mean shift; digits of disjoint classes or training-only augmentation stay
         # below, a skipped Normalize (e.g. ImageNet mean/std) lands well above in the std ratio
         "max_mean_shift": 0.5,
@@ -213,6 +232,19 @@ class PreprocessingProbe(Probe):
         "Per-split shape, dtype, range and per-channel mean/std; a val loader preprocessed differently."
     )
 
+    def _sample(self, ctx: AuditContext, split: str) -> tuple[np.ndarray, str]:
+        """The seeded sample of at most ``max_items`` item indices (sorted) of ``split``, and what it is drawn
+        from (training: the items of dissimilar pairs, see :func:`_role_neutral_items`)."""
+        n = len(ctx.splits[split].items)
+        pool, drawn_from = (
+            _role_neutral_items(ctx.splits[split], int(self.params["min_neutral_items"]))
+            if split == "train"
+            else (np.arange(n), "all items")
+        )
+        k = min(pool.size, int(self.params["max_items"]))
+        rng = ctx.rng(f"preprocessing.sample.{split}")
+        return (pool if k == pool.size else np.sort(rng.choice(pool, size=k, replace=False))), drawn_from
+
     def _measure(self, ctx: AuditContext) -> Measurement:
         n_boot = int(ctx.option("n_boot"))
         level = float(ctx.option("ci_level"))
@@ -228,10 +260,9 @@ class PreprocessingProbe(Probe):
         pad_id = int(kind.pad_id) if kind.kind == "sequence" else None
         for split in ("train", "val"):
             items = ctx.splits[split].items
-            rng = ctx.rng(f"preprocessing.sample.{split}")
             n = len(items)
-            k = min(n, int(self.params["max_items"]))
-            idx = np.arange(n) if k == n else np.sort(rng.choice(n, size=k, replace=False))
+            idx, drawn_from = self._sample(ctx, split)
+            k = idx.size
             f = _item_features(items, idx, layouts[split][0], pad_id, keep_rows=kind.kind == "tabular")
             feats[split] = f
             mean, std = _pooled(f["mean"], f["sq"])
@@ -240,6 +271,7 @@ class PreprocessingProbe(Probe):
                 "dtype": items.raw_dtype(),
                 "n_items_read": int(k),
                 "n_items": int(n),
+                "items_from": drawn_from,
                 "min": float(f["min"].min()),
                 "max": float(f["max"].max()),
                 "channel_mean": mean.tolist(),
