@@ -207,7 +207,8 @@ class SiameseModel:
     Parameters
     ----------
     module : torch.nn.Module
-        The network. Never modified.
+        The network. Never modified. A ``DataParallel`` or ``DistributedDataParallel`` wrapper is looked
+        through: the wrapped network is the one called.
     encode : str or callable, optional
         Method name on ``module`` or a callable ``(module_inputs (B, ...)) -> embeddings (B, d)``.
         Default: ``module.encode`` if it exists; else, when ``module.forward`` takes a pair, the first of
@@ -238,6 +239,10 @@ class SiameseModel:
     ):
         if not isinstance(module, torch.nn.Module):
             raise ModelError(f"SiameseModel needs a torch.nn.Module; got {type(module).__name__}.")
+        # a checkpoint loaded into (Distributed)DataParallel: its encode/forward_once live on the wrapped
+        # network, which is called directly (same parameters, one device, the wrapper untouched)
+        while isinstance(module, (torch.nn.DataParallel, torch.nn.parallel.DistributedDataParallel)):
+            module = module.module
         self.module = module
         self.kind = check_choice(kind, name="kind", choices=("distance", "similarity"))
         self.batch_size = check_positive_int(batch_size, name="batch_size")

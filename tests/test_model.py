@@ -323,3 +323,29 @@ def test_a_pair_forward_that_returns_a_known_score_is_scored_with_it(score, kind
     if score in expected:
         want = expected[score](torch.from_numpy(a), torch.from_numpy(b)).numpy()
         assert np.allclose(model.raw_scores(a, b), want, atol=1e-5)
+
+
+def test_a_data_parallel_wrapper_is_looked_through():
+    """A checkpoint loaded into nn.DataParallel: the wrapped network's encode is used, the wrapper untouched."""
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = nn.Linear(16, 4)
+
+        def encode(self, x):
+            return self.lin(x.flatten(1))
+
+        def forward(self, x1, x2):
+            return torch.nn.functional.pairwise_distance(self.encode(x1), self.encode(x2))
+
+    wrapped = nn.DataParallel(Net())
+    train, val = _splits()
+    report = gapdiag.audit(wrapped, train, val, probes=["protocol_mismatch"], progress=False)
+    assert report.result("protocol_mismatch").status == "ok"
+    assert report.meta["model"] == {
+        "class": "Net",
+        "kind": "distance",
+        "encode": "encode",
+        "score": "forward(x1, x2) = euclidean distance of the embeddings",
+    }
