@@ -148,20 +148,20 @@ def _lower_contrasts_of_a_slip(findings: list) -> None:
     """When GD305 finds the validation loader flipping, turning, cropping or reordering the inputs, a GD101
     on the same inputs rests on a train-vs-validation contrast that the slip alone creates (feature j of
     validation is another feature): lowered to info, saying so. Its numbers stay, for after the fix."""
-    from .findings.finding import Severity
+    from .findings.finding import Severity, lower_to_info
 
     slip = any(
         f.code == "GD305" and f.severity >= Severity.WARN and ({"columns", "orientation"} & set(f.evidence))
         for f in findings
     )
-    for f in findings if slip else ():
-        if f.code == "GD101" and f.severity >= Severity.WARN:
-            f.severity = Severity.INFO
-            f.message += (
-                " Lowered to info: GD305 found the validation inputs flipped, turned, cropped or in another column "
-                "order, so the validation side of this contrast measures other pixels or columns. Audit again "
-                "once the validation loader matches training."
-            )
+    if slip:
+        lower_to_info(
+            findings,
+            "GD101",
+            "GD305 found the validation inputs flipped, turned, cropped or in another column order, so the "
+            "validation side of this contrast measures other pixels or columns. Audit again once the validation "
+            "loader matches training.",
+        )
 
 
 def _lower_what_backwards_labels_would_make(ctx: AuditContext, findings: list) -> None:
@@ -169,21 +169,18 @@ def _lower_what_backwards_labels_would_make(ctx: AuditContext, findings: list) -
     labels nor the user's episodes say which (``gapdiag.label_convention`` stops the audit when they do). In
     the second case the training identities inferred from "similar" pairs group dissimilar items, so a GD201
     resting on them is a guess: lowered to info, saying so."""
-    from .findings.finding import Severity
+    from .findings.finding import Severity, lower_to_info
 
     backwards = any(f.code == "GD302" and f.severity >= Severity.WARN for f in findings)
-    if not backwards or ctx.identities_origin("train") == "labels":
-        return
-    for f in findings:
-        if f.code == "GD201" and f.severity >= Severity.WARN:
-            f.severity = Severity.INFO
-            f.message += (
-                " Lowered to info: GD302 finds the training pairs ranked backwards, and without identity labels "
-                "or episodes gapdiag cannot tell a score read backwards from pair labels that mean 1 = dissimilar. "
-                "In the second case the identities inferred from the pairs labelled similar are wrong, and so is "
-                "this comparison. Pass identity labels, or fix the reading (kind=) or the labels (similar_label=0), "
-                "and audit again."
-            )
+    if backwards and ctx.identities_origin("train") != "labels":
+        lower_to_info(
+            findings,
+            "GD201",
+            "GD302 finds the training pairs ranked backwards, and without identity labels or episodes gapdiag "
+            "cannot tell a score read backwards from pair labels that mean 1 = dissimilar. In the second case the "
+            "identities inferred from the pairs labelled similar are wrong, and so is this comparison. Pass "
+            "identity labels, or fix the reading (kind=) or the labels (similar_label=0), and audit again.",
+        )
 
 
 def _run_probes(

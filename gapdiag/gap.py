@@ -28,7 +28,7 @@ import numpy as np
 from .context import Artifact
 from .data import make_episodes
 from .errors import InputError
-from .findings.finding import Finding, Severity
+from .findings.finding import Finding, Severity, lower_to_info
 from .metrics import nway_accuracy
 from .protocols import (
     NWAY,
@@ -649,13 +649,12 @@ def attribute(chain: Chain, findings: list[Finding]) -> Chain:
             step.status = "unexplained" if step.estimate.value > 0 else "gain"
     pair = chain.step("pair_specific")
     if pair is not None and pair.owner == "GD101":
-        for f in findings:
-            if f.code == "GD201" and f.severity >= Severity.WARN:
-                f.severity = Severity.INFO
-                f.message += (
-                    " Lowered to info: the attribute GD101 names is shared within the given positive pairs, so "
-                    "re-pairing removes it too; GD101 owns this drop."
-                )
+        lower_to_info(
+            findings,
+            "GD201",
+            "the attribute GD101 names is shared within the given positive pairs, so re-pairing removes it too; "
+            "GD101 owns this drop.",
+        )
     faults = {f.code for f in findings if not f.ignored and f.severity >= Severity.WARN}
     owned: dict[str, float] = {}
     for step in chain.steps:

@@ -6,7 +6,7 @@ import enum
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Severity", "Finding"]
+__all__ = ["Severity", "Finding", "lower_to_info"]
 
 
 class Severity(enum.IntEnum):
@@ -77,3 +77,12 @@ class Finding:
             "ignore_reason": self.ignore_reason,
             "baseline": None if self.baseline is None else dict(self.baseline),
         }
+
+
+def lower_to_info(findings: list[Finding], code: str, why: str) -> None:
+    """Lower every ``code`` finding at warn or above to info, appending " Lowered to info: " + ``why`` to its
+    message: another finding measured what made it. Its numbers stay, for after the fix."""
+    for f in findings:
+        if f.code == code and f.severity >= Severity.WARN:
+            f.severity = Severity.INFO
+            f.message += f" Lowered to info: {why}"
