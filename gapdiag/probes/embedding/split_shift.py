@@ -180,6 +180,13 @@ class SplitShiftProbe(Probe):
                 f"{base} The model maps validation inputs to a different region than training inputs. "
                 "Check preprocessing of the validation loader (GD305) and, if only some training items are "
                 "separable, an artifact carried by the training pairs (GD101/GD102)."
+                + (
+                    " Without identity labels on both splits gapdiag cannot tell whether validation holds "
+                    "identities that training never had (an open set), which separates the splits by itself: "
+                    "pass them and GD104/GD202 say which."
+                    if overlap["setting"] == "unknown"
+                    else ""
+                )
             )
         evidence = {
             k: (v.to_dict() if isinstance(v, Estimate) else v) for k, v in mt.items() if k != "measured"

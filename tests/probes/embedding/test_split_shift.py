@@ -7,6 +7,7 @@ import pytest
 
 import gapdiag
 from gapdiag import Severity, SiameseModel, Split
+from gapdiag.data import make_episodes
 from gapdiag.digits import build_scenario
 from gapdiag.probes.embedding.split_shift import _matched_sample
 
@@ -71,3 +72,21 @@ def test_matched_sample_balances_each_shared_identity():
     assert tr.size == va.size == 20
     tr, va, how = _matched_sample(None, val_labels, 110, 85, 1000, rng)
     assert tr.size == va.size == 85 and how.startswith("at random")
+
+
+def test_without_labels_the_warning_says_an_open_set_cannot_be_ruled_out(healthy_episodes):
+    """The same open set without identity labels: a warning, since nothing shows the identities are new, and
+    the message says what labels would tell."""
+    s = healthy_episodes
+    model = SiameseModel(s.model.module)
+    emb = np.concatenate(
+        [model.embed(sp.items.get_batch(np.arange(len(sp.items)))) for sp in (s.train, s.val)]
+    )
+    labels = np.concatenate([s.train.items.labels, s.val.items.labels])
+    is_val = labels >= 7
+    train = Split.from_embeddings(emb[~is_val], labels[~is_val], name="train")
+    e = make_episodes(gapdiag.Items(None, labels=labels[is_val], n=int(is_val.sum())), n_way=3, seed=1)
+    val = Split.from_embeddings(emb[is_val], None, name="val", episodes=(e.anchor, e.candidates, e.correct))
+    [finding] = [f for f in _audit(None, train, val).findings if f.code == "GD205"]
+    assert finding.severity == Severity.WARN
+    assert "cannot tell whether validation holds identities that training never had" in finding.message
