@@ -40,7 +40,13 @@ def cosine_similarity(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 
 #: the scores a pair forward() is recognised as returning when no distance was given (see check_pair_forward)
-KNOWN_PAIR_SCORES = {"euclidean distance": euclidean_distance, "cosine similarity": cosine_similarity}
+KNOWN_PAIR_SCORES = {
+    "euclidean distance": euclidean_distance,
+    "squared euclidean distance": lambda a, b: ((a - b) ** 2).sum(dim=1),
+    "L1 distance": lambda a, b: (a - b).abs().sum(dim=1),
+    "cosine similarity": cosine_similarity,
+    "cosine distance": lambda a, b: 1 - cosine_similarity(a, b),
+}
 
 
 def _canonical(obj: Any, h: Any) -> bool:
@@ -414,9 +420,10 @@ class SiameseModel:
 
         Only when no ``distance`` was given and the module has no ``distance`` method, while its ``forward``
         takes a pair: ``forward`` is called on pairs of the preflight items ``x`` (B, ...) (their embeddings
-        ``emb`` (B, d)). When it returns one score per pair, that score must be the euclidean distance or
-        the cosine similarity of the embeddings (then that one is used); anything else is a learned head gapdiag
-        cannot call on embeddings, and ``ModelError`` asks for ``distance=``. A forward that returns
+        ``emb`` (B, d)). When it returns one score per pair, that score must be one of
+        :data:`KNOWN_PAIR_SCORES` of the embeddings (euclidean, squared euclidean or L1 distance, cosine
+        similarity or distance; then that one is used); anything else is a learned head gapdiag cannot call
+        on embeddings, and ``ModelError`` asks for ``distance=``. A forward that returns
         embeddings or raises leaves the default (euclidean) in place.
         """
         if self.distance is not None or callable(getattr(self.module, "distance", None)):
@@ -440,8 +447,8 @@ class SiameseModel:
                 self._distance_fn, self.score_source = fn, f"forward(x1, x2) = {name} of the embeddings"
                 return
         raise ModelError(
-            f"{type(self.module).__name__}.forward(x1, x2) returns one score per pair that is neither the euclidean "
-            f"distance nor the cosine similarity of the {self.encoder_name} embeddings: the pair is scored by a "
+            f"{type(self.module).__name__}.forward(x1, x2) returns one score per pair that is none of "
+            f"{', '.join(KNOWN_PAIR_SCORES)} of the {self.encoder_name} embeddings: the pair is scored by a "
             "learned head, which gapdiag must call on two embeddings. Pass it as distance=, e.g. "
             "SiameseModel(net, distance=lambda a, b: net.head(torch.abs(a - b)).squeeze(1), kind='similarity') "
             "with your head's name, and kind= as your evaluation reads the score."

@@ -280,6 +280,8 @@ class _PairScoringNet(nn.Module):
             return torch.nn.functional.cosine_similarity(a, b)
         if self.score == "euclidean":
             return torch.nn.functional.pairwise_distance(a, b)
+        if self.score == "squared":  # the contrastive loss's own quantity
+            return ((a - b) ** 2).sum(1)
         if self.score == "embeddings":
             return a, b
         return self.head(torch.abs(a - b))  # a learned head: one logit per pair, (B, 1)
@@ -305,6 +307,7 @@ def test_a_pair_forward_that_scores_with_a_learned_head_asks_for_the_distance():
     [
         ("cosine", "similarity", "forward(x1, x2) = cosine similarity of the embeddings"),
         ("euclidean", "distance", "forward(x1, x2) = euclidean distance of the embeddings"),
+        ("squared", "distance", "forward(x1, x2) = squared euclidean distance of the embeddings"),
         ("embeddings", "distance", "euclidean distance of the embeddings (default)"),
     ],
 )
@@ -319,6 +322,7 @@ def test_a_pair_forward_that_returns_a_known_score_is_scored_with_it(score, kind
     expected = {
         "cosine": torch.nn.functional.cosine_similarity,
         "euclidean": torch.nn.functional.pairwise_distance,
+        "squared": lambda a, b: ((a - b) ** 2).sum(1),
     }
     if score in expected:
         want = expected[score](torch.from_numpy(a), torch.from_numpy(b)).numpy()
