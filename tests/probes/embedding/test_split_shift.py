@@ -40,16 +40,19 @@ def test_healthy_closed_set_split_is_indistinguishable(healthy_episodes):
     assert abs(auc.value - 0.5) < 0.1  # chance: the splits come from one distribution
 
 
+def _open_set(scenario):
+    """The healthy model's embeddings of every item (N, d), their digits (N,), and digits 7-9 as validation."""
+    model = SiameseModel(scenario.model.module)
+    splits = (scenario.train, scenario.val)
+    emb = np.concatenate([model.embed(sp.items.get_batch(np.arange(len(sp.items)))) for sp in splits])
+    labels = np.concatenate([sp.items.labels for sp in splits])
+    return emb, labels, labels >= 7
+
+
 def test_open_set_separability_is_only_info(healthy_episodes):
     """Train on digits 0-6, validate on 7-9 (same healthy embeddings): different identities separate the
     splits by construction, which is not a distribution shift of the inputs."""
-    s = healthy_episodes
-    model = SiameseModel(s.model.module)
-    emb = np.concatenate(
-        [model.embed(sp.items.get_batch(np.arange(len(sp.items)))) for sp in (s.train, s.val)]
-    )
-    labels = np.concatenate([s.train.items.labels, s.val.items.labels])
-    is_val = labels >= 7
+    emb, labels, is_val = _open_set(healthy_episodes)
     train = Split.from_embeddings(emb[~is_val], labels[~is_val], name="train")
     val = Split.from_embeddings(emb[is_val], labels[is_val], name="val")
     report = _audit(None, train, val)
@@ -77,13 +80,7 @@ def test_matched_sample_balances_each_shared_identity():
 def test_without_labels_the_warning_says_an_open_set_cannot_be_ruled_out(healthy_episodes):
     """The same open set without identity labels: a warning, since nothing shows the identities are new, and
     the message says what labels would tell."""
-    s = healthy_episodes
-    model = SiameseModel(s.model.module)
-    emb = np.concatenate(
-        [model.embed(sp.items.get_batch(np.arange(len(sp.items)))) for sp in (s.train, s.val)]
-    )
-    labels = np.concatenate([s.train.items.labels, s.val.items.labels])
-    is_val = labels >= 7
+    emb, labels, is_val = _open_set(healthy_episodes)
     train = Split.from_embeddings(emb[~is_val], labels[~is_val], name="train")
     e = make_episodes(gapdiag.Items(None, labels=labels[is_val], n=int(is_val.sum())), n_way=3, seed=1)
     val = Split.from_embeddings(emb[is_val], None, name="val", episodes=(e.anchor, e.candidates, e.correct))
