@@ -258,6 +258,13 @@ class Pairs:
     def positive_ratio(self) -> float:
         return float(self.label.mean())
 
+    def members(self, label: int) -> np.ndarray:
+        """Mask (N,) bool over ``items``: the items that sit in at least one pair of ``label`` (1 similar, 0 not)."""
+        m = self.label == label
+        out = np.zeros(len(self.items), dtype=bool)
+        out[self.left[m]] = out[self.right[m]] = True
+        return out
+
     @classmethod
     def from_loader(cls, loader: Iterable, *, attributes: pd.DataFrame | None = None) -> Pairs:
         """Pairs from an iterable of pair batches: the shape of a Siamese training loop.

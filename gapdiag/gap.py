@@ -127,10 +127,7 @@ def _fresh_pairs(ctx: AuditContext) -> FreshPairs | None:
     anchor, partner = np.where(keep_left, left, right), np.where(keep_left, right, left)
     original = np.unique(pair_keys(pairs.left, pairs.right, n_items))
     everyone = np.ones(n_items, dtype=bool)
-    role_pool = {lab: np.zeros(n_items, dtype=bool) for lab in (0, 1)}
-    for lab in (0, 1):
-        m = pairs.label == lab
-        role_pool[lab][pairs.left[m]] = role_pool[lab][pairs.right[m]] = True
+    role_pool = {lab: pairs.members(lab) for lab in (0, 1)}
     r = int(ctx.option("fresh_per_pair"))
     scores = {}
     partners = {}

@@ -81,14 +81,10 @@ def _role_neutral_items(split: Any, min_items: int) -> tuple[np.ndarray, str]:
     dissimilar pairs when there are at least ``min_items`` of them, else all items. An artifact put on similar
     pairs (a frame, a marker token, a shared tint) makes new inputs that only similar pairs hold; a loader slip
     reaches dissimilar pairs too."""
-    n = len(split.items)
-    pairs = split.pairs
-    if pairs is not None and pairs.label.any() and not pairs.label.all():
-        negative = pairs.label == 0
-        pool = np.unique(np.concatenate([pairs.left[negative], pairs.right[negative]]))
-        if pool.size >= min_items:
-            return pool, "items of dissimilar pairs"
-    return np.arange(n), "all items"
+    pool = np.flatnonzero(split.pairs.members(0)) if split.pairs is not None else np.empty(0, dtype=np.int64)
+    if pool.size >= min_items:
+        return pool, "items of dissimilar pairs"
+    return np.arange(len(split.items)), "all items"
 
 
 def _picture(batch: Any, layout: str) -> np.ndarray | None:
