@@ -315,9 +315,11 @@ _ENTRIES = [
         "Plain accuracy depends on the positive ratio: 90% negatives make an always-'different' model 90% accurate. "
         "Numbers from splits of different composition are not comparable; balanced accuracy is.",
         "Positive ratio per split (Wilson CI) and negative difficulty (share of negatives scoring above the "
-        "median positive), with accuracy and balanced accuracy side by side. Judged only when both splits' pairs "
-        "were given by the user, since derived pairs have the ratio their protocol implies; difficulty is "
-        "reported, not judged, because it also moves with model quality.",
+        "median positive), with accuracy and balanced accuracy side by side. The ratio difference is judged only "
+        "when both splits' pairs were given by the user, since derived pairs have the ratio their protocol "
+        "implies; difficulty is reported, not judged, because it also moves with model quality. Also raised when "
+        "the user's training pairs are so lopsided that the training accuracy's CI reaches the majority share: "
+        "the training number then measures the mix, not the model.",
         (
             "Compare balanced accuracy or ROC-AUC, not plain accuracy.",
             "Build validation pairs with the same positive ratio as training.",

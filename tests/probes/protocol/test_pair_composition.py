@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
 import gapdiag
 from gapdiag import Items, Severity, Split
@@ -27,3 +28,42 @@ def test_very_different_positive_ratios_raise_gd304(healthy_pairs):
     # the chain names the composition step
     step = next(s for s in report.gap["chain"]["steps"] if s["id"] == "composition")
     assert step["candidates"] == ["GD304"]
+
+
+def _mostly_similar_training(sc):
+    """The scenario's training items with 95% similar pairs (as given by the user)."""
+    items = Items(sc.train.items.inputs, labels=sc.train.items.labels)
+    return Split("train", items, pairs=make_pairs(items, n_pairs=2000, positive_ratio=0.95, seed=3))
+
+
+def test_a_training_accuracy_that_is_only_the_pair_mix_raises_gd304(healthy_episodes):
+    from gapdiag import SiameseModel
+    from gapdiag.digits import SiameseCNN
+
+    torch.manual_seed(5)
+    untrained = SiameseModel(SiameseCNN().eval())
+    report = gapdiag.audit(
+        untrained,
+        _mostly_similar_training(healthy_episodes),
+        healthy_episodes.val,
+        probes=["pair_composition"],
+        progress=False,
+    )
+    [gd304] = report.by_code("GD304")
+    assert gd304.severity == Severity.WARN
+    assert "95% of your 2000 training pairs are similar pairs" in gd304.message
+    lift = gd304.evidence["training_lift_over_majority"]
+    assert lift["majority_share"] == pytest.approx(0.95) and lift["low"] <= 0
+
+
+def test_a_model_that_learned_its_imbalanced_training_pairs_stays_clean(healthy_episodes):
+    report = gapdiag.audit(
+        healthy_episodes.model,
+        _mostly_similar_training(healthy_episodes),
+        healthy_episodes.val,
+        probes=["pair_composition"],
+        progress=False,
+    )
+    assert "GD304" not in report.codes()
+    train = report.result("pair_composition").metrics["train"]
+    assert train["accuracy"].low > 0.95
