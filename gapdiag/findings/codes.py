@@ -181,7 +181,9 @@ _ENTRIES = [
         "with the number of directions the identities need, min(d, C - 1, N - 1) for C identities with two or "
         "more items (a simplex of C points spans C - 1 dimensions), with a block-bootstrap CI. Alignment (mean "
         "squared distance between L2-normalised embeddings of positive pairs) and uniformity (log of the mean "
-        "Gaussian potential over a sample of normalised pairs, Wang & Isola 2020) are reported, not judged.",
+        "Gaussian potential over a sample of normalised pairs, Wang & Isola 2020) are reported, not judged. A "
+        "warning when validation is collapsed and training is not; information when training is collapsed too, "
+        "since a collapse both splits share limits both alike instead of explaining the gap between them.",
         (
             "Check the projection head and normalisation; lower the margin or temperature.",
             "Add a decorrelation or uniformity term, or use a loss with more negatives per anchor.",

@@ -115,8 +115,11 @@ class GeometryProbe(Probe):
     blocks of items, each resample re-weighting the blocks' scatter matrices: one pass over the items
     plus one ``q x q`` eigen-decomposition per resample (``q = min(d, max_dim_boot)``; above it the
     resampled spectrum is the top-``q`` principal subspace's, the tail held at its full-sample values);
-    the percentile interval is re-centred on the estimate, since resampling biases a spectral entropy low. Warn when the ratio is below ``collapse_ratio`` and its whole CI is
-    too. Reported with it: alignment = mean ``||u - v||^2`` over positive pairs of L2-normalised
+    the percentile interval is re-centred on the estimate, since resampling biases a spectral entropy low. A split
+    is collapsed when the ratio is below ``collapse_ratio`` and its whole CI is too. Warn when validation is
+    collapsed and training is not (the validation identities are squeezed: a difference between the splits);
+    info when training is collapsed too, since a collapse both splits share limits both alike and says nothing
+    about the gap between them (a healthy model of 60 text identities used 6 of its 32 dimensions). Reported with it: alignment = mean ``||u - v||^2`` over positive pairs of L2-normalised
     embeddings (in [0, 4], lower = positives closer) and uniformity = ``log mean exp(-2 ||u - v||^2)``
     over ``uniformity_pairs`` random item pairs (Wang & Isola, 2020; in [-4, 0] in practice, lower = more
     uniform). Both are on normalised but not centred embeddings, as defined; a euclidean embedding far
@@ -134,7 +137,8 @@ class GeometryProbe(Probe):
     and its excess over the null reaches ``warn_excess_skewness`` with a CI above 0: hubs made by the
     embedding's structure, not its dimension.
 
-    **Codes.** GD203 (warn) and GD204 (warn), per split; the message names the split.
+    **Codes.** GD203 (warn for validation alone, else info) and GD204 (warn), per split; the message names the
+    split.
     """
 
     name = "geometry"
@@ -358,13 +362,26 @@ class GeometryProbe(Probe):
                     f"{e['collapse_ratio']:.2f} (< {p['collapse_ratio']}){extra}, uniformity "
                     f"{e['uniformity']:.2f} (0 = all on one point, about -4 = spread)"
                 )
+            # a collapse the training embedding shares limits both splits alike: it is the model's capacity,
+            # not a difference between the splits; only validation squeezed on its own says something about the gap
+            val_only = collapsed == ["val"]
+            scope = (
+                "Only validation is collapsed, while training uses enough directions: the validation identities "
+                "are squeezed together, which costs validation accuracy that training keeps. "
+                if val_only
+                else "The training embedding is collapsed too, so this limits both splits alike rather than "
+                "explaining a difference between them (info). "
+            )
             message = (
                 "The embeddings occupy far fewer directions than needed to tell the identities apart. "
                 + "; ".join(parts)
-                + ". Effective rank = exp(entropy of the normalised singular values of the centred embeddings)."
+                + ". "
+                + scope
+                + "Effective rank = exp(entropy of the normalised singular values of the centred embeddings)."
             )
             evidence = {s: _plain(m.metrics[s], _COLLAPSE_KEYS) for s in collapsed}
-            out.append(self.finding("GD203", Severity.WARN, message, evidence=evidence))
+            severity = Severity.WARN if val_only else Severity.INFO
+            out.append(self.finding("GD203", severity, message, evidence=evidence))
         if hubby:
             parts = []
             for split in hubby:

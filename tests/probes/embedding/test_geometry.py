@@ -54,24 +54,37 @@ def test_alignment_and_uniformity_match_their_definitions():
     assert np.allclose(uniformity(a, b), np.exp(-2 * d2))
 
 
-def test_rank_two_projection_raises_gd203(healthy):
-    """The healthy embeddings projected onto their two main directions: 32 dimensions, rank 2."""
+def _rank_two(emb, reference):
+    """``emb`` projected onto the two main directions of ``reference``: 32 dimensions, rank 2."""
+    mean = reference.mean(axis=0)
+    _, _, vt = np.linalg.svd(reference - mean, full_matrices=False)
+    return (emb - mean) @ (vt[:2].T @ vt[:2]) + mean
+
+
+def test_a_collapse_both_splits_share_is_info_gd203(healthy):
+    """Both splits projected onto rank 2: collapsed alike, which limits both instead of explaining a gap."""
     train_emb, train_labels, val_emb, val_labels = healthy
-    mean = train_emb.mean(axis=0)
-    _, _, vt = np.linalg.svd(train_emb - mean, full_matrices=False)
-    proj = vt[:2].T @ vt[:2]
     report = _geometry(
-        (train_emb - mean) @ proj + mean, train_labels, (val_emb - mean) @ proj + mean, val_labels
+        _rank_two(train_emb, train_emb), train_labels, _rank_two(val_emb, train_emb), val_labels
     )
-    assert "GD203" in report.codes(min_severity=Severity.WARN)
+    [finding] = report.by_code("GD203")
+    assert finding.severity == Severity.INFO and "limits both splits alike" in finding.message
     assert "GD204" not in report.codes(min_severity=Severity.WARN)
     m = report.result("geometry").metrics
     for split in ("train", "val"):
         assert m[split]["effective_rank"].value <= 2.01  # float32 round-off adds a trace of other directions
         assert m[split]["rank_needed"] == 9  # ten digit classes need nine directions
         assert m[split]["collapse_ratio"].high < 0.25
-    finding = next(f for f in report.findings if f.code == "GD203")
     assert "train:" in finding.message and "val:" in finding.message
+
+
+def test_a_validation_collapse_raises_gd203(healthy):
+    """Only the validation embeddings projected onto rank 2: the validation identities are squeezed."""
+    train_emb, train_labels, val_emb, val_labels = healthy
+    report = _geometry(train_emb, train_labels, _rank_two(val_emb, train_emb), val_labels)
+    [finding] = report.by_code("GD203")
+    assert finding.severity == Severity.WARN and "Only validation is collapsed" in finding.message
+    assert "val:" in finding.message and "train:" not in finding.message
 
 
 def test_healthy_embeddings_are_clean(healthy):
