@@ -324,6 +324,9 @@ def test_healthy_token_twin_stays_clean(labels):
     )
     # positives share tokens of their identity in both splits: a real cue, not a shortcut
     assert row["auc_train"]["value"] > 0.6 and row["auc_val"]["value"] > 0.6
+    # gapdiag's own pair statistic, described as such (it once read "user-supplied column")
+    words = report.result("shortcut").evidence["descriptions"][row["attribute"]]
+    assert words.startswith("token overlap of the two items"), words
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -526,7 +526,8 @@ def compute_generic(
         for name, values in generic_values(layout, batch).items():
             parts[name].append(values)
     frame = pd.DataFrame({n: np.concatenate(v) for n, v in parts.items()}, index=pd.RangeIndex(n_items))
-    frame.attrs["descriptions"] = {n: c.description for n, c in layout.columns.items()}
+    # pair columns (token overlap) live in the pair table, but their words belong with the others
+    frame.attrs["descriptions"] = {n: c.description for n, c in layout.all_columns.items()}
     return frame
 
 

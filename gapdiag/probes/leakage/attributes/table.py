@@ -436,8 +436,10 @@ def describe_attribute(name: str, *, table: pd.DataFrame | None = None) -> str:
     attr, sep, part = str(name).rpartition(":")
     if sep and part in FEATURE_PARTS:
         return f"{describe_attribute(attr, table=table)}; pair feature {FEATURE_PARTS[part]}"
-    kind = attribute_kind(name, table=table)
     user_text = (table.attrs.get("descriptions", {}) if table is not None else {}).get(name)
+    if user_text and table is not None and name not in table.columns:
+        return f"{user_text}; numeric"  # a pair-level statistic (token overlap): described, not a column
+    kind = attribute_kind(name, table=table)
     if user_text:
         return f"{user_text}; {kind}"
     if table is None or name not in table.columns or column_owner(name) is not None:
