@@ -7,12 +7,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ...findings.finding import Finding, Severity
-from ...stats import Estimate, bootstrap_auc
+from ...stats import Estimate, bootstrap_auc, estimate_from_draws
 from ..base import Measurement, Probe
 from ..registry import register_probe
 
 if TYPE_CHECKING:
     from ...context import AuditContext
+    from ...data import Items
 
 __all__ = ["SplitShiftProbe"]
 
@@ -57,6 +58,73 @@ def _matched_sample(
         np.sort(rng.choice(n_val, k, replace=False)),
         "at random, the same number from each split",
     )
+
+
+def _token_batches(items: Items, rows: np.ndarray, pad_id: int):
+    """The non-pad token ids of the items ``rows``, 512 at a time: (ids (k,), item of each id (k,), batch size)."""
+    import torch
+
+    for start in range(0, rows.size, 512):
+        x = torch.as_tensor(items.get_batch(rows[start : start + 512])).long()
+        x = x.reshape(x.shape[0], -1)
+        keep = (x != pad_id) & (x >= 0)
+        item = torch.arange(x.shape[0]).unsqueeze(1).expand_as(x)[keep]
+        yield x[keep].numpy(), start + item.numpy(), x.shape[0]
+
+
+def token_share_shift(
+    train: Items,
+    val: Items,
+    tr: np.ndarray,
+    va: np.ndarray,
+    *,
+    pad_id: int,
+    rng: np.random.Generator,
+    n_boot: int,
+    level: float,
+    top: int = 3,
+) -> list[dict[str, Any]]:
+    """The token ids whose share of all (non-pad) tokens differs most between the sampled items of two splits.
+
+    ``tr`` and ``va`` (n,) index ``train`` and ``val``, whose items are token-id sequences. Returns up to
+    ``top`` entries, largest difference first: ``{"token", "train_share", "val_share", "difference"}``, the
+    difference (val - train) an Estimate whose bootstrap resamples the items of each split (the share of an
+    id among the resampled items' tokens). Two passes over the sampled items: totals per id, then per-item
+    counts of the chosen ids only.
+    """
+    totals: dict[str, dict[int, int]] = {}
+    for name, items, rows in (("train", train, tr), ("val", val, va)):
+        ids = np.concatenate([b[0] for b in _token_batches(items, rows, pad_id)] or [np.empty(0, np.int64)])
+        uniq, cnt = np.unique(ids, return_counts=True)
+        totals[name] = dict(zip(uniq.tolist(), cnt.tolist(), strict=True))
+    n_tok = {k: max(sum(v.values()), 1) for k, v in totals.items()}
+    vocab = set(totals["train"]) | set(totals["val"])
+    diff = {
+        t: totals["val"].get(t, 0) / n_tok["val"] - totals["train"].get(t, 0) / n_tok["train"] for t in vocab
+    }
+    chosen = sorted((t for t in diff if diff[t] != 0), key=lambda t: -abs(diff[t]))[:top]
+    if not chosen:
+        return []
+    col = {t: j for j, t in enumerate(chosen)}
+    draws = []
+    for items, rows in ((train, tr), (val, va)):
+        per_item, length = np.zeros((rows.size, len(chosen))), np.zeros(rows.size)
+        for ids, item, _ in _token_batches(items, rows, pad_id):
+            np.add.at(length, item, 1)
+            hit = np.isin(ids, chosen)
+            np.add.at(per_item, (item[hit], np.array([col[t] for t in ids[hit].tolist()], dtype=np.int64)), 1)
+        idx = rng.integers(0, rows.size, size=(n_boot, rows.size))
+        draws.append(per_item[idx].sum(axis=1) / np.maximum(length[idx].sum(axis=1), 1)[:, None])
+    n = int(min(tr.size, va.size))
+    return [
+        {
+            "token": int(t),
+            "train_share": totals["train"].get(t, 0) / n_tok["train"],
+            "val_share": totals["val"].get(t, 0) / n_tok["val"],
+            "difference": estimate_from_draws(diff[t], draws[1][:, j] - draws[0][:, j], n, level),
+        }
+        for j, t in enumerate(chosen)
+    ]
 
 
 @register_probe
@@ -151,6 +219,22 @@ class SplitShiftProbe(Probe):
                 "mean_shift_mean_sd": round(float(shift.mean()), 6),
             }
         )
+        if ctx.train.items.has_inputs and ctx.val.items.has_inputs:
+            from ..leakage.signal import INPUT_LAYOUT
+
+            layout = ctx.artifact(INPUT_LAYOUT)
+            if layout.kind == "sequence":
+                metrics["pad_id"] = int(layout.pad_id)
+                metrics["token_shift"] = token_share_shift(
+                    ctx.train.items,
+                    ctx.val.items,
+                    tr,
+                    va,
+                    pad_id=int(layout.pad_id),
+                    rng=rng,
+                    n_boot=n_boot,
+                    level=level,
+                )
         return Measurement(metrics=metrics)
 
     def _judge(self, m: Measurement) -> list[Finding]:
@@ -188,7 +272,37 @@ class SplitShiftProbe(Probe):
                     else ""
                 )
             )
+        message += _token_words(mt)
         evidence = {
             k: (v.to_dict() if isinstance(v, Estimate) else v) for k, v in mt.items() if k != "measured"
         }
+        if "token_shift" in evidence:
+            evidence["token_shift"] = [
+                {**e, "difference": e["difference"].to_dict()} for e in mt["token_shift"]
+            ]
         return [self.finding("GD205", severity, message, evidence=evidence)]
+
+
+def _token_words(mt: dict[str, Any]) -> str:
+    """What differs in the token ids themselves, for the message: the ids whose share moved by at least a
+    percentage point with the CI excluding 0; "" when none did or the items are not token ids."""
+    moved = [
+        e
+        for e in mt.get("token_shift", [])
+        if abs(e["difference"].value) >= 0.01 and e["difference"].excludes(0)
+    ]
+    if not moved:
+        return ""
+    parts = [
+        f"id {e['token']} is {e['val_share']:.1%} of validation tokens against {e['train_share']:.1%} of training "
+        f"tokens (difference {e['difference']:+.3f})"
+        for e in moved
+    ]
+    return (
+        f" In the inputs themselves (token ids, pad id {mt['pad_id']} left out, on the same sampled items): "
+        + "; ".join(parts)
+        + ". Token ids are categories: a share that moves this much means validation texts use other words, or "
+        "the same words under other ids (a tokenizer or vocabulary set up differently for validation); an "
+        "unknown-token id flooding validation means words the training vocabulary lacks (new identities, or "
+        "such a tokenizer)."
+    )

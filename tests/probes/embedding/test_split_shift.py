@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 import gapdiag
 from gapdiag import Severity, SiameseModel, Split
@@ -87,3 +88,53 @@ def test_without_labels_the_warning_says_an_open_set_cannot_be_ruled_out(healthy
     [finding] = [f for f in _audit(None, train, val).findings if f.code == "GD205"]
     assert finding.severity == Severity.WARN
     assert "cannot tell whether validation holds identities that training never had" in finding.message
+
+
+class _TokenBag(torch.nn.Module):
+    """Mean of (untrained, seeded) token embeddings, pad 0 left out: (B, L) ids -> (B, 16)."""
+
+    def __init__(self, vocab: int = 200):
+        super().__init__()
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            self.emb = torch.nn.EmbeddingBag(vocab, 16, mode="mean", padding_idx=0)
+
+    def encode(self, x):
+        return self.emb(x)
+
+
+def _token_split(name, n, rng, unknown_share=0.0):
+    """``n`` right-padded sequences of 10-30 ids drawn from one Zipf-like vocabulary (ids 2..199); a share of the
+    tokens replaced by the unknown-token id 1, as a vocabulary that lacks their words gives."""
+    from gapdiag import Items
+
+    p = 1 / np.arange(1, 199)
+    x = np.zeros((n, 30), dtype=np.int64)
+    for i in range(n):
+        k = rng.integers(10, 31)
+        ids = rng.choice(np.arange(2, 200), k, p=p / p.sum())
+        ids[rng.random(k) < unknown_share] = 1
+        x[i, :k] = ids
+    return Split.from_items(name, Items(torch.from_numpy(x), labels=np.arange(n) % 40), seed=1)
+
+
+def test_token_ids_flooded_by_one_id_are_named_in_gd205():
+    rng = np.random.default_rng(0)
+    train, val = _token_split("train", 1200, rng), _token_split("val", 400, rng, unknown_share=0.3)
+    report = _audit(SiameseModel(_TokenBag()), train, val)
+    [gd205] = report.by_code("GD205")
+    assert (
+        "id 1 is" in gd205.message and "of validation tokens against 0.0% of training tokens" in gd205.message
+    )
+    top = gd205.evidence["token_shift"][0]
+    assert top["token"] == 1 and top["val_share"] == pytest.approx(0.3, abs=0.03)
+    assert top["difference"]["ci_low"] > 0.25
+    report.to_dict()  # the token evidence serialises with the rest
+
+
+def test_token_ids_of_one_vocabulary_show_no_moved_id():
+    rng = np.random.default_rng(1)
+    train, val = _token_split("train", 1200, rng), _token_split("val", 400, rng)
+    m = _audit(SiameseModel(_TokenBag()), train, val).result("split_shift").metrics
+    for entry in m["token_shift"]:  # measured, and nothing moved by a percentage point beyond sampling
+        assert not (abs(entry["difference"].value) >= 0.01 and entry["difference"].excludes(0))
