@@ -15,7 +15,7 @@ import numpy as np
 from ...stats import bootstrap_multiplicities, estimate_from_draws
 from .orientation import undo_explains
 
-__all__ = ["column_order", "reordered"]
+__all__ = ["column_order", "column_scales", "reordered"]
 
 # resamples for the CIs: each recomputes a (D x D) correlation matrix per split, D <= 64 feature columns
 _MAX_BOOT = 200
@@ -135,3 +135,54 @@ def reordered(check: dict[str, Any] | None, params: dict[str, Any]) -> bool:
     return undo_explains(
         check["difference"], check["explained"], params["min_column_difference"], params["min_explained"]
     )
+
+
+def _centre_spread(x: np.ndarray, axis: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Median and interquartile range along ``axis``: a column that is mostly one value with a few others
+    (a rarely inked pixel) reads constant instead of a spread each sample sees differently."""
+    q1, med, q3 = np.quantile(x, [0.25, 0.5, 0.75], axis=axis)
+    return med, q3 - q1
+
+
+def column_scales(
+    train: np.ndarray, val: np.ndarray, rng: np.random.Generator, n_boot: int, level: float, top: int = 3
+) -> dict[str, Any]:
+    """How the scale of each feature column moved between training rows (n_t, D) and validation rows (n_v, D).
+
+    Robust per column: the shift of the validation median in training interquartile ranges,
+    ``(median_v - median_t) / IQR_t`` (0 = same), and the ratio ``IQR_v / IQR_t`` (1 = same), both (D,) in
+    ``"median_shift"`` and ``"iqr_ratio"`` (NaN for columns whose training IQR is 0). ``"top"``: the ``top``
+    columns with the largest ``|shift| + |log ratio|``, each with bootstrap CIs over the rows of both splits.
+    A column in other units (grams for kilograms) or left unscaled comes first.
+    """
+    (mt, st), (mv, sv) = _centre_spread(train), _centre_spread(val)
+    varies = st > 0
+    safe = np.where(varies, st, 1.0)
+    shift = np.where(varies, (mv - mt) / safe, np.nan)
+    ratio = np.where(varies, np.clip(sv / safe, 1e-12, 1e12), np.nan)
+    score = np.where(
+        varies, np.abs(np.nan_to_num(shift)) + np.abs(np.log(np.nan_to_num(ratio, nan=1.0))), -1.0
+    )
+    cols = [int(j) for j in np.argsort(-score)[:top] if score[j] > 0]
+    out: dict[str, Any] = {"median_shift": shift, "iqr_ratio": ratio, "top": []}
+    if not cols:
+        return out
+    b = min(int(n_boot), _MAX_BOOT)
+    # resampled rows of the chosen columns only: (b, n, len(cols)) per split
+    (bmt, bst), (bmv, bsv) = (
+        _centre_spread(x[:, cols][rng.integers(0, x.shape[0], size=(b, x.shape[0]))], axis=1)
+        for x in (train, val)
+    )
+    bst = np.where(bst > 0, bst, np.nan)
+    n = int(min(train.shape[0], val.shape[0]))
+    out["top"] = [
+        {
+            "column": j,
+            "median_shift": estimate_from_draws(
+                float(shift[j]), (bmv[:, k] - bmt[:, k]) / bst[:, k], n, level
+            ),
+            "iqr_ratio": estimate_from_draws(float(ratio[j]), bsv[:, k] / bst[:, k], n, level),
+        }
+        for k, j in enumerate(cols)
+    ]
+    return out

@@ -10,7 +10,7 @@ from ...findings.finding import Finding, Severity
 from ...stats import Estimate, bootstrap_chunk, estimate_from_draws, wilson
 from ..base import FigureSpec, Measurement, Probe
 from ..registry import register_probe
-from .columns import column_order, reordered
+from .columns import column_order, column_scales, reordered
 from .lengths import capped_side, length_check, length_message
 from .orientation import explained_by_a_slip, orientation, orientation_figure
 
@@ -472,12 +472,37 @@ class PreprocessingProbe(Probe):
             ch, _, shift, ratio = max(
                 large, key=lambda t: abs(t[2].value) + abs(np.log(max(t[3].value, 1e-12)))
             )
+            where = f"in channel {ch} the validation mean is shifted by {shift:.2f} training standard deviations and the standard deviation ratio val/train is {ratio:.2f}"
+            of_items = f"{worst['statistic']} (channel {worst['channel']})"
+            scales = mt.get("column_scales")
+            if scales and scales["top"]:  # feature rows: the columns say more than the one pooled "channel"
+                moved = (np.abs(scales["median_shift"]) >= p["max_mean_shift"]) | (
+                    np.abs(np.log(scales["iqr_ratio"])) >= np.log(ratio_max)
+                )
+                shown = [c for c in scales["top"] if moved[c["column"]]] or scales["top"][:1]
+                where = (
+                    f"{int(moved.sum())} of {int(np.isfinite(scales['median_shift']).sum())} feature columns "
+                    "with a spread moved by at least the limits below (point values, in medians and interquartile "
+                    "ranges), the most "
+                    + "; ".join(
+                        f"column {c['column']}: median shifted by {c['median_shift']:.2f} training IQRs, IQR "
+                        f"ratio val/train {c['iqr_ratio']:.2f}"
+                        for c in shown
+                    )
+                )
+                of_items = f"{worst['statistic']} over its columns"
+                evidence = {
+                    **evidence,
+                    "column_scales": [
+                        {k: (v.to_dict() if isinstance(v, Estimate) else v) for k, v in c.items()}
+                        for c in scales["top"]
+                    ],
+                }
             message = (
-                f"Validation inputs are on a different scale than training inputs: in channel {ch} the validation "
-                f"mean is shifted by {shift:.2f} training standard deviations and the standard deviation ratio "
-                f"val/train is {ratio:.2f} (same preprocessing: 0 and 1). {outside.value:.0%} "
+                f"Validation inputs are on a different scale than training inputs: {where} (same preprocessing: "
+                f"0 and 1). {outside.value:.0%} "
                 f"[{outside.low:.0%}, {outside.high:.0%}] of {outside.n} validation items have a per-item "
-                f"{worst['statistic']} (channel {worst['channel']}) outside the range of the training items, so "
+                f"{of_items} outside the range of the training items, so "
                 f"this is not training-side augmentation. {facts} A validation loader that skips (or repeats) "
                 f"Normalize or the /255 scaling gives exactly this. (fail: |shift| >= {p['max_mean_shift']:g} or "
                 f"ratio outside [{1 / ratio_max:.2f}, {ratio_max:g}], and >= {p['min_outside_share']:.0%} of "
@@ -574,6 +599,7 @@ def _kind_checks(
     if comparable and "rows" in feats["train"] and "rows" in feats["val"]:
         rows = feats["train"]["rows"], feats["val"]["rows"]
         metrics["columns"] = column_order(*rows, ctx.rng("preprocessing.columns"), n_boot, level)
+        metrics["column_scales"] = column_scales(*rows, ctx.rng("preprocessing.column_scales"), n_boot, level)
     if comparable and "picture" in feats["train"] and "picture" in feats["val"]:
         pictures = feats["train"]["picture"], feats["val"]["picture"]
         metrics["orientation"] = orientation(*pictures, ctx.rng("preprocessing.orientation"), n_boot, level)

@@ -406,6 +406,22 @@ def test_feature_columns_in_another_order_are_named_and_other_classes_are_not(ca
         assert f.evidence["columns"]["explained"]["ci_low"] > 0.5
 
 
+def test_one_feature_column_in_other_units_is_named():
+    """Validation's column 3 in grams where training has kilograms (x 1000): the column is named, alone."""
+    x, y = _table("wine", False)
+    order = np.random.default_rng(0).permutation(len(y))
+    tr, va = order[:120], order[120:]
+    vx = x[va].clone()
+    vx[:, 3] *= 1000
+    train, val = _splits(x[tr], y[tr], vx, y[va])
+    [f] = _audit(SiameseModel(_RowNet(x.shape[1])), train, val).by_code("GD305")
+    assert f.severity == Severity.FAIL and "1 of 13 feature columns with a spread moved" in f.message, (
+        f.message
+    )
+    [column] = f.evidence["column_scales"][:1]
+    assert column["column"] == 3 and column["iqr_ratio"]["ci_low"] > 100
+
+
 @pytest.mark.parametrize(
     "crop, words",
     [
