@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 __all__ = ["Severity", "Finding", "lower_to_info"]
 
@@ -79,10 +82,13 @@ class Finding:
         }
 
 
-def lower_to_info(findings: list[Finding], code: str, why: str) -> None:
-    """Lower every ``code`` finding at warn or above to info, appending " Lowered to info: " + ``why`` to its
-    message: another finding measured what made it. Its numbers stay, for after the fix."""
+def lower_to_info(
+    findings: list[Finding], code: str, why: str, only: Callable[[Finding], bool] | None = None
+) -> None:
+    """Lower every ``code`` finding at warn or above (those ``only`` accepts, when given) to info, appending
+    " Lowered to info: " + ``why`` to its message: another finding measured what made it. Its numbers stay,
+    for after the fix."""
     for f in findings:
-        if f.code == code and f.severity >= Severity.WARN:
+        if f.code == code and f.severity >= Severity.WARN and (only is None or only(f)):
             f.severity = Severity.INFO
             f.message += f" Lowered to info: {why}"

@@ -24,9 +24,9 @@ LEAKAGE = ["shortcut", "reliance", "duplicates", "identity_overlap"]
 PROBES = [*LEAKAGE, "degenerate_scores"]
 
 
-def _audit(model, train, val, config=None):
-    report = audit(model, train, val, probes=PROBES, progress=False, config=config)
-    for name in PROBES:
+def _audit(model, train, val, config=None, probes=PROBES):
+    report = audit(model, train, val, probes=probes, progress=False, config=config)
+    for name in probes:
         result = report.result(name)
         # GD104 reads identity labels; on label-less pairs it must say so rather than guess.
         needs_labels = name == "identity_overlap" and report.meta["identities"]["train"] != "labels"
@@ -248,9 +248,23 @@ def _val_split(x, y, rng, labels: bool) -> Split:
     return Split("val", items, pairs=Pairs(items, left, right, label))
 
 
-def _fit_and_audit(xs, ys, rng, plant, make_net, *, epochs: int, lr: float, labels: bool, config=None):
+def _fit_and_audit(
+    xs,
+    ys,
+    rng,
+    plant,
+    make_net,
+    *,
+    epochs: int,
+    lr: float,
+    labels: bool,
+    config=None,
+    val_slip=None,
+    probes=PROBES,
+):
     """Split items 2:1 into train and val, draw 2000 training pairs, plant the fault on them (``plant(x1, x2,
-    label, rng)`` changes x1, x2 in place; None = healthy), train ``make_net()`` (seeded) on them and audit."""
+    label, rng)`` changes x1, x2 in place; None = healthy), train ``make_net()`` (seeded) on them and audit;
+    ``val_slip(x, rng)`` changes the validation items in place (a loader's fault)."""
     perm = rng.permutation(ys.size)
     val_idx, tr_idx = perm[: ys.size // 3], perm[ys.size // 3 :]
     xt, yt = xs[tr_idx], ys[tr_idx]
@@ -263,8 +277,11 @@ def _fit_and_audit(xs, ys, rng, plant, make_net, *, epochs: int, lr: float, labe
     net = make_net()
     train_on_pairs(net, t1, t2, label, epochs=epochs, lr=lr, seed=0)
     train = _pair_split("train", t1, t2, label, yt[left], yt[right], labels)
-    val = _val_split(xs[val_idx], ys[val_idx], rng, labels)
-    return _audit(SiameseModel(net), train, val, config)
+    xv = xs[val_idx].copy()
+    if val_slip is not None:
+        val_slip(xv, rng)
+    val = _val_split(xv, ys[val_idx], rng, labels)
+    return _audit(SiameseModel(net), train, val, config, probes)
 
 
 def equal_lengths(x1, x2, label, rng):
@@ -313,6 +330,37 @@ def test_marker_token_on_positive_pairs_is_named_by_its_id():
     assert f"richer in token {MARKER}" in gd101.message
     tried = report.result("reliance").metrics["interventions_tested"]
     assert tried == ["token_count"], tried  # GD102 moves the marker itself, proven or not
+
+
+UNKNOWN = VOCAB - 1
+
+
+def unknown_words(x, rng):
+    """A vocabulary that lacks 60% of the validation words: those tokens become the unknown-token id."""
+    x[(x != PAD) & (rng.random(x.shape) < 0.6)] = UNKNOWN
+
+
+def test_a_token_overlap_weakened_by_unknown_words_is_not_called_a_shortcut():
+    rng = np.random.default_rng(0)
+    xs, ys = _token_items(rng)
+    report = _fit_and_audit(
+        xs,
+        ys,
+        rng,
+        None,
+        BagOfPaddedTokens,
+        epochs=8,
+        lr=1e-2,
+        labels=False,
+        val_slip=unknown_words,
+        probes=[*PROBES, "split_shift"],
+    )
+    gd205 = _one(report, "GD205")
+    assert gd205.evidence["token_shift"][0]["token"] == UNKNOWN
+    overlap = [f for f in report.by_code("GD101") if f.evidence["feature"].startswith("seq_token_overlap")]
+    assert overlap, "the overlap cue drops on validation: the case this guards"
+    for f in overlap:
+        assert f.severity == Severity.INFO and "Lowered to info: token id 59" in f.message, f.message
 
 
 @pytest.mark.parametrize("labels", [True, False])
