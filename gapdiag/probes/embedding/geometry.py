@@ -119,7 +119,8 @@ class GeometryProbe(Probe):
     is collapsed when the ratio is below ``collapse_ratio`` and its whole CI is too. Warn when validation is
     collapsed and training is not (the validation identities are squeezed: a difference between the splits);
     info when training is collapsed too, since a collapse both splits share limits both alike and says nothing
-    about the gap between them (a healthy model of 60 text identities used 6 of its 32 dimensions). Reported with it: alignment = mean ``||u - v||^2`` over positive pairs of L2-normalised
+    about the gap between them (a healthy model of 60 text identities used 6 of its 32 dimensions).
+    Reported with it: alignment = mean ``||u - v||^2`` over positive pairs of L2-normalised
     embeddings (in [0, 4], lower = positives closer) and uniformity = ``log mean exp(-2 ||u - v||^2)``
     over ``uniformity_pairs`` random item pairs (Wang & Isola, 2020; in [-4, 0] in practice, lower = more
     uniform). Both are on normalised but not centred embeddings, as defined; a euclidean embedding far

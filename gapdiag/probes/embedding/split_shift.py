@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ...findings.finding import Finding, Severity
-from ...stats import Estimate, bootstrap_auc, estimate_from_draws
+from ...stats import Estimate, bootstrap_auc, bootstrap_multiplicities, estimate_from_draws
 from ..base import Measurement, Probe
 from ..registry import register_probe
 
@@ -60,16 +60,19 @@ def _matched_sample(
     )
 
 
-def _token_batches(items: Items, rows: np.ndarray, pad_id: int):
-    """The non-pad token ids of the items ``rows``, 512 at a time: (ids (k,), item of each id (k,), batch size)."""
+def _token_ids(items: Items, rows: np.ndarray, pad_id: int) -> tuple[np.ndarray, np.ndarray]:
+    """The non-pad token ids of the items ``rows`` (read 512 at a time), and the position in ``rows`` of the item
+    each comes from: two (k,) int64 arrays."""
     import torch
 
+    ids, owner = [np.empty(0, np.int64)], [np.empty(0, np.int64)]
     for start in range(0, rows.size, 512):
         x = torch.as_tensor(items.get_batch(rows[start : start + 512])).long()
         x = x.reshape(x.shape[0], -1)
         keep = (x != pad_id) & (x >= 0)
-        item = torch.arange(x.shape[0]).unsqueeze(1).expand_as(x)[keep]
-        yield x[keep].numpy(), start + item.numpy(), x.shape[0]
+        ids.append(x[keep].numpy())
+        owner.append(start + torch.arange(x.shape[0]).unsqueeze(1).expand_as(x)[keep].numpy())
+    return np.concatenate(ids), np.concatenate(owner)
 
 
 def token_share_shift(
@@ -89,39 +92,31 @@ def token_share_shift(
     ``tr`` and ``va`` (n,) index ``train`` and ``val``, whose items are token-id sequences. Returns up to
     ``top`` entries, largest difference first: ``{"token", "train_share", "val_share", "difference"}``, the
     difference (val - train) an Estimate whose bootstrap resamples the items of each split (the share of an
-    id among the resampled items' tokens). Two passes over the sampled items: totals per id, then per-item
-    counts of the chosen ids only.
+    id among the resampled items' tokens).
     """
-    totals: dict[str, dict[int, int]] = {}
-    for name, items, rows in (("train", train, tr), ("val", val, va)):
-        ids = np.concatenate([b[0] for b in _token_batches(items, rows, pad_id)] or [np.empty(0, np.int64)])
-        uniq, cnt = np.unique(ids, return_counts=True)
-        totals[name] = dict(zip(uniq.tolist(), cnt.tolist(), strict=True))
-    n_tok = {k: max(sum(v.values()), 1) for k, v in totals.items()}
-    vocab = set(totals["train"]) | set(totals["val"])
-    diff = {
-        t: totals["val"].get(t, 0) / n_tok["val"] - totals["train"].get(t, 0) / n_tok["train"] for t in vocab
-    }
-    chosen = sorted((t for t in diff if diff[t] != 0), key=lambda t: -abs(diff[t]))[:top]
+    read = {"train": _token_ids(train, tr, pad_id), "val": _token_ids(val, va, pad_id)}
+    # ids as positions in the sorted ids seen, so that a hashed vocabulary of huge ids costs nothing extra
+    seen = np.unique(np.concatenate([ids for ids, _ in read.values()]))
+    read = {k: (np.searchsorted(seen, ids), owner) for k, (ids, owner) in read.items()}
+    share = {k: np.bincount(ids, minlength=seen.size) / max(ids.size, 1) for k, (ids, _) in read.items()}
+    diff = share["val"] - share["train"]
+    chosen = [int(t) for t in np.argsort(-np.abs(diff), kind="stable")[:top] if diff[t] != 0]
     if not chosen:
         return []
-    col = {t: j for j, t in enumerate(chosen)}
     draws = []
-    for items, rows in ((train, tr), (val, va)):
-        per_item, length = np.zeros((rows.size, len(chosen))), np.zeros(rows.size)
-        for ids, item, _ in _token_batches(items, rows, pad_id):
-            np.add.at(length, item, 1)
-            hit = np.isin(ids, chosen)
-            np.add.at(per_item, (item[hit], np.array([col[t] for t in ids[hit].tolist()], dtype=np.int64)), 1)
-        idx = rng.integers(0, rows.size, size=(n_boot, rows.size))
-        draws.append(per_item[idx].sum(axis=1) / np.maximum(length[idx].sum(axis=1), 1)[:, None])
+    for (ids, owner), rows in ((read["train"], tr), (read["val"], va)):
+        # per item: its tokens, and how many of them are each chosen id -> (n,), (n, k)
+        length = np.bincount(owner, minlength=rows.size).astype(np.float64)
+        counts = np.stack([np.bincount(owner[ids == t], minlength=rows.size) for t in chosen], axis=1)
+        weights = bootstrap_multiplicities(rng, rows.size, n_boot)  # (n_boot, n)
+        draws.append((weights @ counts) / np.maximum(weights @ length, 1.0)[:, None])
     n = int(min(tr.size, va.size))
     return [
         {
-            "token": int(t),
-            "train_share": totals["train"].get(t, 0) / n_tok["train"],
-            "val_share": totals["val"].get(t, 0) / n_tok["val"],
-            "difference": estimate_from_draws(diff[t], draws[1][:, j] - draws[0][:, j], n, level),
+            "token": int(seen[t]),
+            "train_share": float(share["train"][t]),
+            "val_share": float(share["val"][t]),
+            "difference": estimate_from_draws(float(diff[t]), draws[1][:, j] - draws[0][:, j], n, level),
         }
         for j, t in enumerate(chosen)
     ]
