@@ -145,7 +145,8 @@ class MemorizationProbe(Probe):
             f"{free['accuracy_original']:.2f} on {mt['n_compared_pairs']} given pairs vs {free['accuracy_fresh']:.2f} "
             f"when one side is swapped for another item of the same identity (gap {free['accuracy_gap']:.2f}), and "
             f"{kept['accuracy_fresh']:.2f} when the new partner also played the same role (gap "
-            f"{kept['accuracy_gap']:.2f}); 0 = nothing memorized, warn at {p['warn_accuracy_gap']:.2f}. {which[0].upper()}"
+            f"{kept['accuracy_gap']:.2f}); 0 = nothing memorized, warn at {p['warn_accuracy_gap']:.2f}."
+            f"{_auc_words(free, kept, p)} {which[0].upper()}"
             f"{which[1:]}. Decision threshold {mt['threshold_raw']:.4g} on your score, {mt['threshold_origin']}."
             f"{inferred}"
         )
@@ -160,6 +161,20 @@ class MemorizationProbe(Probe):
                 cause="mechanism:memorization",
             )
         ]
+
+
+def _auc_words(free: dict[str, Any], kept: dict[str, Any], p: dict[str, Any]) -> str:
+    """The threshold-free side of the comparison, which can raise the finding on its own (a decision threshold
+    that sits where few pairs are hides a gap that ROC-AUC shows)."""
+    if "auc_gap" not in free:
+        return ""
+    kept_words = (
+        f", {kept['auc_fresh']:.2f} keeping roles (gap {kept['auc_gap']:.2f})" if "auc_gap" in kept else ""
+    )
+    return (
+        f" Threshold-free: ROC-AUC {free['auc_original']:.2f} as given vs {free['auc_fresh']:.2f} re-paired (gap "
+        f"{free['auc_gap']:.2f}){kept_words}; warn at {p['warn_auc_gap']:.2f}."
+    )
 
 
 def _which_memorized(free: dict[str, Any], kept: dict[str, Any], levels: dict[str, Severity | None]) -> str:
