@@ -15,6 +15,7 @@ from ...stats import (
     normal_estimate,
     paired_mean_draws,
     placement_variance,
+    wilson,
 )
 from ..base import FigureSpec, Measurement, Probe
 from ..registry import register_probe
@@ -85,6 +86,8 @@ class MemorizationProbe(Probe):
             "threshold_raw": float(ctx.reading().scorer.to_raw(threshold)),
             "threshold_origin": threshold_origin,
         }
+        if not fp.inferred:
+            metrics["labels_contradicted"] = _contradicted(ctx, level)
         if y.all() or not y.any():
             return Measurement(
                 metrics={**metrics, "measured": False},
@@ -148,7 +151,7 @@ class MemorizationProbe(Probe):
             f"{kept['accuracy_gap']:.2f}); 0 = nothing memorized, warn at {p['warn_accuracy_gap']:.2f}."
             f"{_auc_words(free, kept, p)} {which[0].upper()}"
             f"{which[1:]}. Decision threshold {mt['threshold_raw']:.4g} on your score, {mt['threshold_origin']}."
-            f"{inferred}"
+            f"{inferred}{_contradiction_words(mt.get('labels_contradicted'))}"
         )
         evidence = {k: _jsonish(v) for k, v in mt.items() if k != "measured"}
         return [
@@ -161,6 +164,25 @@ class MemorizationProbe(Probe):
                 cause="mechanism:memorization",
             )
         ]
+
+
+def _contradicted(ctx: AuditContext, level: float) -> Estimate:
+    """The share of the given training pairs whose label the identity labels contradict (Wilson CI): similar
+    pairs of two identities and dissimilar pairs of one."""
+    pairs, ids = ctx.train.pairs, np.asarray(ctx.identities("train"))
+    same = ids[pairs.left] == ids[pairs.right]
+    return wilson(int((same != (pairs.label == 1)).sum()), int(pairs.label.size), level)
+
+
+def _contradiction_words(share: Estimate | None) -> str:
+    """Why the pairs were memorized, when their labels say so: more than a trace of contradicted labels."""
+    if share is None or not share.low > 0.01:
+        return ""
+    return (
+        f" {share.value:.0%} [{share.low:.0%}, {share.high:.0%}] of the {share.n} given training pairs carry a label "
+        "that your identity labels contradict (similar pairs of two identities, dissimilar pairs of one): no "
+        "identity embedding can fit those, only pair by pair, so check how the pairs were labelled."
+    )
 
 
 def _auc_words(free: dict[str, Any], kept: dict[str, Any], p: dict[str, Any]) -> str:

@@ -214,3 +214,28 @@ def test_memorized_roles_are_told_from_memorized_pairs():
     assert "memorized which items sat in similar and which in dissimilar pairs" in finding.message
     step = next(s for s in report.gap["chain"]["steps"] if s["id"] == "pair_specific")
     assert step["owner"] == "GD201" and step["status"] == "owned"
+
+
+def test_pair_labels_that_contradict_the_identity_labels_are_counted(memorizing):
+    """A third of the given pair labels flipped: the identity labels contradict them, and GD201's words say so
+    (this model learned the labels before the flip, so the words are checked on their own)."""
+    from gapdiag.probes.embedding.memorization import _contradiction_words
+
+    model, train, val, _ = memorizing
+    p = train.pairs
+    flipped = np.random.default_rng(3).random(p.label.size) < 1 / 3
+    noisy = Split(
+        "train",
+        train.items,
+        pairs=Pairs(train.items, p.left, p.right, np.where(flipped, 1 - p.label, p.label)),
+    )
+    share = _audit(model, noisy, val).result("memorization").metrics["labels_contradicted"]
+    assert share.value == pytest.approx(flipped.mean()) and share.n == p.label.size
+    words = _contradiction_words(share)
+    assert (
+        f"{share.value:.0%} [{share.low:.0%}, {share.high:.0%}] of the 400 given training pairs carry"
+        in words
+    )
+    # labels as given by make_pairs agree with the identities: nothing to say
+    clean = _audit(model, train, val).result("memorization").metrics["labels_contradicted"]
+    assert clean.value == 0 and _contradiction_words(clean) == ""
