@@ -24,6 +24,7 @@ from .validation import as_numpy, check_binary_labels, check_finite
 __all__ = [
     "LAYOUTS",
     "PAIRS",
+    "TRIPLETS",
     "EPISODES",
     "ITEMS",
     "to_tensor",
@@ -35,7 +36,7 @@ __all__ = [
     "rows_as_batches",
 ]
 
-PAIRS, EPISODES, ITEMS = "pairs", "episodes", "items"
+PAIRS, TRIPLETS, EPISODES, ITEMS = "pairs", "triplets", "episodes", "items"
 
 #: What a batch (or a dataset row) may look like, in the words of every error message.
 LAYOUTS = (
@@ -43,6 +44,8 @@ LAYOUTS = (
     "((x1, x2), label, (y1, y2)); label 1 = similar, 0 = dissimilar",
     "episodes: (anchor, candidates, correct_index), optionally followed by (anchor_label, candidate_labels); "
     "candidates (B, n, ...) or a list of n inputs",
+    "triplets: (anchor, positive, negative), three inputs of one shape, as a triplet loss reads them: each "
+    "gives the similar pair (anchor, positive) and the dissimilar pair (anchor, negative)",
     "labelled items: (x, label) with label the identity/class id",
 )
 
@@ -97,12 +100,20 @@ def _is_pair_of_inputs(x: Any) -> bool:
     return isinstance(x, (tuple, list)) and len(x) == 2 and not isinstance(x[0], (int, float, str))
 
 
+def _same_shape(x: Any, like: torch.Tensor) -> bool:
+    """Whether ``x`` is an input batch shaped like ``like`` (a triplet's negative), not a (B,) label vector."""
+    try:
+        return tuple(to_tensor(x).shape) == tuple(like.shape)
+    except (GapdiagError, TypeError, ValueError):
+        return False
+
+
 def _ndim(x: Any) -> int:
     return to_tensor(x).dim()
 
 
 def layout_of(batch: Any, *, where: str) -> str:
-    """Which layout a batch or dataset row has: :data:`PAIRS`, :data:`EPISODES` or :data:`ITEMS`.
+    """Which layout a batch or dataset row has: :data:`PAIRS`, :data:`TRIPLETS`, :data:`EPISODES` or :data:`ITEMS`.
 
     Raises ``InputError`` naming the layouts understood when the batch fits none of them (a dict, a bare
     tensor, a tuple of the wrong length, two inputs of different shapes).
@@ -131,7 +142,8 @@ def layout_of(batch: Any, *, where: str) -> str:
     if b.dim() == a.dim() + 1:
         return EPISODES
     if tuple(a.shape) == tuple(b.shape):
-        return PAIRS
+        # a third entry shaped like the inputs is a negative; a pair's label is one value per row
+        return TRIPLETS if len(batch) == 3 and a.dim() >= 1 and _same_shape(batch[2], a) else PAIRS
     raise InputError(
         f"{where}: the first two entries have shapes {tuple(a.shape)} and {tuple(b.shape)}, which fit neither "
         f"a pair (same shape) nor an episode (candidates one dimension more); layouts: {_layouts_text()}."
@@ -198,8 +210,24 @@ def _labels_of(values: Any) -> np.ndarray:
     return as_numpy(values, name="the identity labels of a batch").reshape(-1)
 
 
+def _triplet_pairs(batch: Any, store: _DedupStore, where: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The two pairs of each triplet of an ``(anchor, positive, negative)`` batch (B rows each): ``left`` (2B,),
+    ``right`` (2B,) and ``label`` (2B,), the similar pairs first."""
+    anchor, positive, negative = (to_tensor(x) for x in batch)
+    if not (len(anchor) == len(positive) == len(negative)):
+        raise InputError(
+            f"{where} has {len(anchor)}, {len(positive)} and {len(negative)} rows for anchor, positive and negative."
+        )
+    a = store.add(anchor, None, where=f"{where} anchor")
+    p = store.add(positive, None, where=f"{where} positive")
+    n = store.add(negative, None, where=f"{where} negative")
+    label = np.r_[np.ones(len(a), dtype=np.int64), np.zeros(len(a), dtype=np.int64)]
+    return np.r_[a, a], np.r_[p, n], label
+
+
 def read_pair_batches(loader: Iterable) -> tuple[ReadItems, np.ndarray, np.ndarray, np.ndarray]:
-    """Pairs from an iterable of pair batches (any pair layout of :data:`LAYOUTS`).
+    """Pairs from an iterable of pair batches (any pair layout of :data:`LAYOUTS`, or triplets: each gives the
+    similar pair (anchor, positive) and the dissimilar pair (anchor, negative)).
 
     Returns the unique items and ``left`` (P,), ``right`` (P,), ``label`` (P,) 0/1.
     """
@@ -208,8 +236,15 @@ def read_pair_batches(loader: Iterable) -> tuple[ReadItems, np.ndarray, np.ndarr
     for b, raw in enumerate(loader):
         where = f"pair batch {b}"
         with _reading(where):
-            if layout_of(raw, where=where) != PAIRS:
+            layout = layout_of(raw, where=where)
+            if layout not in (PAIRS, TRIPLETS):
                 raise InputError(f"{where} is not a pair batch; layouts: {_layouts_text()}.")
+            if layout == TRIPLETS:
+                pairs = _triplet_pairs(raw, store, where)
+                left.append(pairs[0])
+                right.append(pairs[1])
+                labels.append(pairs[2])
+                continue
             batch = _flat_pair_batch(raw, where)
             x1, x2 = to_tensor(batch[0]), to_tensor(batch[1])
             lab = check_binary_labels(batch[2], name=f"label of {where}")
@@ -300,12 +335,14 @@ def read_item_batches(loader: Iterable, *, where: str) -> ReadItems:
 
 
 def rows_as_batches(dataset: Any, batch_size: int = 256) -> Iterator[Any]:
-    """Rows of a map-style pair or episode dataset as loader batches.
+    """Rows of a map-style pair, triplet or episode dataset as loader batches.
 
-    Pair rows (any pair layout) are stacked into ``(x1, x2, label[, y1, y2])`` batches; episode rows are
-    passed one by one, as unbatched episodes with a scalar ``correct``.
+    Pair rows (any pair layout) are stacked into ``(x1, x2, label[, y1, y2])`` batches, triplet rows into
+    ``(anchor, positive, negative)`` batches; episode rows are passed one by one, as unbatched episodes with a
+    scalar ``correct``.
     """
-    if layout_of(dataset[0], where="dataset row 0") == EPISODES:
+    first = layout_of(dataset[0], where="dataset row 0")
+    if first == EPISODES:
         for i in range(len(dataset)):
             yield dataset[i]
         return
@@ -314,9 +351,15 @@ def rows_as_batches(dataset: Any, batch_size: int = 256) -> Iterator[Any]:
         with _reading(f"dataset rows {start}..{stop - 1}"):
             rows = []
             for i in range(start, stop):
-                if layout_of(dataset[i], where=f"dataset row {i}") != PAIRS:
-                    raise InputError(f"dataset row {i} is not a pair like row 0; layouts: {_layouts_text()}.")
-                rows.append(_flat_pair_batch(dataset[i], f"dataset row {i}"))
+                if layout_of(dataset[i], where=f"dataset row {i}") != first:
+                    raise InputError(
+                        f"dataset row {i} is not a {first[:-1]} like row 0; layouts: {_layouts_text()}."
+                    )
+                rows.append(
+                    tuple(dataset[i])
+                    if first == TRIPLETS
+                    else _flat_pair_batch(dataset[i], f"dataset row {i}")
+                )
             if len({len(r) for r in rows}) > 1:
                 raise InputError(
                     f"dataset rows {start}..{stop - 1} mix pairs with and without identity labels."

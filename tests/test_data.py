@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from gapdiag import Episodes, InputError, Items, Pairs, Split
-from gapdiag.data import labels_from_pairs, make_episodes, make_pairs, pairs_from_episodes
+from gapdiag.data import as_split, labels_from_pairs, make_episodes, make_pairs, pairs_from_episodes
 
 
 def _items(n=60, classes=6, shape=(1, 4, 4), seed=0):
@@ -38,6 +38,24 @@ def test_pairs_from_loader_keeps_identity_labels_and_rejects_bad_labels():
         Pairs.from_loader([(x[:2], x[2:], torch.tensor([1, -1]))])
     with pytest.raises(InputError, match="NaN"):
         Pairs.from_loader([(torch.full((2, 3), float("nan")), x[2:], torch.tensor([1, 0]))])
+
+
+def test_triplet_batches_become_a_similar_and_a_dissimilar_pair_each():
+    """(anchor, positive, negative) batches, as a triplet loss reads them, from a loader or a dataset of rows."""
+    x = torch.rand(6, 1, 4, 4)
+    batches = [(x[[0, 1]], x[[2, 3]], x[[4, 5]]), (x[[0]], x[[3]], x[[5]])]
+    pairs = Pairs.from_loader(batches)
+    assert len(pairs.items) == 6 and len(pairs) == 6
+    assert pairs.label.tolist() == [1, 1, 0, 0, 1, 0]
+    anchors = pairs.items.get_batch(pairs.left)
+    torch.testing.assert_close(anchors, x[[0, 1, 0, 1, 0, 0]])
+    torch.testing.assert_close(pairs.items.get_batch(pairs.right), x[[2, 3, 4, 5, 3, 5]])
+    rows = torch.utils.data.TensorDataset(x[[0, 1]], x[[2, 3]], x[[4, 5]])  # a map-style dataset of triplets
+    split = as_split(rows, "train")
+    assert len(split.pairs) == 4 and sorted(split.pairs.label.tolist()) == [0, 0, 1, 1]
+    # a pair batch whose labels happen to be floats is still a pair batch
+    feature_pairs = Pairs.from_loader([(torch.rand(3, 5), torch.rand(3, 5), torch.tensor([1.0, 0.0, 1.0]))])
+    assert feature_pairs.label.tolist() == [1, 0, 1]
 
 
 def test_episodes_from_loader_accepts_batched_collated_and_unbatched():

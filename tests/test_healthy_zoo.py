@@ -176,3 +176,45 @@ def test_the_zoo_models_are_good_models():
         first = report.gap["chain"]["states"][0]
         assert first["value"] > 0.8, (kind, first["value"])
         assert np.isfinite(first["value"])
+
+
+@functools.cache
+def _triplet_model():
+    """A SiameseCNN trained with a triplet margin loss on 1500 (anchor, positive, negative) digit triplets."""
+    images, labels = load_digits_images()
+    part = split_by_items(labels, seed=0)
+    x, y = images[part.train], labels[part.train]
+    rng = np.random.default_rng(0)
+    anchor = rng.integers(0, len(y), 1500)
+    positive = np.array([rng.choice(np.flatnonzero((y == y[a]) & (np.arange(len(y)) != a))) for a in anchor])
+    negative = np.array([rng.choice(np.flatnonzero(y != y[a])) for a in anchor])
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        net = SiameseCNN()
+        opt = torch.optim.Adam(net.parameters(), lr=2e-3)
+        loss_fn = nn.TripletMarginLoss(margin=1.0)
+        net.train()
+        for _ in range(5):
+            for s in range(0, len(anchor), 128):
+                a, p, n = (net.encode(x[idx[s : s + 128]]) for idx in (anchor, positive, negative))
+                loss = loss_fn(a, p, n)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+    net.eval()
+    triplets = (x[anchor], x[positive], x[negative])
+    return net, triplets, images[part.val], labels[part.val]
+
+
+def test_a_healthy_triplet_model_from_its_triplet_loader_raises_no_warn_and_no_fail():
+    """Users of a triplet loss have (anchor, positive, negative) loaders and no pair labels at all."""
+    net, (a, p, n), val_x, val_y = _triplet_model()
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(a, p, n), batch_size=128)
+    labelled = Items(val_x, labels=val_y)
+    e = make_episodes(labelled, n_way=10, n_episodes=400, seed=1)
+    items = Items(val_x)
+    val = Split("val", items, episodes=Episodes(items, e.anchor, e.candidates, e.correct))
+    report = gapdiag.audit(net, loader, val, config=CONFIG, progress=False)
+    assert report.meta["sizes"]["train_pairs"] == 3000  # each triplet: one similar and one dissimilar pair
+    loud = [(f.code, f.message) for f in report.findings if f.severity >= Severity.WARN]
+    assert not loud, loud
