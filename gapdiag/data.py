@@ -265,6 +265,11 @@ class Pairs:
         out[self.left[m]] = out[self.right[m]] = True
         return out
 
+    def same_identity(self, identities: Any) -> np.ndarray:
+        """Mask (P,) bool: the pairs whose two items carry the same identity in ``identities`` (N,), one per item."""
+        ids = np.asarray(identities)
+        return ids[self.left] == ids[self.right]
+
     @classmethod
     def from_loader(cls, loader: Iterable, *, attributes: pd.DataFrame | None = None) -> Pairs:
         """Pairs from an iterable of pair batches: the shape of a Siamese training loop.

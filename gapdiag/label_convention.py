@@ -20,8 +20,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import numpy as np
-
 from .data import Pairs, Split
 from .errors import InputError
 from .stats import wilson
@@ -76,7 +74,7 @@ def check_by_identities(splits: dict[str, Split], *, similar_label: int, level: 
         similar = p.label == 1
         if similar.sum() < MIN_PAIRS_PER_LABEL or (~similar).sum() < MIN_PAIRS_PER_LABEL:
             continue
-        same = np.asarray(ids)[p.left] == np.asarray(ids)[p.right]
+        same = p.same_identity(ids)
         as_similar = wilson(int(same[similar].sum()), int(similar.sum()), level)
         as_dissimilar = wilson(int(same[~similar].sum()), int((~similar).sum()), level)
         if as_similar.value < 0.5 and as_similar.high < as_dissimilar.low:

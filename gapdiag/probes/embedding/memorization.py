@@ -86,7 +86,7 @@ class MemorizationProbe(Probe):
             "threshold_raw": float(ctx.reading().scorer.to_raw(threshold)),
             "threshold_origin": threshold_origin,
         }
-        if not fp.inferred:
+        if not fp.inferred and ctx.pairs_origin("train") == "given":
             metrics["labels_contradicted"] = _contradicted(ctx, level)
         if y.all() or not y.any():
             return Measurement(
@@ -169,9 +169,9 @@ class MemorizationProbe(Probe):
 def _contradicted(ctx: AuditContext, level: float) -> Estimate:
     """The share of the given training pairs whose label the identity labels contradict (Wilson CI): similar
     pairs of two identities and dissimilar pairs of one."""
-    pairs, ids = ctx.train.pairs, np.asarray(ctx.identities("train"))
-    same = ids[pairs.left] == ids[pairs.right]
-    return wilson(int((same != (pairs.label == 1)).sum()), int(pairs.label.size), level)
+    pairs = ctx.pairs("train")
+    contradicted = pairs.same_identity(ctx.identities("train")) != (pairs.label == 1)
+    return wilson(int(contradicted.sum()), int(pairs.label.size), level)
 
 
 def _contradiction_words(share: Estimate | None) -> str:

@@ -472,24 +472,14 @@ class PreprocessingProbe(Probe):
             ch, _, shift, ratio = max(
                 large, key=lambda t: abs(t[2].value) + abs(np.log(max(t[3].value, 1e-12)))
             )
-            where = f"in channel {ch} the validation mean is shifted by {shift:.2f} training standard deviations and the standard deviation ratio val/train is {ratio:.2f}"
+            where = (
+                f"in channel {ch} the validation mean is shifted by {shift:.2f} training standard deviations and "
+                f"the standard deviation ratio val/train is {ratio:.2f}"
+            )
             of_items = f"{worst['statistic']} (channel {worst['channel']})"
             scales = mt.get("column_scales")
             if scales and scales["top"]:  # feature rows: the columns say more than the one pooled "channel"
-                moved = (np.abs(scales["median_shift"]) >= p["max_mean_shift"]) | (
-                    np.abs(np.log(scales["iqr_ratio"])) >= np.log(ratio_max)
-                )
-                shown = [c for c in scales["top"] if moved[c["column"]]] or scales["top"][:1]
-                where = (
-                    f"{int(moved.sum())} of {int(np.isfinite(scales['median_shift']).sum())} feature columns "
-                    "with a spread moved by at least the limits below (point values, in medians and interquartile "
-                    "ranges), the most "
-                    + "; ".join(
-                        f"column {c['column']}: median shifted by {c['median_shift']:.2f} training IQRs, IQR "
-                        f"ratio val/train {c['iqr_ratio']:.2f}"
-                        for c in shown
-                    )
-                )
+                where = _moved_columns(scales, float(p["max_mean_shift"]), ratio_max)
                 of_items = f"{worst['statistic']} over its columns"
                 evidence = {
                     **evidence,
@@ -604,6 +594,24 @@ def _kind_checks(
         pictures = feats["train"]["picture"], feats["val"]["picture"]
         metrics["orientation"] = orientation(*pictures, ctx.rng("preprocessing.orientation"), n_boot, level)
         figures.append(orientation_figure(*pictures, metrics["orientation"]["best"], FIG_ORIENTATION))
+
+
+def _moved_columns(scales: dict[str, Any], max_shift: float, ratio_max: float) -> str:
+    """In words: how many feature columns moved beyond the scale limits (point values of
+    :func:`~gapdiag.probes.protocol.columns.column_scales`), and the strongest of them with their CIs."""
+    moved = (np.abs(scales["median_shift"]) >= max_shift) | (
+        np.abs(np.log(scales["iqr_ratio"])) >= np.log(ratio_max)
+    )
+    shown = [c for c in scales["top"] if moved[c["column"]]] or scales["top"][:1]
+    return (
+        f"{int(moved.sum())} of {int(np.isfinite(scales['median_shift']).sum())} feature columns with a spread "
+        "moved by at least the limits below (point values, in medians and interquartile ranges), the most "
+        + "; ".join(
+            f"column {c['column']}: median shifted by {c['median_shift']:.2f} training IQRs, IQR ratio val/train "
+            f"{c['iqr_ratio']:.2f}"
+            for c in shown
+        )
+    )
 
 
 def _input_layout(ctx: AuditContext) -> Any:
