@@ -29,6 +29,10 @@ def test_shifted_validation_inputs_raise_gd205(shifted):
     m = report.result("split_shift").metrics
     assert m["auc"].low > 0.9
     assert m["sampling"].startswith("per shared identity")
+    # with nothing more specific run, the warned shift is what the drop to validation items is
+    step = next(s for s in report.gap["chain"]["steps"] if s["id"] == "generalization")
+    assert step["significant"] and step["owner"] == "GD205"
+    assert report.gap["chain"]["most_likely_cause"] == "GD205"
     finding = next(f for f in report.findings if f.code == "GD205")
     assert "GD305" in finding.message and "0.5 = same distribution" in finding.message
 
