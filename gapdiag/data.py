@@ -235,9 +235,14 @@ class _FirstOfRows:
 
 
 class Pairs:
-    """Verification pairs: ``left`` (P,), ``right`` (P,) index ``items``; ``label`` (P,) is 1 = similar."""
+    """Verification pairs: ``left`` (P,), ``right`` (P,) index ``items``; ``label`` (P,) is 1 = similar.
 
-    def __init__(self, items: Items, left: Any, right: Any, label: Any):
+    ``from_triplets`` (P,) bool marks the pairs gapdiag made from ``(anchor, positive, negative)`` triplets:
+    their label comes from the layout, so the ``similar_label`` setting (the user's convention for pair
+    labels) never flips it. None: no such pairs.
+    """
+
+    def __init__(self, items: Items, left: Any, right: Any, label: Any, *, from_triplets: Any = None):
         if not isinstance(items, Items):
             raise InputError(f"Pairs needs an Items object as first argument; got {type(items).__name__}.")
         self.items = items
@@ -247,6 +252,10 @@ class Pairs:
         check_same_length(left=self.left, right=self.right, label=self.label)
         if self.left.size == 0:
             raise InputError("Pairs is empty: give at least one pair.")
+        self.from_triplets = None
+        if from_triplets is not None:
+            self.from_triplets = np.asarray(from_triplets, dtype=bool).reshape(-1)
+            check_same_length(label=self.label, from_triplets=self.from_triplets)
 
     def __len__(self) -> int:
         return int(self.left.size)
@@ -279,8 +288,9 @@ class Pairs:
         (y1, y2))`` also carry the identity labels of both sides. Identical inputs are de-duplicated by
         content hash, so each distinct input becomes one item and is embedded once.
         """
-        read, left, right, label = read_pair_batches(loader)
-        return cls(Items(read.inputs, labels=read.labels, attributes=attributes), left, right, label)
+        read, left, right, label, from_triplets = read_pair_batches(loader)
+        items = Items(read.inputs, labels=read.labels, attributes=attributes)
+        return cls(items, left, right, label, from_triplets=from_triplets if from_triplets.any() else None)
 
     @classmethod
     def from_labels(

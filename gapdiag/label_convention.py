@@ -20,6 +20,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from .data import Pairs, Split
 from .errors import InputError
 from .stats import wilson
@@ -35,7 +37,8 @@ MIN_PAIRS_PER_LABEL = 10
 
 def apply_similar_label(splits: dict[str, Split], similar_label: int) -> dict[str, Split]:
     """The splits with their given pairs read in gapdiag's convention (1 = similar): ``1 - label`` when the
-    user's labels say 0 = similar. New objects; the user's Pairs and Splits are not modified."""
+    user's labels say 0 = similar, except for pairs made from triplets, whose label the layout gave. New
+    objects; the user's Pairs and Splits are not modified."""
     if int(similar_label) == 1:
         return splits
     out = {}
@@ -44,7 +47,8 @@ def apply_similar_label(splits: dict[str, Split], similar_label: int) -> dict[st
             out[role] = s
             continue
         p = s.pairs
-        pairs = Pairs(p.items, p.left, p.right, 1 - p.label)
+        flipped = 1 - p.label if p.from_triplets is None else np.where(p.from_triplets, p.label, 1 - p.label)
+        pairs = Pairs(p.items, p.left, p.right, flipped, from_triplets=p.from_triplets)
         out[role] = Split(s.name, s.items, pairs, s.episodes, embeddings=s.embeddings)
     return out
 

@@ -225,14 +225,16 @@ def _triplet_pairs(batch: Any, store: _DedupStore, where: str) -> tuple[np.ndarr
     return np.r_[a, a], np.r_[p, n], label
 
 
-def read_pair_batches(loader: Iterable) -> tuple[ReadItems, np.ndarray, np.ndarray, np.ndarray]:
+def read_pair_batches(loader: Iterable) -> tuple[ReadItems, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Pairs from an iterable of pair batches (any pair layout of :data:`LAYOUTS`, or triplets: each gives the
     similar pair (anchor, positive) and the dissimilar pair (anchor, negative)).
 
-    Returns the unique items and ``left`` (P,), ``right`` (P,), ``label`` (P,) 0/1.
+    Returns the unique items and ``left`` (P,), ``right`` (P,), ``label`` (P,) 0/1 and ``from_triplets`` (P,)
+    bool: the pairs whose label gapdiag read from the triplet layout (1 = similar, whatever convention the
+    user's pair labels follow).
     """
     store = _DedupStore()
-    left, right, labels = [], [], []
+    left, right, labels, from_triplets = [], [], [], []
     for b, raw in enumerate(loader):
         where = f"pair batch {b}"
         with _reading(where):
@@ -244,6 +246,7 @@ def read_pair_batches(loader: Iterable) -> tuple[ReadItems, np.ndarray, np.ndarr
                 left.append(pairs[0])
                 right.append(pairs[1])
                 labels.append(pairs[2])
+                from_triplets.append(np.ones(len(pairs[2]), dtype=bool))
                 continue
             batch = _flat_pair_batch(raw, where)
             x1, x2 = to_tensor(batch[0]), to_tensor(batch[1])
@@ -256,10 +259,18 @@ def read_pair_batches(loader: Iterable) -> tuple[ReadItems, np.ndarray, np.ndarr
             left.append(store.add(x1, y1, where=f"{where} x1"))
             right.append(store.add(x2, y2, where=f"{where} x2"))
             labels.append(lab)
+            from_triplets.append(np.zeros(len(lab), dtype=bool))
     if not left:
         raise InputError("The pair loader yielded no batches.")
     with _reading("the pair loader's items"):
-        return store.read(), np.concatenate(left), np.concatenate(right), np.concatenate(labels)
+        read = store.read()
+    return (
+        read,
+        np.concatenate(left),
+        np.concatenate(right),
+        np.concatenate(labels),
+        np.concatenate(from_triplets),
+    )
 
 
 def _episode_batch(anchor: Any, candidates: Any, *, unbatched: bool) -> tuple[torch.Tensor, torch.Tensor]:

@@ -63,3 +63,28 @@ def test_without_identities_or_episodes_backwards_labels_are_gd302_and_no_memori
 def test_similar_label_must_be_0_or_1():
     with pytest.raises(ConfigError, match="similar_label.*must be 1 .* or 0"):
         gapdiag.Config.from_mapping({"similar_label": 2})
+
+
+def test_similar_label_0_flips_the_users_pair_labels_but_never_the_pairs_made_from_triplets():
+    """A triplet-loss user whose validation pairs follow the contrastive convention sets similar_label = 0:
+    the (anchor, positive) pairs stay similar, the validation pairs are read backwards."""
+    import torch
+
+    from gapdiag.data import as_split
+    from gapdiag.label_convention import apply_similar_label
+
+    x = torch.rand(12, 1, 4, 4)
+    triplets = [(x[[0, 1]], x[[2, 3]], x[[4, 5]])]
+    # one loader that mixes both layouts: only the (x1, x2, label) batch follows the user's convention
+    mixed = [*triplets, (x[[6, 7]], x[[8, 9]], torch.tensor([0, 1]))]
+    contrastive_val = [(x[[6, 7, 10]], x[[8, 9, 11]], torch.tensor([0, 1, 1]))]
+    splits = {
+        "train": as_split(triplets, "train"),
+        "mixed": as_split(mixed, "mixed"),
+        "val": as_split(contrastive_val, "val"),
+    }
+    read = apply_similar_label(splits, 0)
+    assert read["train"].pairs.label.tolist() == [1, 1, 0, 0]
+    assert read["mixed"].pairs.label.tolist() == [1, 1, 0, 0, 1, 0]
+    assert read["val"].pairs.label.tolist() == [1, 0, 0]
+    assert splits["val"].pairs.label.tolist() == [0, 1, 1]  # the user's objects are not modified
