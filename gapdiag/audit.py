@@ -137,6 +137,7 @@ def audit(
     _lower_contrasts_of_a_slip(findings)
     _lower_what_backwards_labels_would_make(ctx, findings)
     _lower_overlap_lost_to_unknown_words(findings)
+    _lower_augmentation_the_data_carries(findings)
     with single_threaded():  # the chain's measurements are small operations, like the probes'
         gap = _gap(ctx, findings)
     gate_results = evaluate_gates(config.gates, ctx.artifact(CHAIN) if "chain" in gap else None)
@@ -213,6 +214,25 @@ def _lower_overlap_lost_to_unknown_words(findings: list) -> None:
             "vocabulary (or pass identity labels, which let gapdiag check the overlap against identity) and "
             "audit again.",
             only=lambda f: str(f.evidence.get("feature", "")).startswith("seq_token_overlap"),
+        )
+
+
+def _lower_augmentation_the_data_carries(findings: list) -> None:
+    """GD105 is the model's side of a shortcut whose data side may be out of sight (augmentation inside the
+    training loop). When the loader's own pairs carry a shared attribute (GD101 or GD102 at warn or above),
+    GD105 measures the model's side of that one: lowered to info, saying so, so it does not send the user
+    looking for a training loop."""
+    from .findings.finding import Severity, lower_to_info
+
+    seen = [
+        f for f in findings if f.code in ("GD101", "GD102") and f.severity >= Severity.WARN and not f.ignored
+    ]
+    if seen:
+        lower_to_info(
+            findings,
+            "GD105",
+            f"the training pairs as loaded carry a shared attribute themselves ({seen[0].code}): the model's response "
+            "to the augmentation is the other side of that shortcut, which GD101/GD102 name and measure.",
         )
 
 

@@ -125,6 +125,30 @@ _ENTRIES = [
             "Read GD202 in that light: a gap on unseen identities calls for more identities, not more epochs.",
         ),
     ),
+    CodeInfo(
+        "GD105",
+        "The model takes an augmentation for a match",
+        "leakage",
+        "Giving both images of a non-matching pair a usual augmentation (a colour cast, brightness, contrast, "
+        "blur, noise, a shift, grey) makes the model score the pair as more alike than its true matches.",
+        "A training loop that augments only the similar pairs (the seed's color_distortion inside the loop) "
+        "teaches the network that 'both images augmented' means 'same identity'. The loop's own training "
+        "accuracy then measures the augmentation, and the loader handed to an audit is clean, so no attribute "
+        "of the data (GD101) can show the shortcut: only the model can.",
+        "On a seeded sample of validation pairs of each label, each augmentation that applies to the images is "
+        "given to both images of every non-matching pair, each image its own random draw at a moderate "
+        "strength (in units of the image's own value range), and the pairs are re-embedded. The crossing rate "
+        "is the probability that an augmented non-match scores above a true match (1 - ROC-AUC of clean "
+        "matches against augmented non-matches, chance 0.5); it is compared with the same rate without the "
+        "augmentation, with paired bootstrap CIs simultaneous over the augmentations (Bonferroni). A merely "
+        "non-invariant model moves its scores but keeps augmented non-matches below its matches.",
+        (
+            "Apply augmentation to both items of every pair, similar and dissimilar alike, each image its own draw "
+            "(or to none): never to one label only.",
+            "Measure training accuracy on the pairs as loaded, not on the augmented batch of the loop.",
+            "Add the check as a test: augmenting both images of a non-match must not make it a match.",
+        ),
+    ),
     # ---------------------------------------------------------------- embedding space
     CodeInfo(
         "GD201",
@@ -388,7 +412,7 @@ _ENTRIES = [
 # evaluation boundary invalidate every other number, then shortcuts and contamination, then memorization,
 # protocol mismatch and the genuine gap, then descriptive findings.
 _CAUSE_ORDER = (
-    "GD302", "GD305", "GD306", "GD101", "GD102", "GD103", "GD201", "GD301",
+    "GD302", "GD305", "GD306", "GD101", "GD102", "GD105", "GD103", "GD201", "GD301",
     "GD202", "GD206", "GD303", "GD304", "GD203", "GD204", "GD205", "GD104", "GD900",
 )  # fmt: skip
 
