@@ -350,8 +350,9 @@ class AugmentationProbe(Probe):
             f"match {crossing.value:.0%} of the time {_ci(crossing)}, against {clean.value:.0%} {_ci(clean)} "
             f"without it (chance 50%: the model can no longer tell them apart; {m.metrics['n_negative_pairs']} "
             f"non-matches against {m.metrics['n_positive_pairs']} matches, {m.metrics['pairs']}). The model "
-            "treats the augmentation itself as evidence of a match: the mark of a training loop that augments "
-            "similar pairs only, whose own training accuracy then measures the augmentation, not the identity."
+            "treats the augmentation itself as evidence of a match. A training loop that augments similar pairs "
+            "only teaches exactly this, and its own training accuracy then measures the augmentation, not the "
+            "identity; whatever the cause, the model cannot be trusted on data where the augmentation occurs."
         )
         loaded, augmented = (
             m.metrics["training_accuracy_as_loaded"],
