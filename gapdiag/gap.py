@@ -68,7 +68,9 @@ STEP_OWNERS: dict[str, tuple[str, ...]] = {
     # GD205 last: it names no mechanism, but a warned shift of the validation embeddings is what that drop is,
     # where nothing more specific fired (left unowned, a larger unexplained drop lost the most-likely-cause
     # line to a smaller protocol step)
-    "generalization": ("GD102", "GD305", "GD306", "GD202", "GD101", "GD205"),
+    # GD304 after them, and only when it found validation negatives chosen harder than training's
+    # (:data:`OWNS_ONLY_WHEN`): validation items then answer a harder question, not the same one on new items
+    "generalization": ("GD102", "GD305", "GD306", "GD202", "GD101", "GD205", "GD304"),
     # GD304 first: when the training number is only the pair mix (a training accuracy at the majority share),
     # the drop to another protocol is measured from a number at chance, and that is what explains it
     "protocol": ("GD304", "GD301"),
@@ -76,6 +78,8 @@ STEP_OWNERS: dict[str, tuple[str, ...]] = {
     "generalization_and_protocol": ("GD102", "GD305", "GD306", "GD202", "GD101", "GD205", "GD304", "GD301"),
     "direction": ("GD302",),
 }
+# A code that may own a kind of step only when its finding's evidence says so (one code, several reasons).
+OWNS_ONLY_WHEN: dict[tuple[str, str], str] = {("generalization", "GD304"): "validation_negatives_harder"}
 # Codes that explain a difference of measurement, not a fault of the model: they own a step at any severity
 # (GD301 is info when the model is fine and the protocols alone make the numbers differ).
 MEASUREMENT_CODES = frozenset({"GD301", "GD304"})
@@ -636,13 +640,20 @@ def attribute(chain: Chain, findings: list[Finding]) -> Chain:
     finding measured the same drop through the shared attribute: it is lowered to info and says so.
     """
     fired = {
-        f.code
+        f.code: f
         for f in findings
         if not f.ignored and (f.severity >= Severity.WARN or f.code in MEASUREMENT_CODES)
     }
+
+    def may_own(step: ChainStep, code: str) -> bool:
+        reason = OWNS_ONLY_WHEN.get((step.id, code))
+        return code in fired and (reason is None or bool(fired[code].evidence.get(reason)))
+
     for step in chain.steps:
         # a step within sampling noise of 0 has nothing to own: naming a code there reads as a cause
-        step.owner = next((c for c in step.candidates if c in fired), None) if step.significant else None
+        step.owner = (
+            next((c for c in step.candidates if may_own(step, c)), None) if step.significant else None
+        )
         if not step.significant:
             step.status = "not significant"
         elif step.owner is not None:

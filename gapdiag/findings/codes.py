@@ -343,12 +343,21 @@ _ENTRIES = [
         "Positive ratio per split (Wilson CI) and negative difficulty (share of negatives scoring above the "
         "median positive), with accuracy and balanced accuracy side by side. The ratio difference is judged only "
         "when both splits' pairs were given by the user, since derived pairs have the ratio their protocol "
-        "implies; difficulty is reported, not judged, because it also moves with model quality. Also raised when "
+        "implies. Hardness of the dissimilar pairs is judged against random pairs of the same split's items, "
+        "scored by the same model, so model quality cancels: the probability that a given dissimilar pair scores "
+        "above a random pair (DeLong CI; 0.5 = drawn at random), per split. Raised when validation's is high "
+        "(its CI above 0.5) and clearly above training's (normal CI of the difference above 0): validation's "
+        "negatives or distractors were mined. Reported with the validation accuracy that random dissimilar pairs "
+        "would give, and the user's n-way validation re-run with random distractors (paired bootstrap). Random "
+        "pairs are of different identity labels where labels exist; without labels a few may share an identity, "
+        "which only makes every comparison conservative. Also raised when "
         "the user's training pairs are so lopsided that the training accuracy's CI reaches the majority share: "
         "the training number then measures the mix, not the model.",
         (
             "Compare balanced accuracy or ROC-AUC, not plain accuracy.",
             "Build validation pairs with the same positive ratio as training.",
+            "Build training and validation negatives the same way: mine training negatives as hard as validation's, "
+            "or draw validation's at random.",
         ),
     ),
     CodeInfo(

@@ -29,6 +29,15 @@ class PairCompositionProbe(Probe):
     ``max_positive_ratio_difference`` with the CI of the difference excluding 0: plain accuracies of the two
     splits are then not comparable. Negative difficulty is reported, not judged (it moves with model quality).
 
+    ``warn`` too when validation's dissimilar pairs were chosen harder than training's. Per split, ``hardness``
+    is the probability that a given dissimilar pair scores above a random pair of the split's items (up to
+    ``random_pairs`` of each; of different identity labels where labels exist), DeLong CI: 0.5 = drawn at
+    random, and the same model scores both, so its quality cancels. Raised when validation's is at least
+    ``min_negative_hardness`` (CI above 0.5) and at least ``max_hardness_difference`` above training's (normal
+    CI of the difference above 0). The evidence gives the validation accuracy random dissimilar pairs would
+    give, and the user's n-way validation with random distractors (paired bootstrap over episodes). Without
+    labels some random pairs may share an identity, which only makes them look more alike: conservative.
+
     ``warn`` too when the training pairs are the user's own and their accuracy is the mix, not the model: the
     CI of the model's training accuracy at the decision threshold reaches the share of the majority label, so
     the model is not shown to do better than always answering that label. A training set of 95% similar pairs
@@ -41,8 +50,17 @@ class PairCompositionProbe(Probe):
     family = "protocol"
     codes = ("GD304",)
     requires = frozenset({"train_pairs_any", "val_pairs_any"})
-    defaults = {"max_positive_ratio_difference": 0.2}
-    description = "Do training and validation pairs have the same share of similar pairs?"
+    defaults = {
+        "max_positive_ratio_difference": 0.2,
+        # validation negatives beat random pairs of validation items this often (0.5: drawn at random) ...
+        "min_negative_hardness": 0.65,
+        # ... and this much more often than training negatives beat random training pairs, CI above 0
+        "max_hardness_difference": 0.15,
+        "random_pairs": 2000,  # random pairs (and given dissimilar pairs) compared per split
+    }
+    description = (
+        "Do training and validation pairs have the same share of similar pairs, and negatives as hard?"
+    )
 
     def _measure(self, ctx: AuditContext) -> Measurement:
         grid = ctx.artifact(GRID)
@@ -61,17 +79,112 @@ class PairCompositionProbe(Probe):
         out["val_accuracy_at_train_ratio"] = float(
             r_t.value * out["val"]["tpr"] + (1 - r_t.value) * out["val"]["tnr"]
         )
+        for split in ("train", "val"):
+            out[split]["negative_hardness"] = self._hardness(ctx, split, grid.threshold, level, n_boot)
+        out["val_with_random_distractors"] = self._random_distractors(ctx, level, n_boot)
         return Measurement(metrics=out)
+
+    def _random_pairs(self, ctx: AuditContext, split: str, n: int, rng: np.random.Generator):
+        """``n`` seeded pairs (left, right) of distinct items of the split's pairs; of different identity labels
+        where the split has real ones. Without labels a few may share an identity, which only makes random
+        pairs look more alike: every comparison with them is then conservative."""
+        pairs = ctx.pairs(split)
+        members = np.unique(np.r_[pairs.left, pairs.right])
+        a, b = rng.choice(members, n), rng.choice(members, n)
+        keep = a != b
+        labels = ctx.splits[split].items.labels
+        if labels is not None:
+            keep &= np.asarray(labels)[a] != np.asarray(labels)[b]
+        return a[keep], b[keep], labels is not None
+
+    def _hardness(self, ctx: AuditContext, split: str, threshold: float, level: float, n_boot: int):
+        """How much more alike the split's dissimilar pairs are than random pairs of its items, by the model:
+        P(a given dissimilar pair scores above a random pair), DeLong CI (0.5 = drawn at random, 1 = mined as
+        hard as they come); and the accuracy the split's pairs would have with random pairs as dissimilar ones."""
+        from ...stats import delong_auc
+
+        pairs = ctx.pairs(split)
+        y = pairs.label == 1
+        neg = np.flatnonzero(~y)
+        if neg.size < 20 or len(pairs.items) < 3:
+            return None
+        rng = ctx.rng(f"pair_composition.random.{split}")
+        n = int(self.params["random_pairs"])
+        neg = np.sort(rng.choice(neg, min(n, neg.size), replace=False))
+        a, b, exact = self._random_pairs(ctx, split, n, rng)
+        if a.size < 20:
+            return None
+        given = ctx.pair_scores(split)[neg]
+        random = ctx.reading().scorer.orient(ctx.raw_scores(split, a, b))
+        hardness = delong_auc(np.r_[given, random], np.r_[np.ones(given.size), np.zeros(random.size)], level)
+        share_neg = 1.0 - float(y.mean())
+        tnr_given, tnr_random = float(np.mean(given < threshold)), float(np.mean(random < threshold))
+        draws = (
+            rng.binomial(random.size, tnr_random, n_boot) / random.size
+            - rng.binomial(given.size, tnr_given, n_boot) / given.size
+        )
+        gain = estimate_from_draws(
+            share_neg * (tnr_random - tnr_given), share_neg * draws, int(given.size), level
+        )
+        return {
+            "hardness": hardness,
+            "n_given": int(given.size),
+            "n_random": int(random.size),
+            "random_pairs_by_labels": exact,
+            "accuracy_with_random_negatives_gain": gain,
+        }
+
+    def _random_distractors(self, ctx: AuditContext, level: float, n_boot: int) -> dict[str, Any] | None:
+        """The user's validation episodes with each distractor swapped for a random item of the episodes (not the
+        anchor, not its match; of another identity label where labels exist): top-1 as given and as it would be,
+        paired bootstrap over episodes."""
+        from ...metrics import nway_accuracy
+        from ...stats import paired_mean_draws
+
+        e = ctx.val.episodes
+        if e is None:
+            return None
+        rng = ctx.rng("pair_composition.distractors")
+        rows = np.arange(len(e)) if len(e) <= 2000 else np.sort(rng.choice(len(e), 2000, replace=False))
+        anchor, cands, correct = e.anchor[rows], e.candidates[rows], e.correct[rows]
+        match = cands[np.arange(rows.size), correct]
+        members = np.unique(np.r_[e.anchor, e.candidates.ravel()])
+        labels = ctx.val.items.labels
+        labels = None if labels is None else np.asarray(labels)
+        pick = rng.choice(members, size=(rows.size, e.n_way - 1, 8))
+        bad = (pick == anchor[:, None, None]) | (pick == match[:, None, None])
+        if labels is not None:
+            bad |= labels[pick] == labels[anchor][:, None, None]
+        first_good = np.argmax(~bad, axis=2)  # the first usable of 8 draws per slot
+        usable = (~bad).any(axis=2).all(axis=1)
+        if usable.sum() < 20:
+            return None
+        distractors = np.take_along_axis(pick, first_good[..., None], axis=2)[..., 0]
+        new = np.concatenate([match[:, None], distractors], axis=1)[usable]
+        anchors = np.repeat(anchor[usable], e.n_way)
+        scores = ctx.reading().scorer.orient(ctx.raw_scores("val", anchors, new.ravel())).reshape(new.shape)
+        as_given = nway_accuracy(ctx.episode_scores("val")[rows[usable]], correct[usable])
+        random = nway_accuracy(scores, np.zeros(new.shape[0], dtype=np.int64))
+        dg, dr = paired_mean_draws(as_given, random, rng, n_boot)
+        n = int(as_given.size)
+        return {
+            "n_episodes": n,
+            "n_way": int(e.n_way),
+            "top1_as_given": estimate_from_draws(float(as_given.mean()), dg, n, level),
+            "top1_random_distractors": estimate_from_draws(float(random.mean()), dr, n, level),
+            "gain": estimate_from_draws(float(random.mean() - as_given.mean()), dr - dg, n, level),
+            "distractors_by_labels": labels is not None,
+        }
 
     def _judge(self, m: Measurement) -> list[Finding]:
         comp = m.metrics
-        parts = [p for p in (self._ratio_difference(comp), self._training_at_majority(comp)) if p]
+        harder = self._harder_validation_negatives(comp)
+        parts = [p for p in (self._ratio_difference(comp), self._training_at_majority(comp), harder) if p]
         if not parts:
             return []
-        evidence: dict[str, Any] = {
-            split: {k: (x.to_dict() if isinstance(x, Estimate) else x) for k, x in comp[split].items()}
-            for split in ("train", "val")
-        }
+        evidence: dict[str, Any] = {split: _plain(comp[split]) for split in ("train", "val")}
+        evidence["validation_negatives_harder"] = harder is not None
+        evidence["val_with_random_distractors"] = _plain(comp.get("val_with_random_distractors"))
         evidence["positive_ratio_difference"] = comp["positive_ratio_difference"].to_dict()
         evidence["val_accuracy_at_train_ratio"] = comp["val_accuracy_at_train_ratio"]
         evidence["training_lift_over_majority"] = _lift(comp["train"])
@@ -101,6 +214,48 @@ class PairCompositionProbe(Probe):
             f"ratios differ by >= {limit:.2f}, CI excludes 0.)"
         )
 
+    def _harder_validation_negatives(self, comp: dict[str, Any]) -> str | None:
+        """The message when the validation's dissimilar pairs (or distractors) were chosen harder than the
+        training's: validation measures another task, not the same one on new items."""
+        t, v = comp["train"].get("negative_hardness"), comp["val"].get("negative_hardness")
+        if t is None or v is None:
+            return None
+        ht, hv = t["hardness"], v["hardness"]
+        diff, low = _difference(hv, ht)
+        p = self.params
+        if not (hv.value >= p["min_negative_hardness"] and hv.above(0.5)):
+            return None
+        if not (diff >= p["max_hardness_difference"] and low > 0):
+            return None
+        basis = (
+            "random pairs are of items with different identity labels"
+            if v["random_pairs_by_labels"]
+            else "without identity labels a few random pairs may share an identity, which only makes random pairs "
+            "look more alike: the numbers are conservative"
+        )
+        gain: Estimate = v["accuracy_with_random_negatives_gain"]
+        msg = (
+            f"Validation's dissimilar pairs are chosen hard: one scores above a random pair of validation items "
+            f"{hv.value:.0%} [{hv.low:.0%}, {hv.high:.0%}] of the time ({v['n_given']} against {v['n_random']} "
+            f"random pairs; 50% = drawn at random), against {ht.value:.0%} [{ht.low:.0%}, {ht.high:.0%}] for "
+            f"training's ({basis}). With random dissimilar pairs, validation pairwise accuracy at the "
+            f"decision threshold would be {gain.value:+.2f} [{gain.low:+.2f}, {gain.high:+.2f}] higher."
+        )
+        nway = comp.get("val_with_random_distractors")
+        if nway is not None:
+            g: Estimate = nway["gain"]
+            msg += (
+                f" Your {nway['n_way']}-way validation with random distractors scores "
+                f"{nway['top1_random_distractors'].value:.2f} [{nway['top1_random_distractors'].low:.2f}, "
+                f"{nway['top1_random_distractors'].high:.2f}] against {nway['top1_as_given'].value:.2f} as given "
+                f"({g.value:+.2f} [{g.low:+.2f}, {g.high:+.2f}], {nway['n_episodes']} episodes)."
+            )
+        return msg + (
+            " Training and validation numbers then measure different tasks: build both with the same negatives "
+            f"(or mine training negatives as hard). (raised: validation hardness >= {p['min_negative_hardness']:.2f} "
+            f"with its CI above 0.50, and >= {p['max_hardness_difference']:.2f} above training's, CI above 0.)"
+        )
+
     def _training_at_majority(self, comp: dict[str, Any]) -> str | None:
         """The message when the user's training pairs score about what always answering their majority label does."""
         if comp["pairs_origin"]["train"] != "given":
@@ -120,6 +275,15 @@ class PairCompositionProbe(Probe):
             f"Judge training by balanced accuracy or ROC-AUC, or train on balanced pairs. (raised: the CI of the "
             f"training accuracy reaches the majority share.)"
         )
+
+
+def _plain(x: Any) -> Any:
+    """Estimates as dicts, at any depth, for the evidence."""
+    if isinstance(x, Estimate):
+        return x.to_dict()
+    if isinstance(x, dict):
+        return {k: _plain(v) for k, v in x.items()}
+    return x
 
 
 def _lift(split: dict[str, Any]) -> dict[str, float] | None:
@@ -160,3 +324,13 @@ def _composition(
     else:
         out["negative_difficulty"] = Estimate.unknown(n_neg, level)
     return out
+
+
+def _difference(a: Estimate, b: Estimate) -> tuple[float, float]:
+    """``a - b`` of two independent estimates and the low end of its CI (normal, from each interval's width)."""
+    from scipy.stats import norm
+
+    z = float(norm.ppf(0.5 + a.level / 2))
+    se = np.hypot((a.high - a.low) / (2 * z), (b.high - b.low) / (2 * z))
+    d = a.value - b.value
+    return float(d), float(d - z * se)

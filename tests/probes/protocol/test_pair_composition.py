@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -72,3 +73,49 @@ def test_a_model_that_learned_its_imbalanced_training_pairs_stays_clean(healthy_
     assert "GD304" not in report.codes()
     train = report.result("pair_composition").metrics["train"]
     assert train["accuracy"].low > 0.95
+
+
+def _hard_validation_pairs(sc, *, labels: bool) -> Split:
+    """The scenario's validation items in pairs whose dissimilar side is mined: for each anchor, the other-digit
+    item nearest in pixels (what a hard-negative miner builds), next to as many random similar pairs."""
+    x, y = sc.val.items.inputs, np.asarray(sc.val.items.labels)
+    rng = np.random.default_rng(0)
+    anchors = rng.choice(len(y), 600, replace=False)
+    flat = x.reshape(len(x), -1)
+    dist = torch.cdist(flat[anchors], flat).numpy()
+    dist[y[anchors][:, None] == y[None, :]] = np.inf
+    hard = dist.argmin(axis=1)
+    same = np.array([rng.choice(np.flatnonzero((y == y[a]) & (np.arange(len(y)) != a))) for a in anchors])
+    items = Items(x, labels=y if labels else None)
+    left, right = np.r_[anchors, anchors], np.r_[same, hard]
+    label = np.r_[np.ones(anchors.size, int), np.zeros(anchors.size, int)]
+    return Split("val", items, pairs=gapdiag.Pairs(items, left, right, label))
+
+
+@pytest.mark.parametrize("labels", [True, False], ids=["labels", "no-labels"])
+def test_mined_validation_negatives_raise_gd304_and_own_the_generalization_step(healthy_pairs, labels):
+    sc = healthy_pairs
+    report = gapdiag.audit(
+        sc.model, sc.train, _hard_validation_pairs(sc, labels=labels), config={"n_boot": 300}, progress=False
+    )
+    [gd304] = report.by_code("GD304")
+    assert gd304.severity == Severity.WARN and gd304.evidence["validation_negatives_harder"]
+    val, train = gd304.evidence["val"]["negative_hardness"], gd304.evidence["train"]["negative_hardness"]
+    assert val["hardness"]["ci_low"] > 0.65 > train["hardness"]["ci_high"]
+    assert val["random_pairs_by_labels"] is labels
+    assert val["accuracy_with_random_negatives_gain"]["ci_low"] > 0
+    assert "chosen hard" in gd304.message and ("conservative" in gd304.message) is not labels
+    step = next(s for s in report.gap["chain"]["steps"] if s["id"] == "generalization")
+    assert step["owner"] == "GD304"
+    assert report.gap["chain"]["most_likely_cause"] == "GD304"
+
+
+def test_random_validation_negatives_are_as_hard_as_random_pairs(healthy_episodes):
+    """The user's 10-way episodes with random distractors: no hardness, and the swapped-distractor top-1 agrees."""
+    sc = healthy_episodes
+    report = gapdiag.audit(sc.model, sc.train, sc.val, probes=["pair_composition"], progress=False)
+    assert not report.by_code("GD304")
+    metrics = report.metrics["pair_composition"]
+    assert metrics["val"]["negative_hardness"]["hardness"].high < 0.6
+    nway = metrics["val_with_random_distractors"]
+    assert nway["gain"].low <= 0 <= nway["gain"].high and nway["n_way"] == 10
