@@ -138,6 +138,7 @@ def audit(
     _lower_what_backwards_labels_would_make(ctx, findings)
     _lower_overlap_lost_to_unknown_words(findings)
     _lower_augmentation_the_data_carries(findings)
+    _lower_what_a_shifted_index_makes(findings)
     with single_threaded():  # the chain's measurements are small operations, like the probes'
         gap = _gap(ctx, findings)
     gate_results = evaluate_gates(config.gates, ctx.artifact(CHAIN) if "chain" in gap else None)
@@ -233,6 +234,25 @@ def _lower_augmentation_the_data_carries(findings: list) -> None:
             "GD105",
             f"the training pairs as loaded carry a shared attribute themselves ({seen[0].code}): the model's response "
             "to the augmentation is the other side of that shortcut, which GD101/GD102 name and measure.",
+        )
+
+
+def _lower_what_a_shifted_index_makes(findings: list) -> None:
+    """When GD307 finds the validation episodes' correct index shifted and the validation pairs were derived
+    from those episodes, the pairs' labels are the index's: a GD105 (non-matches against 'true matches') and a
+    GD304 on hard validation negatives (the true match among them) rest on them. Lowered to info, saying so."""
+    from .findings.finding import lower_to_info
+
+    if any(
+        f.code == "GD307" and f.evidence.get("val_pairs_from_episodes") and not f.ignored for f in findings
+    ):
+        why = (
+            "the validation pairs come from episodes whose correct index looks shifted (GD307), so their labels "
+            "are wrong; measure again once the index is fixed."
+        )
+        lower_to_info(findings, "GD105", why)
+        lower_to_info(
+            findings, "GD304", why, only=lambda f: bool(f.evidence.get("validation_negatives_harder"))
         )
 
 

@@ -70,16 +70,31 @@ STEP_OWNERS: dict[str, tuple[str, ...]] = {
     # line to a smaller protocol step)
     # GD304 after them, and only when it found validation negatives chosen harder than training's
     # (:data:`OWNS_ONLY_WHEN`): validation items then answer a harder question, not the same one on new items
-    "generalization": ("GD102", "GD305", "GD306", "GD202", "GD101", "GD205", "GD304"),
+    # GD307 first, when the validation pairs come from episodes whose correct index is shifted: their labels
+    # are the index's, so the drop is the loader's
+    "generalization": ("GD307", "GD102", "GD305", "GD306", "GD202", "GD101", "GD205", "GD304"),
     # GD304 first: when the training number is only the pair mix (a training accuracy at the majority share),
     # the drop to another protocol is measured from a number at chance, and that is what explains it
-    "protocol": ("GD304", "GD301"),
+    "protocol": ("GD307", "GD304", "GD301"),
     "composition": ("GD304",),
-    "generalization_and_protocol": ("GD102", "GD305", "GD306", "GD202", "GD101", "GD205", "GD304", "GD301"),
+    "generalization_and_protocol": (
+        "GD307",
+        "GD102",
+        "GD305",
+        "GD306",
+        "GD202",
+        "GD101",
+        "GD205",
+        "GD304",
+        "GD301",
+    ),  # fmt: skip
     "direction": ("GD302",),
 }
 # A code that may own a kind of step only when its finding's evidence says so (one code, several reasons).
-OWNS_ONLY_WHEN: dict[tuple[str, str], str] = {("generalization", "GD304"): "validation_negatives_harder"}
+OWNS_ONLY_WHEN: dict[tuple[str, str], str] = {
+    ("generalization", "GD304"): "validation_negatives_harder",
+    ("generalization", "GD307"): "val_pairs_from_episodes",
+}
 # Codes that explain a difference of measurement, not a fault of the model: they own a step at any severity
 # (GD301 is info when the model is fine and the protocols alone make the numbers differ).
 MEASUREMENT_CODES = frozenset({"GD301", "GD304"})

@@ -361,6 +361,25 @@ _ENTRIES = [
         ),
     ),
     CodeInfo(
+        "GD307",
+        "The episodes' correct index names another candidate",
+        "protocol",
+        "In the user's n-way episodes the model's picks pile up at a fixed offset from the candidate the correct "
+        "index names: the index looks shifted (off by one, or taken before the true match was inserted).",
+        "A shifted index makes validation accuracy fall below chance however good the model is, and every pair "
+        "derived from the episodes carries the wrong label: the whole validation number measures the loader.",
+        "For each split's given episodes, the offset of the model's pick (argmax of the score in gapdiag's reading) "
+        "from the named candidate, modulo n, and the share of episodes at each offset (Wilson CIs). Raised when an "
+        "offset other than 0 holds at least twice the chance share, with its CI above chance and above the CI of "
+        "offset 0. No label is needed: a right index piles the picks of a model above chance at offset 0. An index "
+        "that always names one fixed wrong slot spreads the picks evenly and cannot be told from a model at chance.",
+        (
+            "Compute correct_index after the true match is placed among the candidates, from the same list the "
+            "candidates come from, counting from 0.",
+            "Check a few episodes by eye: the candidate at correct_index must be the anchor's identity.",
+        ),
+    ),
+    CodeInfo(
         "GD305",
         "Preprocessing differs between splits",
         "protocol",
@@ -421,7 +440,7 @@ _ENTRIES = [
 # evaluation boundary invalidate every other number, then shortcuts and contamination, then memorization,
 # protocol mismatch and the genuine gap, then descriptive findings.
 _CAUSE_ORDER = (
-    "GD302", "GD305", "GD306", "GD101", "GD102", "GD105", "GD103", "GD201", "GD301",
+    "GD302", "GD307", "GD305", "GD306", "GD101", "GD102", "GD105", "GD103", "GD201", "GD301",
     "GD202", "GD206", "GD303", "GD304", "GD203", "GD204", "GD205", "GD104", "GD900",
 )  # fmt: skip
 
