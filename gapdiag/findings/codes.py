@@ -53,7 +53,9 @@ _ENTRIES = [
         "identity at all. Features of one artifact (moved by one intervention, correlated on the training pairs, or "
         "carried by the same pairs: as correlated as their common cause, the pair label, implies) make one finding "
         'that names the strongest and lists the others; image artifacts are localized in words ("the top-left 4x4 '
-        'pixels") and on a heat map of the signal per region over the mean training image.',
+        'pixels") and on a heat map of the signal per region over the mean training image. The plainest '
+        "shortcut is checked first: the share of similar pairs whose two sides are the same input (content hash), "
+        "per split with Wilson CIs; a sampler that draws an anchor as its own partner fails GD101 on its own.",
         (
             "Remove the artifact from the training pipeline (apply augmentations independently to each image of a pair, or to none).",
             "Augment against the named attribute: random colour jitter, brightness, translation or blur applied independently per image.",

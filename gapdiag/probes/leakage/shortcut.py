@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ...findings.finding import Finding, Severity
-from ...stats import Estimate, estimate_from_draws
+from ...stats import Estimate, estimate_from_draws, wilson
 from ...thumbnails import thumbnails
 from ..base import FigureSpec, Measurement, Probe
 from ..registry import register_probe
@@ -39,6 +39,18 @@ def _pair_rows(items, left, right, picks, caption: str) -> dict[str, Any] | None
     idx = np.stack([left[picks], right[picks]], axis=1).reshape(-1)
     imgs = thumbnails(items.get_batch(idx))
     return None if imgs is None else {"caption": caption, "images": imgs}
+
+
+def _self_pairs(ctx: AuditContext, split: str, level: float) -> Estimate | None:
+    """Share of the split's similar pairs whose two sides have the same content (Wilson CI); None without
+    similar pairs."""
+    pairs = ctx.pairs(split)
+    similar = pairs.label == 1
+    if not similar.any():
+        return None
+    hashes = np.asarray(pairs.items.content_hashes(), dtype=object)
+    same = hashes[pairs.left[similar]] == hashes[pairs.right[similar]]
+    return wilson(int(same.sum()), int(similar.sum()), level)
 
 
 def _table_row(r: dict[str, Any]) -> dict[str, Any]:
@@ -101,6 +113,11 @@ class ShortcutProbe(Probe):
     rule, unadjusted CIs, and only where the identity-only control ran), one GD101 names the classifier's
     strongest features. Identity-related attributes (a '1' has less ink than an '8', so same-digit pairs agree
     more in brightness) predict the label in both splits and are not flagged.
+
+    Copies: the share of each split's similar pairs whose two sides have the same content (Wilson CI). When
+    training's is at least ``max_self_pair_share`` with its CI above validation's, the first GD101 says so
+    first and fails (or one GD101 says it alone): a sampler that draws an anchor as its own partner makes
+    "identical" solve the training pairs.
     """
 
     name = "shortcut"
@@ -119,6 +136,8 @@ class ShortcutProbe(Probe):
         "max_findings": 3,  # artifacts reported as separate findings; the rest are named in the last one
         "max_figure_features": 12,
         "thumbnail_pairs": 4,  # pairs per row of the thumbnail figure (3 rows)
+        # similar pairs of an input with itself (a sampler that may draw the anchor as its own partner)
+        "max_self_pair_share": 0.1,
     }
 
     def _measure(self, ctx: AuditContext) -> Measurement:
@@ -141,6 +160,7 @@ class ShortcutProbe(Probe):
             "multiplicity": f"Bonferroni over {n_tests} features",
             "classifier": self._classifier_summary(res, level),
         }
+        metrics["self_pairs"] = {s: _self_pairs(ctx, s, level) for s in ("train", "val")}
         m = Measurement(metrics=metrics, notes=list(res.notes))
         m.evidence = {
             "features": [_table_row(r) for r in shown],
@@ -334,11 +354,35 @@ class ShortcutProbe(Probe):
                 )
                 + "."
             )
+        copies = self._copies_text(m.metrics["self_pairs"])
+        if copies and findings:
+            findings[0].message = f"{copies} {findings[0].message}"
+            findings[0].severity = Severity.FAIL
+        elif copies:
+            findings.append(self.finding("GD101", Severity.FAIL, copies, cause="artifact:self_pairs"))
         if not findings:
             f = self._classifier_finding(m.metrics["classifier"], clf_text)
             if f is not None:
                 findings.append(f)
+        for f in findings[:1]:
+            f.evidence["self_pairs"] = {k: _estimate_dict(v) for k, v in m.metrics["self_pairs"].items()}
         return findings
+
+    def _copies_text(self, shares: dict[str, Estimate | None]) -> str | None:
+        """The words when the similar training pairs are, for a share at least ``max_self_pair_share``, an input
+        paired with itself, clearly more often than the validation's: 'identical' then solves them."""
+        t, v = shares["train"], shares["val"]
+        if t is None or not (
+            t.value >= self.params["max_self_pair_share"] and t.low > (v.high if v else 0.0)
+        ):
+            return None
+        val = f"{v.value:.0%} [{v.low:.0%}, {v.high:.0%}] of validation's" if v is not None else "validation"
+        return (
+            f"In {t.value:.0%} [{t.low:.0%}, {t.high:.0%}] of the similar training pairs both sides are the same "
+            f"input (identical content), against {val}: 'identical' alone solves them, and a network trained on "
+            "them learns to recognise copies, not identities. Draw the partner of a similar pair from the other "
+            "items of its identity."
+        )
 
     def _artifact_finding(self, c: Candidate, m: Measurement, clf_text: str, figures: list[str]) -> Finding:
         p, lead = self.params, c.lead

@@ -372,3 +372,24 @@ def test_too_few_pairs_skip_with_a_reason_instead_of_a_collapsed_interval():
         config={"probes": {"shortcut": {"min_pairs_per_label": 2}}},
     )
     assert lowered.result("shortcut").status == "ok"
+
+
+@pytest.mark.parametrize("share", [1.0, 0.3])
+def test_similar_pairs_of_an_input_with_itself_are_named_first(healthy_pairs, share):
+    """A sampler that may draw the anchor as its own partner: (x, x, 1) pairs, deduplicated to one item."""
+    sc = healthy_pairs
+    p = sc.train.pairs
+    rng = np.random.default_rng(0)
+    copy = (p.label == 1) & (rng.random(len(p)) < share)
+    train = Split(
+        "train", sc.train.items, pairs=Pairs(sc.train.items, p.left, np.where(copy, p.left, p.right), p.label)
+    )
+    report = audit(sc.model, train, sc.val, probes=["shortcut"], config={"n_boot": 200}, progress=False)
+    first = report.by_code("GD101")[0]
+    assert first.severity == Severity.FAIL and "both sides are the same input" in first.message
+    assert first.evidence["self_pairs"]["train"]["value"] == pytest.approx(copy.sum() / (p.label == 1).sum())
+    assert first.evidence["self_pairs"]["val"]["value"] == 0
+    # the pairs as given stay clean of it
+    clean = audit(sc.model, sc.train, sc.val, probes=["shortcut"], config={"n_boot": 200}, progress=False)
+    assert "same input" not in " ".join(f.message for f in clean.findings)
+    assert clean.metrics["shortcut"]["self_pairs"]["train"].value == 0
