@@ -62,7 +62,7 @@ def test_the_demos_json_validates(demo):
     _validate(json.loads((demo[2] / "report.json").read_text(encoding="utf-8")))
 
 
-_NUMBER = re.compile(r"(?<![\w.])-?\d+(?:\.\d+)?(?!\w)")  # "GD102" and "3x32" are words
+_NUMBER = re.compile(r"(?<![\w.])-?\d+(?:\.\d+)?%?(?!\w)")  # "GD102" and "3x32" are words
 
 
 def _same_but_float_rounding(printed: str, written: str) -> bool:
@@ -70,8 +70,12 @@ def _same_but_float_rounding(printed: str, written: str) -> bool:
     (the demo trains its model in-process: a CPU with other vector units sums in another order)."""
     if _NUMBER.split(printed) != _NUMBER.split(written):
         return False
+
+    def value(token: str) -> float:
+        return float(token[:-1]) / 100 if token.endswith("%") else float(token)
+
     return all(
-        math.isclose(float(a), float(b), rel_tol=0.05, abs_tol=0.02)
+        math.isclose(value(a), value(b), rel_tol=0.05, abs_tol=0.02)
         for a, b in zip(_NUMBER.findall(printed), _NUMBER.findall(written), strict=True)
     )
 
@@ -94,6 +98,8 @@ def test_the_demo_block_comparison_tolerates_rounding_but_not_other_words():
     assert _same_but_float_rounding("drop 0.25 [0.23, 0.27]: GD102", "drop 0.25 [0.24, 0.27]: GD102")
     assert not _same_but_float_rounding("drop 0.25 [0.23, 0.27]: GD102", "drop 0.35 [0.33, 0.37]: GD102")
     assert not _same_but_float_rounding("drop 0.25: GD102", "drop 0.25: GD101")
+    assert _same_but_float_rounding("14% [11%, 18%]", "14% [10%, 18%]")
+    assert not _same_but_float_rounding("14% [11%, 18%]", "24% [21%, 28%]")
 
 
 def _readme_examples() -> list[str]:

@@ -162,7 +162,9 @@ class AugmentationProbe(Probe):
     - its rise over the clean crossing rate (the same pairs without the augmentation);
 
     with bootstrap CIs over pairs (the same resamples for both, so the rise is paired), simultaneous over the
-    augmentations tested (Bonferroni). Emits GD105 (warn) when the crossing rate is at least
+    augmentations tested (Bonferroni). Each augmentation is first measured on half the negatives and kept there
+    when its crossing rate's CI is below ``null_crossing`` (a stop for futility, which adds no false finding);
+    the others are measured on all. Emits GD105 (warn) when the crossing rate is at least
     ``min_crossing`` with its CI above ``null_crossing`` (0.5: more often than not) and the rise's CI above 0;
     fail from ``fail_crossing``. A model that learned "both images augmented = same identity" (augmentation
     applied to similar pairs only, in the training loop) scores augmented non-matches far above its true
@@ -185,7 +187,9 @@ class AugmentationProbe(Probe):
         "fail_crossing": 0.8,
     }
 
-    def _measure(self, ctx: AuditContext) -> Measurement:
+    def _sample(self, ctx: AuditContext):
+        """Oriented scores of up to ``n_pairs`` validation pairs of each label, the non-matches' images (B, C, H, W)
+        and the items' own shape."""
         import torch
 
         from ...modality import is_image_like
@@ -203,56 +207,80 @@ class AugmentationProbe(Probe):
         pos_rows = np.sort(rng.choice(pos_rows, min(n, pos_rows.size), replace=False))
         neg_rows = np.sort(rng.choice(neg_rows, min(n, neg_rows.size), replace=False))
         scores = ctx.pair_scores("val")
-        s_pos, s_neg = scores[pos_rows], scores[neg_rows]
         left, right = items.get_batch(pairs.left[neg_rows]), items.get_batch(pairs.right[neg_rows])
         if left.ndim == 3:
             left, right = left.unsqueeze(1), right.unsqueeze(1)
-        channels = left.shape[1]
-        usable = [a for a in AUGMENTATIONS if channels >= a.min_channels]
+        return (
+            scores[pos_rows],
+            scores[neg_rows],
+            left,
+            right,
+            probe_batch.shape[1:],
+            float(np.std(scores) or 1.0),
+        )
+
+    def _measure(self, ctx: AuditContext) -> Measurement:
+        import torch
+
+        s_pos, s_neg, left, right, shape, sd = self._sample(ctx)
+        usable = [a for a in AUGMENTATIONS if left.shape[1] >= a.min_channels]
         level = float(ctx.option("ci_level"))
         simultaneous = 1.0 - (1.0 - level) / max(len(usable), 1)
         n_boot = int(ctx.option("n_boot"))
         boot = ctx.rng("augmentation.boot")
         wp = bootstrap_multiplicities(boot, s_pos.size, n_boot)
-        wn = bootstrap_multiplicities(boot, s_neg.size, n_boot)
-        y = np.r_[np.ones(s_pos.size, bool), np.zeros(s_neg.size, bool)]
+        # a first half of the negatives settles the augmentations that are clearly harmless (crossing CI below
+        # the null): stopping for futility only, so no false finding is added, at half the re-embedding
+        half = s_neg.size // 2 if s_neg.size >= 40 else s_neg.size
+        wn = {m: bootstrap_multiplicities(boot, m, n_boot) for m in sorted({half, s_neg.size})}
 
         def crossing(neg: np.ndarray) -> tuple[float, np.ndarray]:
+            y = np.r_[np.ones(s_pos.size, bool), np.zeros(neg.size, bool)]
             values = np.r_[s_pos, neg]
             point = 1.0 - float(weighted_auc(values, y, np.ones((1, s_pos.size)), np.ones((1, neg.size)))[0])
-            return point, 1.0 - weighted_auc(values, y, wp, wn)
+            return point, 1.0 - weighted_auc(values, y, wp, wn[neg.size])
 
-        clean_point, clean_draws = crossing(s_neg)
+        clean = {m: crossing(s_neg[:m]) for m in wn}
         reading = ctx.reading().scorer
-        tested: list[dict[str, Any]] = []
-        shown: dict[str, np.ndarray] = {}
-        for aug in usable:
-            draw = ctx.rng(f"augmentation.{aug.name}")
-            new_l, new_r = aug.apply(left.clone(), draw), aug.apply(right.clone(), draw)
-            shape = probe_batch.shape[1:]
+
+        def augmented_scores(aug: Augmentation, rows: slice, draw: np.random.Generator) -> np.ndarray:
+            new_l, new_r = aug.apply(left[rows].clone(), draw), aug.apply(right[rows].clone(), draw)
             emb = ctx.embed_new(torch.cat([new_l, new_r]).reshape(-1, *shape))
             k = new_l.shape[0]
-            s_aug = reading.orient(ctx.raw_scores_of(emb[:k], emb[k:]))
+            return reading.orient(ctx.raw_scores_of(emb[:k], emb[k:]))
+
+        tested: list[dict[str, Any]] = []
+        shown: dict[str, np.ndarray] = {}
+        null = float(self.params["null_crossing"])
+        for aug in usable:
+            draw = ctx.rng(f"augmentation.{aug.name}")
+            s_aug = augmented_scores(aug, slice(0, half), draw)
             point, draws = crossing(s_aug)
+            if half < s_neg.size and estimate_from_draws(point, draws, half, simultaneous).high >= null:
+                s_aug = np.r_[s_aug, augmented_scores(aug, slice(half, None), draw)]
+                point, draws = crossing(s_aug)
+            m = s_aug.size
             tested.append(
                 {
                     "augmentation": aug.name,
                     "words": aug.words,
-                    "crossing": estimate_from_draws(point, draws, s_neg.size, simultaneous),
-                    "rise": estimate_from_draws(
-                        point - clean_point, draws - clean_draws, s_neg.size, simultaneous
-                    ),
-                    "negatives_accepted_shift_sd": float(np.mean(s_aug - s_neg) / (np.std(scores) or 1.0)),
+                    "n_negatives": int(m),
+                    "crossing": estimate_from_draws(point, draws, m, simultaneous),
+                    "rise": estimate_from_draws(point - clean[m][0], draws - clean[m][1], m, simultaneous),
+                    "negatives_accepted_shift_sd": float(np.mean(s_aug - s_neg[:m]) / sd),
                 }
             )
             shown[aug.name] = s_aug
         tested.sort(key=lambda t: -t["crossing"].value)
-        loop_view = self._loop_view(ctx, usable, tested[0]["augmentation"], level) if tested else None
+        # the loop's view is worth its re-embedding only for an augmentation that could be reported
+        lead = tested[0] if tested else None
+        promising = lead is not None and lead["crossing"].value >= self.params["min_crossing"]
+        loop_view = self._loop_view(ctx, usable, lead["augmentation"], level) if promising else None
         metrics = {
             "n_positive_pairs": int(s_pos.size),
             "n_negative_pairs": int(s_neg.size),
             "pairs": pairs_origin(ctx),
-            "clean_crossing": estimate_from_draws(clean_point, clean_draws, s_neg.size, level),
+            "clean_crossing": estimate_from_draws(*clean[s_neg.size], s_neg.size, level),
             "augmentations": tested,
             "multiplicity": f"Bonferroni over {len(usable)} augmentations",
             "training_accuracy_as_loaded": loop_view[0] if loop_view else None,
@@ -348,7 +376,7 @@ class AugmentationProbe(Probe):
         msg = (
             f"With {lead['words']} on both images, a validation non-match scores as more alike than a true "
             f"match {crossing.value:.0%} of the time {_ci(crossing)}, against {clean.value:.0%} {_ci(clean)} "
-            f"without it (chance 50%: the model can no longer tell them apart; {m.metrics['n_negative_pairs']} "
+            f"without it (chance 50%: the model can no longer tell them apart; {lead['n_negatives']} "
             f"non-matches against {m.metrics['n_positive_pairs']} matches, {m.metrics['pairs']}). The model "
             "treats the augmentation itself as evidence of a match. A training loop that augments similar pairs "
             "only teaches exactly this, and its own training accuracy then measures the augmentation, not the "
