@@ -131,15 +131,18 @@ _ENTRIES = [
         "GD105",
         "The model takes an augmentation for a match",
         "leakage",
-        "Giving both images of a non-matching pair a usual augmentation (a colour cast, brightness, contrast, "
-        "blur, noise, a shift, grey) makes the model score the pair as more alike than its true matches.",
+        "Giving both items of a non-matching pair a usual augmentation (images: a colour cast, brightness, "
+        "contrast, blur, noise, a shift, grey; feature rows: noise, corruption, dropout, scaling; token ids: "
+        "deletion, truncation, word-order noise) makes the model score the pair as more alike than its true "
+        "matches.",
         "A training loop that augments only the similar pairs (the seed's color_distortion inside the loop) "
         "teaches the network that 'both images augmented' means 'same identity'. The loop's own training "
         "accuracy then measures the augmentation, and the loader handed to an audit is clean, so no attribute "
         "of the data (GD101) can show the shortcut: only the model can.",
-        "On a seeded sample of validation pairs of each label, each augmentation that applies to the images is "
-        "given to both images of every non-matching pair, each image its own random draw at a moderate "
-        "strength (in units of the image's own value range), and the pairs are re-embedded. The crossing rate "
+        "On a seeded sample of validation pairs of each label, each augmentation that applies to the inputs is "
+        "given to both items of every non-matching pair, each item its own random draw at a moderate "
+        "strength (in the data's units: each image's value range, each field's spread), and the pairs are "
+        "re-embedded (half of them first; an augmentation whose crossing CI is then below 0.5 stops there). The crossing rate "
         "is the probability that an augmented non-match scores above a true match (1 - ROC-AUC of clean "
         "matches against augmented non-matches, chance 0.5); it is compared with the same rate without the "
         "augmentation, with paired bootstrap CIs simultaneous over the augmentations (Bonferroni). A merely "

@@ -31,18 +31,30 @@ FIG_SCORES = "augmentation_scores"
 
 
 @dataclass(frozen=True)
+class Reference:
+    """What an augmentation of feature rows or token ids needs to know of the data: the pad id of token
+    sequences, and a pool of feature rows (R, F) whose spread and values set the scale of row augmentations."""
+
+    pad_id: int = 0
+    rows: torch.Tensor | None = None
+
+
+@dataclass(frozen=True)
 class Augmentation:
-    """One augmentation of images (B, C, H, W) -> (B, C, H, W), a random draw per image at the strength of a
-    usual training pipeline, in units of each image's own value range so that any scaling of the inputs
-    reads alike. ``min_channels``: the images it means something for (a colour cast needs colour)."""
+    """One augmentation of a batch (B, ...) -> (B, ...) of its ``kind`` of input (``image`` (B, C, H, W),
+    ``tabular`` (B, F) or ``sequence`` (B, L) token ids), a random draw per item at the strength of a usual
+    training pipeline, in the data's own units (each image's value range, each field's spread), so that any
+    scaling of the inputs reads alike. ``min_channels``: the images it means something for (a colour cast
+    needs colour)."""
 
     name: str
     words: str
-    apply: Callable[[torch.Tensor, np.random.Generator], torch.Tensor]
+    apply: Callable[..., torch.Tensor]
     min_channels: int = 1
+    kind: str = "image"
 
 
-def _per_image(rng: np.random.Generator, low: float, high: float, shape: tuple[int, ...]) -> torch.Tensor:
+def _uniform(rng: np.random.Generator, low: float, high: float, shape: tuple[int, ...]) -> torch.Tensor:
     import torch
 
     return torch.from_numpy(rng.uniform(low, high, size=shape).astype(np.float32))
@@ -54,24 +66,24 @@ def _value_range(x: torch.Tensor) -> torch.Tensor:
     return (flat.amax(dim=1) - flat.amin(dim=1)).clamp_min(1e-6).reshape(-1, 1, 1, 1)
 
 
-def _colour_cast(x: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
-    return x + _per_image(rng, -0.3, 0.3, (x.shape[0], x.shape[1], 1, 1)) * _value_range(x)
+def _colour_cast(x: torch.Tensor, rng: np.random.Generator, ref: Reference | None = None) -> torch.Tensor:
+    return x + _uniform(rng, -0.3, 0.3, (x.shape[0], x.shape[1], 1, 1)) * _value_range(x)
 
 
-def _brighter(x: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
-    return x + _per_image(rng, 0.1, 0.3, (x.shape[0], 1, 1, 1)) * _value_range(x)
+def _brighter(x: torch.Tensor, rng: np.random.Generator, ref: Reference | None = None) -> torch.Tensor:
+    return x + _uniform(rng, 0.1, 0.3, (x.shape[0], 1, 1, 1)) * _value_range(x)
 
 
-def _darker(x: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
-    return x - _per_image(rng, 0.1, 0.3, (x.shape[0], 1, 1, 1)) * _value_range(x)
+def _darker(x: torch.Tensor, rng: np.random.Generator, ref: Reference | None = None) -> torch.Tensor:
+    return x - _uniform(rng, 0.1, 0.3, (x.shape[0], 1, 1, 1)) * _value_range(x)
 
 
-def _contrast(x: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
+def _contrast(x: torch.Tensor, rng: np.random.Generator, ref: Reference | None = None) -> torch.Tensor:
     mean = x.mean(dim=(1, 2, 3), keepdim=True)
-    return mean + _per_image(rng, 0.5, 1.5, (x.shape[0], 1, 1, 1)) * (x - mean)
+    return mean + _uniform(rng, 0.5, 1.5, (x.shape[0], 1, 1, 1)) * (x - mean)
 
 
-def _blur(x: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
+def _blur(x: torch.Tensor, rng: np.random.Generator, ref: Reference | None = None) -> torch.Tensor:
     """A Gaussian blur of sigma 0.5-1.5 pixels per 32 pixels of the shorter side (one sigma per batch of the
     same draw is not needed: each image gets its own)."""
     import torch
@@ -100,14 +112,14 @@ def _blur(x: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
     return out
 
 
-def _noise(x: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
+def _noise(x: torch.Tensor, rng: np.random.Generator, ref: Reference | None = None) -> torch.Tensor:
     import torch
 
     noise = torch.from_numpy(rng.standard_normal(tuple(x.shape)).astype(np.float32)).to(x.dtype)
     return x + 0.08 * _value_range(x) * noise
 
 
-def _shift(x: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
+def _shift(x: torch.Tensor, rng: np.random.Generator, ref: Reference | None = None) -> torch.Tensor:
     """A translation by up to a tenth of each side, the uncovered border filled with the edge values."""
     import torch.nn.functional as F
 
@@ -122,13 +134,84 @@ def _shift(x: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
     return out
 
 
-def _grayscale(x: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
+def _grayscale(x: torch.Tensor, rng: np.random.Generator, ref: Reference | None = None) -> torch.Tensor:
     weights = x.new_tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
     return (x[:, :3] * weights).sum(dim=1, keepdim=True).expand(-1, x.shape[1], -1, -1).contiguous()
 
 
+def _field_noise(x: torch.Tensor, rng: np.random.Generator, ref: Reference) -> torch.Tensor:
+    import torch
+
+    sd = ref.rows.to(torch.float64).std(dim=0).to(x.dtype)
+    return x + 0.2 * sd * torch.from_numpy(rng.standard_normal(tuple(x.shape))).to(x.dtype)
+
+
+def _field_corruption(x: torch.Tensor, rng: np.random.Generator, ref: Reference) -> torch.Tensor:
+    """SCARF's corruption: 30% of each row's fields replaced by the same field of a random row of the pool."""
+    import torch
+
+    donors = ref.rows[torch.from_numpy(rng.integers(0, ref.rows.shape[0], x.shape[0]))].to(x.dtype)
+    replace = torch.from_numpy(rng.random(tuple(x.shape)) < 0.3)
+    return torch.where(replace, donors, x)
+
+
+def _field_dropout(x: torch.Tensor, rng: np.random.Generator, ref: Reference) -> torch.Tensor:
+    """Dropout on the input: 30% of each row's fields set to 0."""
+    import torch
+
+    return x * torch.from_numpy(rng.random(tuple(x.shape)) >= 0.3).to(x.dtype)
+
+
+def _row_scale(x: torch.Tensor, rng: np.random.Generator, ref: Reference) -> torch.Tensor:
+    return x * _uniform(rng, 0.8, 1.2, (x.shape[0], 1)).to(x.dtype)
+
+
+def _kept_tokens(x: torch.Tensor, keep: np.ndarray, pad_id: int) -> torch.Tensor:
+    """Each row (B, L) with only the tokens ``keep`` (B, L) marks, in order, padded with ``pad_id`` as the row
+    was (left when it started with the pad id and ended with a token)."""
+    import torch
+
+    out = torch.full_like(x, pad_id)
+    n = x.shape[1]
+    for i in range(x.shape[0]):
+        row = x[i]
+        tokens = row[torch.from_numpy(keep[i]) & (row != pad_id)]
+        left = bool(row[0] == pad_id) and bool(row[-1] != pad_id)
+        if left:
+            out[i, n - tokens.numel() :] = tokens
+        else:
+            out[i, : tokens.numel()] = tokens
+    return out
+
+
+def _token_dropout(x: torch.Tensor, rng: np.random.Generator, ref: Reference) -> torch.Tensor:
+    """15% of each sequence's tokens deleted (at least one token kept)."""
+    keep = rng.random(tuple(x.shape)) >= 0.15
+    keep[np.arange(x.shape[0]), rng.integers(0, x.shape[1], x.shape[0])] = True
+    return _kept_tokens(x, keep, ref.pad_id)
+
+
+def _truncation(x: torch.Tensor, rng: np.random.Generator, ref: Reference) -> torch.Tensor:
+    """Each sequence cut to its first 50-80% of tokens (at least one)."""
+    lengths = (x != ref.pad_id).sum(dim=1).numpy()
+    cut = np.maximum(1, np.ceil(lengths * rng.uniform(0.5, 0.8, x.shape[0]))).astype(int)
+    order = np.cumsum((x != ref.pad_id).numpy(), axis=1)
+    return _kept_tokens(x, order <= cut[:, None], ref.pad_id)
+
+
+def _token_swap(x: torch.Tensor, rng: np.random.Generator, ref: Reference) -> torch.Tensor:
+    """A fifth of the neighbouring tokens of each sequence swapped (word order noise)."""
+    out = x.clone()
+    for i in range(x.shape[0]):
+        pos = np.flatnonzero((x[i] != ref.pad_id).numpy())
+        for j in pos[:-1][rng.random(max(pos.size - 1, 0)) < 0.2]:
+            if j + 1 in pos:
+                out[i, j], out[i, j + 1] = out[i, j + 1].clone(), out[i, j].clone()
+    return out
+
+
 #: The usual augmentations of an image pipeline (torchvision's ColorJitter, GaussianBlur, RandomAffine,
-#: Grayscale, additive noise), each at a moderate strength.
+#: Grayscale, additive noise), of feature rows and of token sequences, each at a moderate strength.
 AUGMENTATIONS: tuple[Augmentation, ...] = (
     Augmentation(
         "colour_cast",
@@ -143,16 +226,39 @@ AUGMENTATIONS: tuple[Augmentation, ...] = (
     Augmentation("noise", "pixel noise (SD 8% of the image's range)", _noise),
     Augmentation("shift", "a shift by up to a tenth of the image", _shift),
     Augmentation("grayscale", "conversion to grey", _grayscale, 3),
+    # feature rows: noise, SCARF-style corruption, dropout, scaling
+    Augmentation(
+        "field_noise", "noise on every field (SD 20% of the field's spread)", _field_noise, kind="tabular"
+    ),
+    Augmentation(
+        "field_corruption",
+        "corruption (30% of the fields replaced by another row's)",
+        _field_corruption,
+        kind="tabular",
+    ),
+    Augmentation("field_dropout", "dropout (30% of the fields set to 0)", _field_dropout, kind="tabular"),
+    Augmentation("row_scale", "scaling of the whole row (x0.8 to x1.2)", _row_scale, kind="tabular"),
+    # token sequences: deletion, truncation, word-order noise
+    Augmentation("token_dropout", "token deletion (15% of the tokens)", _token_dropout, kind="sequence"),
+    Augmentation(
+        "truncation", "truncation (to the first 50-80% of the tokens)", _truncation, kind="sequence"
+    ),
+    Augmentation(
+        "token_swap",
+        "word-order noise (a fifth of neighbouring tokens swapped)",
+        _token_swap,
+        kind="sequence",
+    ),
 )
 
 
 @register_probe
 class AugmentationProbe(Probe):
-    """GD105: does an augmentation on both images of a non-matching pair make the model call it a match?
+    """GD105: does an augmentation on both items of a non-matching pair make the model call it a match?
 
     On a seeded sample of ``n_pairs`` validation pairs of each label (given, or from episodes or labels),
-    every augmentation of :data:`AUGMENTATIONS` that applies to the images is given to both images of each
-    *negative* pair (an independent random draw per image, as an augmentation pipeline draws), which are
+    every augmentation of :data:`AUGMENTATIONS` that applies to the inputs is given to both items of each
+    *negative* pair (an independent random draw per item, as an augmentation pipeline draws), which are
     re-embedded and scored. The clean positive pairs stay as they are. Measured, per augmentation:
 
     - the *crossing rate*: the probability that an augmented non-match scores as more alike than a true match
@@ -169,7 +275,8 @@ class AugmentationProbe(Probe):
     fail from ``fail_crossing``. A model that learned "both images augmented = same identity" (augmentation
     applied to similar pairs only, in the training loop) scores augmented non-matches far above its true
     matches; a merely non-invariant model moves its scores, but not past its own matches.
-    Image inputs only; other inputs are skipped with the reason.
+    Images, feature rows and token ids (each with its own augmentations); 1-D signals and other inputs are
+    skipped with the reason.
     """
 
     name = "augmentation"
@@ -192,13 +299,19 @@ class AugmentationProbe(Probe):
         and the items' own shape."""
         import torch
 
-        from ...modality import is_image_like
+        from ...modality import input_kind
 
         pairs = ctx.pairs("val")
         items = ctx.val.items
         probe_batch = items.get_batch(pairs.left[:1])
-        if not is_image_like(probe_batch) or not torch.is_floating_point(probe_batch):
-            raise ProbeSkipped("the augmentations are defined for images (B, C, H, W) of real values only")
+        kind = input_kind(probe_batch)
+        if kind not in ("image", "tabular", "sequence") or (kind != "sequence") != torch.is_floating_point(
+            probe_batch
+        ):
+            raise ProbeSkipped(
+                "the augmentations are defined for images (B, C, H, W) and feature rows (B, F) of real values, and "
+                "for token ids (B, L)"
+            )
         rng = ctx.rng("augmentation.sample")
         n = int(self.params["n_pairs"])
         pos_rows, neg_rows = np.flatnonzero(pairs.label == 1), np.flatnonzero(pairs.label == 0)
@@ -208,9 +321,15 @@ class AugmentationProbe(Probe):
         neg_rows = np.sort(rng.choice(neg_rows, min(n, neg_rows.size), replace=False))
         scores = ctx.pair_scores("val")
         left, right = items.get_batch(pairs.left[neg_rows]), items.get_batch(pairs.right[neg_rows])
-        if left.ndim == 3:
+        if kind == "image" and left.ndim == 3:
             left, right = left.unsqueeze(1), right.unsqueeze(1)
-        return (
+        ref = Reference(pad_id=_pad_id(ctx) if kind == "sequence" else 0, rows=torch.cat([left, right]))
+        usable = [
+            a
+            for a in AUGMENTATIONS
+            if a.kind == kind and (kind != "image" or left.shape[1] >= a.min_channels)
+        ]
+        sample = (
             scores[pos_rows],
             scores[neg_rows],
             left,
@@ -218,12 +337,12 @@ class AugmentationProbe(Probe):
             probe_batch.shape[1:],
             float(np.std(scores) or 1.0),
         )
+        return sample, ref, usable
 
     def _measure(self, ctx: AuditContext) -> Measurement:
         import torch
 
-        s_pos, s_neg, left, right, shape, sd = self._sample(ctx)
-        usable = [a for a in AUGMENTATIONS if left.shape[1] >= a.min_channels]
+        (s_pos, s_neg, left, right, shape, sd), ref, usable = self._sample(ctx)
         level = float(ctx.option("ci_level"))
         simultaneous = 1.0 - (1.0 - level) / max(len(usable), 1)
         n_boot = int(ctx.option("n_boot"))
@@ -244,7 +363,7 @@ class AugmentationProbe(Probe):
         reading = ctx.reading().scorer
 
         def augmented_scores(aug: Augmentation, rows: slice, draw: np.random.Generator) -> np.ndarray:
-            new_l, new_r = aug.apply(left[rows].clone(), draw), aug.apply(right[rows].clone(), draw)
+            new_l, new_r = aug.apply(left[rows].clone(), draw, ref), aug.apply(right[rows].clone(), draw, ref)
             emb = ctx.embed_new(torch.cat([new_l, new_r]).reshape(-1, *shape))
             k = new_l.shape[0]
             return reading.orient(ctx.raw_scores_of(emb[:k], emb[k:]))
@@ -275,7 +394,7 @@ class AugmentationProbe(Probe):
         # the loop's view is worth its re-embedding only for an augmentation that could be reported
         lead = tested[0] if tested else None
         promising = lead is not None and lead["crossing"].value >= self.params["min_crossing"]
-        loop_view = self._loop_view(ctx, usable, lead["augmentation"], level) if promising else None
+        loop_view = self._loop_view(ctx, usable, lead["augmentation"], ref, level) if promising else None
         metrics = {
             "n_positive_pairs": int(s_pos.size),
             "n_negative_pairs": int(s_neg.size),
@@ -290,7 +409,7 @@ class AugmentationProbe(Probe):
         return Measurement(metrics=metrics, figures=figures)
 
     def _loop_view(
-        self, ctx: AuditContext, usable: list[Augmentation], name: str, level: float
+        self, ctx: AuditContext, usable: list[Augmentation], name: str, ref: Reference, level: float
     ) -> tuple[Estimate, Estimate] | None:
         """Training accuracy at the decision threshold on a seeded sample of training pairs (up to 2 x
         ``n_pairs``, in their given mix): as loaded, and with augmentation ``name`` on both images of the
@@ -316,12 +435,11 @@ class AugmentationProbe(Probe):
                 items.get_batch(pairs.right[rows[similar]]),
             )
             shape = left.shape[1:]
-            if left.ndim == 3:
+            if aug.kind == "image" and left.ndim == 3:
                 left, right = left.unsqueeze(1), right.unsqueeze(1)
             draw = ctx.rng(f"augmentation.loop.{name}")
-            new = torch.cat([aug.apply(left.clone(), draw), aug.apply(right.clone(), draw)]).reshape(
-                -1, *shape
-            )
+            new = torch.cat([aug.apply(left.clone(), draw, ref), aug.apply(right.clone(), draw, ref)])
+            new = new.reshape(-1, *shape)
             emb = ctx.embed_new(new)
             k = int(similar.sum())
             after[similar] = ctx.reading().scorer.orient(ctx.raw_scores_of(emb[:k], emb[k:]))
@@ -413,6 +531,13 @@ class AugmentationProbe(Probe):
                 cause=f"augmentation:{lead['augmentation']}",
             )
         ]
+
+
+def _pad_id(ctx: AuditContext) -> int:
+    """The pad id of token sequences, as the leakage signal reads it (one setting: ``probes.shortcut.pad_id``)."""
+    from .signal import INPUT_LAYOUT
+
+    return int(ctx.artifact(INPUT_LAYOUT).pad_id)
 
 
 def pairs_origin(ctx: AuditContext) -> str:
