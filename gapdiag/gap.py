@@ -56,6 +56,8 @@ __all__ = [
     "GRID",
     "CHAIN",
     "STEP_OWNERS",
+    "LOOP_CODES",
+    "MEASUREMENT_CODES",
     "attribute",
     "protocol_label",
 ]
@@ -95,6 +97,9 @@ OWNS_ONLY_WHEN: dict[tuple[str, str], str] = {
     ("generalization", "GD304"): "validation_negatives_harder",
     ("generalization", "GD307"): "val_pairs_from_episodes",
 }
+# Codes about the user's training loop, which the chain cannot measure (it starts from the pairs as loaded): a
+# warned one is the most likely cause of the user's gap when only a difference of measurement owns the chain.
+LOOP_CODES = frozenset({"GD105"})
 # Codes that explain a difference of measurement, not a fault of the model: they own a step at any severity
 # (GD301 is info when the model is fine and the protocols alone make the numbers differ).
 MEASUREMENT_CODES = frozenset({"GD301", "GD304"})

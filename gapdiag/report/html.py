@@ -103,7 +103,11 @@ def _probe_label(r: ProbeResult) -> str:
 
 def _top_cause(causes: list[Cause], chain: dict[str, Any] | None, primary: Finding | None) -> Cause | None:
     """The card of the most likely cause: the chain's (largest owned share), else the top-ranked finding's."""
+    from ..gap import LOOP_CODES
+
     code = (chain or {}).get("most_likely_cause")
+    if primary is not None and primary.code in LOOP_CODES:
+        code = primary.code
     for c in causes:
         if (code and code in c.codes) or (not code and any(f is primary for f in c.findings)):
             return c

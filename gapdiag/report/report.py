@@ -71,8 +71,17 @@ class Report:
     @property
     def primary_cause(self) -> Finding | None:
         """The most likely cause: the finding that owns the largest share of the drop in the gap chain, else
-        the top-ranked non-ignored warn/fail finding about the model (not a probe error)."""
+        the top-ranked non-ignored warn/fail finding about the model (not a probe error). A warned finding
+        about the training loop (GD105) comes first when only a difference of measurement owns the chain: the
+        loop's own training number, which the chain cannot measure, is then what the gap is."""
+        from ..gap import LOOP_CODES, MEASUREMENT_CODES
+
         owner = (self.gap.get("chain") or {}).get("most_likely_cause")
+        loop = [
+            f for f in self.findings if f.code in LOOP_CODES and not f.ignored and f.severity >= Severity.WARN
+        ]
+        if loop and (owner is None or owner in MEASUREMENT_CODES):
+            return loop[0]  # the training loop's own number, which the chain cannot measure, is the gap
         for f in self.findings:
             if owner is not None and f.code == owner and not f.ignored:
                 return f

@@ -56,6 +56,11 @@ def test_augmentation_inside_the_training_loop_is_found_from_the_model_alone():
     assert augmented["ci_low"] > loaded["ci_high"]
     assert "colour cast" in f.message and "chance 50%" in f.message
     assert report.verdict in ("warn", "fail")
+    # the loader's chain holds only the protocol's drop; the loop's own number is the gap the user sees
+    assert report.gap["chain"]["most_likely_cause"] in ("GD301", None)
+    assert report.primary_cause is f and "Most likely cause: GD105" in report.summary()
+    html = report.render("html")
+    assert html.index("Most likely cause") < html.index("GD105") < html.index("Other causes")
 
 
 def test_the_same_shortcut_in_the_loaders_pairs_is_named_by_gd101_and_gd105_is_info():
