@@ -84,8 +84,8 @@ def _contrast(x: torch.Tensor, rng: np.random.Generator, ref: Reference | None =
 
 
 def _blur(x: torch.Tensor, rng: np.random.Generator, ref: Reference | None = None) -> torch.Tensor:
-    """A Gaussian blur of sigma 0.5-1.5 pixels per 32 pixels of the shorter side (one sigma per batch of the
-    same draw is not needed: each image gets its own)."""
+    """A Gaussian blur of sigma 0.5-1.5 pixels per 32 pixels of the shorter side, each image its own sigma;
+    edges replicated, and the kernel cut to what a small image can hold (renormalized)."""
     import torch
     import torch.nn.functional as F
 
@@ -100,14 +100,11 @@ def _blur(x: torch.Tensor, rng: np.random.Generator, ref: Reference | None = Non
         c = x.shape[1]
         img = x[i : i + 1]
         pad_h, pad_w = min(radius, x.shape[2] - 1), min(radius, x.shape[3] - 1)
+        kw, kh = k[radius - pad_w : radius + pad_w + 1], k[radius - pad_h : radius + pad_h + 1]
         img = F.pad(img, (pad_w, pad_w, 0, 0), mode="replicate")
-        img = F.conv2d(
-            img, k[radius - pad_w : radius + pad_w + 1].view(1, 1, 1, -1).repeat(c, 1, 1, 1), groups=c
-        )
+        img = F.conv2d(img, (kw / kw.sum()).view(1, 1, 1, -1).repeat(c, 1, 1, 1), groups=c)
         img = F.pad(img, (0, 0, pad_h, pad_h), mode="replicate")
-        img = F.conv2d(
-            img, k[radius - pad_h : radius + pad_h + 1].view(1, 1, -1, 1).repeat(c, 1, 1, 1), groups=c
-        )
+        img = F.conv2d(img, (kh / kh.sum()).view(1, 1, -1, 1).repeat(c, 1, 1, 1), groups=c)
         out[i] = img[0]
     return out
 
@@ -363,7 +360,8 @@ class AugmentationProbe(Probe):
         reading = ctx.reading().scorer
 
         def augmented_scores(aug: Augmentation, rows: slice, draw: np.random.Generator) -> np.ndarray:
-            new_l, new_r = aug.apply(left[rows].clone(), draw, ref), aug.apply(right[rows].clone(), draw, ref)
+            new_l = aug.apply(left[rows].clone(), draw, ref).to(left.dtype)  # the user's dtype (float16...)
+            new_r = aug.apply(right[rows].clone(), draw, ref).to(left.dtype)
             emb = ctx.embed_new(torch.cat([new_l, new_r]).reshape(-1, *shape))
             k = new_l.shape[0]
             return reading.orient(ctx.raw_scores_of(emb[:k], emb[k:]))
@@ -438,7 +436,9 @@ class AugmentationProbe(Probe):
             if aug.kind == "image" and left.ndim == 3:
                 left, right = left.unsqueeze(1), right.unsqueeze(1)
             draw = ctx.rng(f"augmentation.loop.{name}")
-            new = torch.cat([aug.apply(left.clone(), draw, ref), aug.apply(right.clone(), draw, ref)])
+            new = torch.cat([aug.apply(left.clone(), draw, ref), aug.apply(right.clone(), draw, ref)]).to(
+                left.dtype
+            )
             new = new.reshape(-1, *shape)
             emb = ctx.embed_new(new)
             k = int(similar.sum())

@@ -204,3 +204,12 @@ def test_an_augmentation_of_feature_rows_or_token_ids_inside_the_loop_is_found(k
     assert tested == {
         a.name for a in AUGMENTATIONS if a.kind == ("tabular" if kind == "rows" else "sequence")
     }
+
+
+def test_blur_keeps_the_level_of_an_image_even_too_small_for_its_kernel():
+    from gapdiag.probes.leakage.augmentation import _blur
+
+    for shape in [(3, 1, 4, 4), (2, 3, 8, 8), (1, 3, 64, 48)]:
+        torch.testing.assert_close(
+            _blur(torch.full(shape, 0.7), np.random.default_rng(0)), torch.full(shape, 0.7)
+        )
