@@ -659,15 +659,14 @@ def attribute(chain: Chain, findings: list[Finding]) -> Chain:
     else among the measurement codes. When GD101 owns the pair-specific step, a GD201
     finding measured the same drop through the shared attribute: it is lowered to info and says so.
     """
-    fired = {
-        f.code: f
-        for f in findings
-        if not f.ignored and (f.severity >= Severity.WARN or f.code in MEASUREMENT_CODES)
-    }
+    fired: dict[str, list[Finding]] = {}
+    for f in findings:
+        if not f.ignored and (f.severity >= Severity.WARN or f.code in MEASUREMENT_CODES):
+            fired.setdefault(f.code, []).append(f)
 
     def may_own(step: ChainStep, code: str) -> bool:
         reason = OWNS_ONLY_WHEN.get((step.id, code))
-        return code in fired and (reason is None or bool(fired[code].evidence.get(reason)))
+        return any(reason is None or bool(f.evidence.get(reason)) for f in fired.get(code, []))
 
     for step in chain.steps:
         # a step within sampling noise of 0 has nothing to own: naming a code there reads as a cause
