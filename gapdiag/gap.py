@@ -63,33 +63,22 @@ __all__ = [
 ]
 
 # The codes that may own each kind of step, in order of precedence (the first that fired owns it).
+# Generalization: GD307 first, when the validation pairs come from episodes whose correct index is shifted (their
+# labels are the index's, so the drop is the loader's); then an artifact carried by the training items and absent
+# on validation (proven by GD102's transplant, or at least seen by GD101) and the other explanations; GD205 late:
+# it names no mechanism, but a warned shift of the validation embeddings is what that drop is where nothing more
+# specific fired (left unowned, a larger unexplained drop lost the most-likely-cause line to a smaller protocol
+# step); GD304 last, and only when it found validation negatives chosen harder than training's
+# (:data:`OWNS_ONLY_WHEN`): validation items then answer a harder question, not the same one on new items.
+_GENERALIZATION = ("GD307", "GD102", "GD305", "GD306", "GD202", "GD101", "GD205", "GD304")
 STEP_OWNERS: dict[str, tuple[str, ...]] = {
     "pair_specific": ("GD101", "GD201"),
-    # an artifact carried by the training items and absent on validation (proven by GD102's transplant, or
-    # at least seen by GD101) makes validation items fail: it owns this step before the other explanations
-    # GD205 last: it names no mechanism, but a warned shift of the validation embeddings is what that drop is,
-    # where nothing more specific fired (left unowned, a larger unexplained drop lost the most-likely-cause
-    # line to a smaller protocol step)
-    # GD304 after them, and only when it found validation negatives chosen harder than training's
-    # (:data:`OWNS_ONLY_WHEN`): validation items then answer a harder question, not the same one on new items
-    # GD307 first, when the validation pairs come from episodes whose correct index is shifted: their labels
-    # are the index's, so the drop is the loader's
-    "generalization": ("GD307", "GD102", "GD305", "GD306", "GD202", "GD101", "GD205", "GD304"),
-    # GD304 first: when the training number is only the pair mix (a training accuracy at the majority share),
-    # the drop to another protocol is measured from a number at chance, and that is what explains it
+    "generalization": _GENERALIZATION,
+    # GD304 before GD301: when the training number is only the pair mix (a training accuracy at the majority
+    # share), the drop to another protocol is measured from a number at chance, and that is what explains it
     "protocol": ("GD307", "GD304", "GD301"),
     "composition": ("GD304",),
-    "generalization_and_protocol": (
-        "GD307",
-        "GD102",
-        "GD305",
-        "GD306",
-        "GD202",
-        "GD101",
-        "GD205",
-        "GD304",
-        "GD301",
-    ),  # fmt: skip
+    "generalization_and_protocol": (*_GENERALIZATION, "GD301"),
     "direction": ("GD302",),
 }
 # A code that may own a kind of step only when its finding's evidence says so (one code, several reasons).
