@@ -139,6 +139,7 @@ def audit(
     _lower_overlap_lost_to_unknown_words(findings)
     _lower_augmentation_the_data_carries(findings)
     _lower_what_a_shifted_index_makes(findings)
+    _lower_reliance_on_what_copies_share(findings)
     with single_threaded():  # the chain's measurements are small operations, like the probes'
         gap = _gap(ctx, findings)
     gate_results = evaluate_gates(config.gates, ctx.artifact(CHAIN) if "chain" in gap else None)
@@ -253,6 +254,24 @@ def _lower_what_a_shifted_index_makes(findings: list) -> None:
         lower_to_info(findings, "GD105", why)
         lower_to_info(
             findings, "GD304", why, only=lambda f: bool(f.evidence.get("validation_negatives_harder"))
+        )
+
+
+def _lower_reliance_on_what_copies_share(findings: list) -> None:
+    """When GD101 finds the similar training pairs to be an input paired with itself, the two items agree in
+    every attribute, and a GD102 on one of them measures a by-product of the copies: lowered to info, so that
+    the copies (GD101) own the drop and are named the cause."""
+    from .findings.finding import lower_to_info
+
+    if any(
+        f.code == "GD101" and f.evidence.get("copies_solve_training_pairs") and not f.ignored
+        for f in findings
+    ):
+        lower_to_info(
+            findings,
+            "GD102",
+            "the similar training pairs are copies of one input (GD101), so they agree in this attribute as in "
+            "every other; what the model learned is to recognise copies.",
         )
 
 

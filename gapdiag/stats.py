@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -381,6 +382,17 @@ def normal_estimate(
     half = float(norm.ppf(0.5 + level / 2.0)) * float(np.sqrt(variance))
     lo, hi = max(bounds[0], value - half), min(bounds[1], value + half)
     return Estimate(float(value), float(lo), float(hi), int(n), level)
+
+
+def as_plain(obj: Any) -> Any:
+    """``obj`` with every :class:`Estimate` turned into its dict, at any depth of dicts and lists (evidence)."""
+    if isinstance(obj, Estimate):
+        return obj.to_dict()
+    if isinstance(obj, dict):
+        return {k: as_plain(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [as_plain(v) for v in obj]
+    return obj
 
 
 def roc_curve_points(scores: np.ndarray, labels: np.ndarray, max_points: int = 200) -> dict:

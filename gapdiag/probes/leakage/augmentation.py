@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ...findings.finding import Finding, Severity
-from ...stats import Estimate, bootstrap_multiplicities, estimate_from_draws, weighted_auc, wilson
+from ...stats import Estimate, bootstrap_multiplicities, estimate_from_draws, roc_auc, weighted_auc, wilson
 from ..base import FigureSpec, Measurement, Probe, ProbeSkipped
 from ..registry import register_probe
 
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
     from ...context import AuditContext
 
-__all__ = ["AugmentationProbe", "AUGMENTATIONS", "Augmentation"]
+__all__ = ["AugmentationProbe", "AUGMENTATIONS", "Augmentation", "Reference"]
 
 FIG_SCORES = "augmentation_scores"
 
@@ -353,7 +353,7 @@ class AugmentationProbe(Probe):
         def crossing(neg: np.ndarray) -> tuple[float, np.ndarray]:
             y = np.r_[np.ones(s_pos.size, bool), np.zeros(neg.size, bool)]
             values = np.r_[s_pos, neg]
-            point = 1.0 - float(weighted_auc(values, y, np.ones((1, s_pos.size)), np.ones((1, neg.size)))[0])
+            point = 1.0 - roc_auc(values, y)
             return point, 1.0 - weighted_auc(values, y, wp, wn[neg.size])
 
         clean = {m: crossing(s_neg[:m]) for m in wn}
@@ -396,7 +396,7 @@ class AugmentationProbe(Probe):
         metrics = {
             "n_positive_pairs": int(s_pos.size),
             "n_negative_pairs": int(s_neg.size),
-            "pairs": pairs_origin(ctx),
+            "pairs": f"validation pairs {ctx.pairs_origin('val')}",
             "clean_crossing": estimate_from_draws(*clean[s_neg.size], s_neg.size, level),
             "augmentations": tested,
             "multiplicity": f"Bonferroni over {len(usable)} augmentations",
@@ -538,16 +538,6 @@ def _pad_id(ctx: AuditContext) -> int:
     from .signal import INPUT_LAYOUT
 
     return int(ctx.artifact(INPUT_LAYOUT).pad_id)
-
-
-def pairs_origin(ctx: AuditContext) -> str:
-    """Where the validation pairs come from, in words."""
-    s = ctx.val
-    if s.pairs is not None:
-        return "the validation pairs as given"
-    if s.episodes is not None:
-        return "pairs of the validation episodes"
-    return "pairs drawn from the validation labels"
 
 
 def _ci(e: Estimate) -> str:

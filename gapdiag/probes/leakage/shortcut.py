@@ -366,6 +366,7 @@ class ShortcutProbe(Probe):
                 findings.append(f)
         for f in findings[:1]:
             f.evidence["self_pairs"] = {k: _estimate_dict(v) for k, v in m.metrics["self_pairs"].items()}
+            f.evidence["copies_solve_training_pairs"] = copies is not None
         return findings
 
     def _copies_text(self, shares: dict[str, Estimate | None]) -> str | None:

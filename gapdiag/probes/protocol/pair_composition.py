@@ -8,7 +8,7 @@ import numpy as np
 
 from ...findings.finding import Finding, Severity
 from ...gap import GRID
-from ...stats import Estimate, estimate_from_draws, wilson
+from ...stats import Estimate, as_plain, bonferroni_z, estimate_from_draws, normal_estimate, wilson
 from ..base import Measurement, Probe
 from ..registry import register_probe
 
@@ -182,9 +182,9 @@ class PairCompositionProbe(Probe):
         parts = [p for p in (self._ratio_difference(comp), self._training_at_majority(comp), harder) if p]
         if not parts:
             return []
-        evidence: dict[str, Any] = {split: _plain(comp[split]) for split in ("train", "val")}
+        evidence: dict[str, Any] = {split: as_plain(comp[split]) for split in ("train", "val")}
         evidence["validation_negatives_harder"] = harder is not None
-        evidence["val_with_random_distractors"] = _plain(comp.get("val_with_random_distractors"))
+        evidence["val_with_random_distractors"] = as_plain(comp.get("val_with_random_distractors"))
         evidence["positive_ratio_difference"] = comp["positive_ratio_difference"].to_dict()
         evidence["val_accuracy_at_train_ratio"] = comp["val_accuracy_at_train_ratio"]
         evidence["training_lift_over_majority"] = _lift(comp["train"])
@@ -221,11 +221,14 @@ class PairCompositionProbe(Probe):
         if t is None or v is None:
             return None
         ht, hv = t["hardness"], v["hardness"]
-        diff, low = _difference(hv, ht)
+        # independent splits: the difference's variance is the sum of each interval's (normal, from its width)
+        z = bonferroni_z(hv.level, 1)
+        var = ((hv.high - hv.low) / (2 * z)) ** 2 + ((ht.high - ht.low) / (2 * z)) ** 2
+        diff = normal_estimate(hv.value - ht.value, var, min(hv.n, ht.n), hv.level)
         p = self.params
         if not (hv.value >= p["min_negative_hardness"] and hv.above(0.5)):
             return None
-        if not (diff >= p["max_hardness_difference"] and low > 0):
+        if not (diff.value >= p["max_hardness_difference"] and diff.above(0.0)):
             return None
         basis = (
             "random pairs are of items with different identity labels"
@@ -277,15 +280,6 @@ class PairCompositionProbe(Probe):
         )
 
 
-def _plain(x: Any) -> Any:
-    """Estimates as dicts, at any depth, for the evidence."""
-    if isinstance(x, Estimate):
-        return x.to_dict()
-    if isinstance(x, dict):
-        return {k: _plain(v) for k, v in x.items()}
-    return x
-
-
 def _lift(split: dict[str, Any]) -> dict[str, float] | None:
     """How much of the majority answer's errors the model fixes on a split's pairs, with the accuracy's CI:
     ``(accuracy - majority share) / (1 - majority share)``; None when the split holds one kind of pair only
@@ -324,13 +318,3 @@ def _composition(
     else:
         out["negative_difficulty"] = Estimate.unknown(n_neg, level)
     return out
-
-
-def _difference(a: Estimate, b: Estimate) -> tuple[float, float]:
-    """``a - b`` of two independent estimates and the low end of its CI (normal, from each interval's width)."""
-    from scipy.stats import norm
-
-    z = float(norm.ppf(0.5 + a.level / 2))
-    se = np.hypot((a.high - a.low) / (2 * z), (b.high - b.low) / (2 * z))
-    d = a.value - b.value
-    return float(d), float(d - z * se)

@@ -393,3 +393,19 @@ def test_similar_pairs_of_an_input_with_itself_are_named_first(healthy_pairs, sh
     clean = audit(sc.model, sc.train, sc.val, probes=["shortcut"], config={"n_boot": 200}, progress=False)
     assert "same input" not in " ".join(f.message for f in clean.findings)
     assert clean.metrics["shortcut"]["self_pairs"]["train"].value == 0
+
+
+def test_reliance_on_an_attribute_that_copies_share_is_lowered_to_info():
+    from gapdiag import Finding
+    from gapdiag.audit import _lower_reliance_on_what_copies_share
+
+    copies = Finding("GD101", Severity.FAIL, "t", "m", evidence={"copies_solve_training_pairs": True})
+    reliance = Finding("GD102", Severity.WARN, "t", "m")
+    _lower_reliance_on_what_copies_share([copies, reliance])
+    assert reliance.severity == Severity.INFO and "copies" in reliance.message
+    other = Finding("GD102", Severity.WARN, "t", "m")
+    attribute_only = Finding(
+        "GD101", Severity.FAIL, "t", "m", evidence={"copies_solve_training_pairs": False}
+    )
+    _lower_reliance_on_what_copies_share([attribute_only, other])
+    assert other.severity == Severity.WARN
