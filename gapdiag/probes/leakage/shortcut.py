@@ -12,7 +12,15 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ...findings.finding import Finding, Severity
-from ...stats import Estimate, estimate_from_draws, wilson
+from ...stats import (
+    Estimate,
+    as_plain,
+    auc_placements,
+    estimate_from_draws,
+    normal_estimate,
+    placement_variance,
+    wilson,
+)
 from ...thumbnails import thumbnails
 from ..base import FigureSpec, Measurement, Probe
 from ..registry import register_probe
@@ -44,13 +52,50 @@ def _pair_rows(items, left, right, picks, caption: str) -> dict[str, Any] | None
 def _self_pairs(ctx: AuditContext, split: str, level: float) -> Estimate | None:
     """Share of the split's similar pairs whose two sides have the same content (Wilson CI); None without
     similar pairs."""
+    same = _copies(ctx, split)
+    if same is None:
+        return None
+    return wilson(int(same.sum()), int(same.size), level)
+
+
+def _copies(ctx: AuditContext, split: str) -> np.ndarray | None:
+    """Per similar pair of the split (S,): are its two sides the same content? None without similar pairs."""
     pairs = ctx.pairs(split)
     similar = pairs.label == 1
     if not similar.any():
         return None
     hashes = np.asarray(pairs.items.content_hashes(), dtype=object)
-    same = hashes[pairs.left[similar]] == hashes[pairs.right[similar]]
-    return wilson(int(same.sum()), int(similar.sum()), level)
+    return hashes[pairs.left[similar]] == hashes[pairs.right[similar]]
+
+
+def _beyond_copies(ctx: AuditContext, level: float) -> dict[str, Any] | None:
+    """What the model learned of the training identities besides copies.
+
+    ROC-AUC (DeLong) of the training similar pairs of two *different* inputs against the training dissimilar
+    pairs, the same on validation's pairs (copies left out there too), and the difference (train - val, the
+    splits independent). A model that learned only to recognise copies knows the training identities no
+    better than new ones (difference about 0); one that fits its training items scores their distinct pairs
+    well above validation's, and copies do not explain its gap. None when a split has fewer than two distinct
+    similar or two dissimilar pairs.
+    """
+    parts = {}
+    for split in ("train", "val"):
+        pairs, copies = ctx.pairs(split), _copies(ctx, split)
+        if copies is None:
+            return None
+        keep = np.ones(len(pairs), dtype=bool)
+        keep[np.flatnonzero(pairs.label == 1)[copies]] = False
+        y = pairs.label[keep] == 1
+        if min(int(y.sum()), int((~y).sum())) < 2:
+            return None
+        v10, v01 = auc_placements(ctx.pair_scores(split)[keep], y)
+        parts[split] = (float(v10.mean()), placement_variance(v10, v01), int(keep.sum()))
+    (a_t, var_t, n_t), (a_v, var_v, n_v) = parts["train"], parts["val"]
+    return {
+        "auc_train_distinct": normal_estimate(a_t, var_t, n_t, level, bounds=(0.0, 1.0)),
+        "auc_val": normal_estimate(a_v, var_v, n_v, level, bounds=(0.0, 1.0)),
+        "difference": normal_estimate(a_t - a_v, var_t + var_v, n_t + n_v, level, bounds=(-1.0, 1.0)),
+    }
 
 
 def _table_row(r: dict[str, Any]) -> dict[str, Any]:
@@ -117,7 +162,11 @@ class ShortcutProbe(Probe):
     Copies: the share of each split's similar pairs whose two sides have the same content (Wilson CI). When
     training's is at least ``max_self_pair_share`` with its CI above validation's, the first GD101 says so
     first and fails (or one GD101 says it alone): a sampler that draws an anchor as its own partner makes
-    "identical" solve the training pairs.
+    "identical" solve the training pairs. Unless the model learned more than copies: when its AUC on the
+    training similar pairs of two different inputs exceeds validation's by ``min_beyond_copies`` with the CI
+    of the difference above 0 (see :func:`_beyond_copies`), it fits its training identities, the copies are
+    not what separates training from validation, and they are reported as info (a tiny training set, whose
+    sampler cannot help drawing an item as its own partner, is one such case).
     """
 
     name = "shortcut"
@@ -138,6 +187,9 @@ class ShortcutProbe(Probe):
         "thumbnail_pairs": 4,  # pairs per row of the thumbnail figure (3 rows)
         # similar pairs of an input with itself (a sampler that may draw the anchor as its own partner)
         "max_self_pair_share": 0.1,
+        # AUC on distinct training similar pairs minus validation's: a model this much better on them learned
+        # its training identities, not only copies
+        "min_beyond_copies": 0.05,
     }
 
     def _measure(self, ctx: AuditContext) -> Measurement:
@@ -161,6 +213,12 @@ class ShortcutProbe(Probe):
             "classifier": self._classifier_summary(res, level),
         }
         metrics["self_pairs"] = {s: _self_pairs(ctx, s, level) for s in ("train", "val")}
+        share = metrics["self_pairs"]["train"]
+        metrics["beyond_copies"] = (
+            _beyond_copies(ctx, level)
+            if share is not None and share.value >= self.params["max_self_pair_share"]
+            else None
+        )
         m = Measurement(metrics=metrics, notes=list(res.notes))
         m.evidence = {
             "features": [_table_row(r) for r in shown],
@@ -355,7 +413,12 @@ class ShortcutProbe(Probe):
                 + "."
             )
         copies = self._copies_text(m.metrics["self_pairs"])
-        if copies and findings:
+        learned = self._learned_beyond_copies(m.metrics["beyond_copies"]) if copies else None
+        if copies and learned:
+            findings.append(
+                self.finding("GD101", Severity.INFO, f"{copies} {learned}", cause="artifact:self_pairs")
+            )
+        elif copies and findings:
             findings[0].message = f"{copies} {findings[0].message}"
             findings[0].severity = Severity.FAIL
         elif copies:
@@ -366,7 +429,8 @@ class ShortcutProbe(Probe):
                 findings.append(f)
         for f in findings[:1]:
             f.evidence["self_pairs"] = {k: _estimate_dict(v) for k, v in m.metrics["self_pairs"].items()}
-            f.evidence["copies_solve_training_pairs"] = copies is not None
+            f.evidence["copies_solve_training_pairs"] = copies is not None and learned is None
+            f.evidence["beyond_copies"] = as_plain(m.metrics["beyond_copies"])
         return findings
 
     def _copies_text(self, shares: dict[str, Estimate | None]) -> str | None:
@@ -381,8 +445,23 @@ class ShortcutProbe(Probe):
         return (
             f"In {t.value:.0%} [{t.low:.0%}, {t.high:.0%}] of the similar training pairs both sides are the same "
             f"input (identical content), against {val}: 'identical' alone solves them, and a network trained on "
-            "them learns to recognise copies, not identities. Draw the partner of a similar pair from the other "
+            "them can learn to recognise copies instead of identities. Draw the partner of a similar pair from the other "
             "items of its identity."
+        )
+
+    def _learned_beyond_copies(self, beyond: dict[str, Estimate] | None) -> str | None:
+        """The words when the model scores the distinct similar training pairs clearly better than validation's:
+        it learned its training identities, so the copies do not explain its gap; else None."""
+        if beyond is None:
+            return None
+        diff = beyond["difference"]
+        if not (diff.value >= self.params["min_beyond_copies"] and diff.low > 0):
+            return None
+        return (
+            "Yet the model learned more than copies: it tells the similar training pairs of two different inputs "
+            f"from the dissimilar ones with AUC {beyond['auc_train_distinct']}, above validation's "
+            f"{beyond['auc_val']} by {diff} (0.5 = no signal). It fits its training identities, so the copies are "
+            "not what separates training from validation; they only make part of the similar pairs trivial."
         )
 
     def _artifact_finding(self, c: Candidate, m: Measurement, clf_text: str, figures: list[str]) -> Finding:

@@ -40,6 +40,7 @@ from .column_aucs import auc_bootstrap, point_aucs
 
 if TYPE_CHECKING:
     from ...context import AuditContext
+    from ...data import Pairs
 
 __all__ = [
     "ATTRIBUTE_SIGNAL",
@@ -163,12 +164,31 @@ class PairSample:
         return np.searchsorted(rows, self.left[key]), np.searchsorted(rows, self.right[key])
 
 
+def _distinct_pairs(pairs: Pairs, minimum: int) -> np.ndarray:
+    """Indices of the pairs (P,) whose two sides differ in content.
+
+    An input paired with itself agrees with itself in every attribute, so its pair says nothing about any one
+    (GD101 reports the share of such copies on its own); with copies in the sample, every agreement feature
+    would separate the training pairs. All pairs when fewer than ``minimum`` of a label would remain.
+    """
+    hashes = np.asarray(pairs.items.content_hashes(), dtype=object)
+    distinct = np.flatnonzero(hashes[pairs.left] != hashes[pairs.right])
+    kept = pairs.label[distinct] == 1
+    if distinct.size == len(pairs) or min(int(kept.sum()), int((~kept).sum())) < minimum:
+        return np.arange(len(pairs))
+    return distinct
+
+
 def _pair_sample(ctx: AuditContext) -> PairSample:
-    max_pairs = int(signal_params(ctx)["max_pairs"])
+    params = signal_params(ctx)
+    max_pairs = int(params["max_pairs"])
     pairs, left, right = {}, {}, {}
     for split in ("train", "val"):
         p = ctx.pairs(split)
-        pairs[split] = stratified_pair_indices(p.label, max_pairs, ctx.rng(f"shortcut.sample.{split}"))
+        usable = _distinct_pairs(p, int(params["min_pairs_per_label"]))
+        pairs[split] = usable[
+            stratified_pair_indices(p.label[usable], max_pairs, ctx.rng(f"shortcut.sample.{split}"))
+        ]
         left[split], right[split] = p.left[pairs[split]], p.right[pairs[split]]
     fresh_ok = None
     if ctx.identities_origin("train") == "labels":

@@ -409,3 +409,22 @@ def test_reliance_on_an_attribute_that_copies_share_is_lowered_to_info():
     )
     _lower_reliance_on_what_copies_share([attribute_only, other])
     assert other.severity == Severity.WARN
+
+
+def test_copies_of_a_model_that_fits_its_training_identities_are_info():
+    """A tiny training set (40 items) whose sampler also draws items as their own partner: the model fits the
+    distinct training pairs far better than validation's, so copies are not its gap (info, owning nothing),
+    and the copies do not make every agreement feature look like a train-only cue."""
+    from gapdiag.digits import build_scenario
+
+    sc = build_scenario(n_train_items=40, n_pairs=1500, epochs=6, val_protocol="pairs", seed=0)
+    p = sc.train.pairs
+    copy = (p.label == 1) & (np.random.default_rng(0).random(len(p)) < 0.3)
+    train = Split(
+        "train", sc.train.items, pairs=Pairs(sc.train.items, p.left, np.where(copy, p.left, p.right), p.label)
+    )
+    report = audit(sc.model, train, sc.val, probes=["shortcut"], config={"n_boot": 200}, progress=False)
+    (only,) = report.by_code("GD101")
+    assert only.severity == Severity.INFO and "learned more than copies" in only.message
+    assert not only.evidence["copies_solve_training_pairs"]
+    assert only.evidence["beyond_copies"]["difference"]["ci_low"] > 0
