@@ -149,22 +149,25 @@ def audit(
 
 
 def _lower_contrasts_of_a_slip(findings: list) -> None:
-    """When GD305 finds the validation loader flipping, turning, cropping or reordering the inputs, a GD101
-    on the same inputs rests on a train-vs-validation contrast that the slip alone creates (feature j of
-    validation is another feature): lowered to info, saying so. Its numbers stay, for after the fix."""
+    """When GD305 finds the validation loader flipping, turning, cropping, cutting sequences short or reordering
+    the inputs, a GD101 on the same inputs rests on a train-vs-validation contrast that the slip alone creates
+    (feature j of validation is another feature; a 6-token text shares fewer tokens with its partner): lowered
+    to info, saying so. Its numbers stay, for after the fix."""
     from .findings.finding import Severity, lower_to_info
 
     slip = any(
-        f.code == "GD305" and f.severity >= Severity.WARN and ({"columns", "orientation"} & set(f.evidence))
+        f.code == "GD305"
+        and f.severity >= Severity.WARN
+        and ({"columns", "orientation", "lengths"} & set(f.evidence))
         for f in findings
     )
     if slip:
         lower_to_info(
             findings,
             "GD101",
-            "GD305 found the validation inputs flipped, turned, cropped or in another column order, so the "
-            "validation side of this contrast measures other pixels or columns. Audit again once the validation "
-            "loader matches training.",
+            "GD305 found the validation inputs flipped, turned, cropped, cut to another length or in another "
+            "column order, so the validation side of this contrast measures other pixels, tokens or columns. "
+            "Audit again once the validation loader matches training.",
         )
 
 

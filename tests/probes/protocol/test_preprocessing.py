@@ -461,3 +461,19 @@ def test_a_gd101_made_by_a_column_reorder_is_lowered_to_info_and_says_why():
     assert report.by_code("GD305")[0].severity == Severity.FAIL
     [gd101] = report.by_code("GD101")
     assert gd101.severity == Severity.INFO and "Lowered to info: GD305 found" in gd101.message
+
+
+@pytest.mark.parametrize("slip", ["lengths", "columns", "orientation", None])
+def test_a_gd101_contrast_that_a_validation_slip_creates_is_lowered(slip):
+    """Validation texts cut at 6 tokens share fewer tokens with their partners than training's 17-token texts:
+    a GD101 on the token overlap then measures the cut, not a shortcut of the training pairs."""
+    from gapdiag.audit import _lower_contrasts_of_a_slip
+    from gapdiag.findings.finding import Finding
+
+    cut = Finding("GD305", Severity.FAIL, "t", "m", evidence={slip: {}} if slip else {"scale": {}})
+    overlap = Finding("GD101", Severity.WARN, "t", "m", evidence={"feature": "seq_token_overlap"})
+    _lower_contrasts_of_a_slip([cut, overlap])
+    if slip is None:
+        assert overlap.severity == Severity.WARN
+    else:
+        assert overlap.severity == Severity.INFO and "GD305 found the validation inputs" in overlap.message
