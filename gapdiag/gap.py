@@ -82,9 +82,9 @@ STEP_OWNERS: dict[str, tuple[str, ...]] = {
     "direction": ("GD302",),
 }
 # A code that may own a kind of step only when its finding's evidence says so (one code, several reasons).
-OWNS_ONLY_WHEN: dict[tuple[str, str], str] = {
-    ("generalization", "GD304"): "validation_negatives_harder",
-    ("generalization", "GD307"): "val_pairs_from_episodes",
+OWNS_ONLY_WHEN: dict[tuple[str, str], tuple[str, ...]] = {
+    ("generalization", "GD304"): ("validation_negatives_harder", "training_negatives_easier"),
+    ("generalization", "GD307"): ("val_pairs_from_episodes",),
 }
 # Codes about the user's training loop, which the chain cannot measure (it starts from the pairs as loaded): a
 # warned one is the most likely cause of the user's gap when only a difference of measurement owns the chain.
@@ -654,8 +654,8 @@ def attribute(chain: Chain, findings: list[Finding]) -> Chain:
             fired.setdefault(f.code, []).append(f)
 
     def may_own(step: ChainStep, code: str) -> bool:
-        reason = OWNS_ONLY_WHEN.get((step.id, code))
-        return any(reason is None or bool(f.evidence.get(reason)) for f in fired.get(code, []))
+        reasons = OWNS_ONLY_WHEN.get((step.id, code))
+        return any(reasons is None or any(f.evidence.get(r) for r in reasons) for f in fired.get(code, []))
 
     for step in chain.steps:
         # a step within sampling noise of 0 has nothing to own: naming a code there reads as a cause

@@ -29,7 +29,8 @@ class PairCompositionProbe(Probe):
     ``max_positive_ratio_difference`` with the CI of the difference excluding 0: plain accuracies of the two
     splits are then not comparable. Negative difficulty is reported, not judged (it moves with model quality).
 
-    ``warn`` too when validation's dissimilar pairs were chosen harder than training's. Per split, ``hardness``
+    ``warn`` too when validation's dissimilar pairs were chosen harder than training's, or training's easier
+    than validation's (the mirror rule: at most 1 - ``min_negative_hardness``, CI below 0.5). Per split, ``hardness``
     is the probability that a given dissimilar pair scores above a random pair of the split's items (up to
     ``random_pairs`` of each; of different identity labels where labels exist), DeLong CI: 0.5 = drawn at
     random, and the same model scores both, so its quality cancels. Raised when validation's is at least
@@ -85,17 +86,20 @@ class PairCompositionProbe(Probe):
         return Measurement(metrics=out)
 
     def _random_pairs(self, ctx: AuditContext, split: str, n: int, rng: np.random.Generator):
-        """``n`` seeded pairs (left, right) of distinct items of the split's pairs; of different identity labels
-        where the split has real ones. Without labels a few may share an identity, which only makes random
-        pairs look more alike: every comparison with them is then conservative."""
+        """``n`` seeded pairs (left, right) of distinct items of the split's dissimilar pairs (re-paired at random,
+        so a cue that only the items of similar pairs carry cannot make random pairs look alike), of different
+        identities: by labels where the split has them (the third value is then True), else of different groups
+        inferred from the positive pairs. Inferred groups split an identity whose items no positive pair links,
+        so a few random pairs may still share one, which makes random pairs look more alike than true negatives."""
         pairs = ctx.pairs(split)
-        members = np.unique(np.r_[pairs.left, pairs.right])
+        negative = pairs.label == 0
+        members = np.unique(np.r_[pairs.left[negative], pairs.right[negative]])
         a, b = rng.choice(members, n), rng.choice(members, n)
         keep = a != b
-        labels = ctx.splits[split].items.labels
-        if labels is not None:
-            keep &= np.asarray(labels)[a] != np.asarray(labels)[b]
-        return a[keep], b[keep], labels is not None
+        ids = ctx.identities(split)
+        if ids is not None:
+            keep &= np.asarray(ids)[a] != np.asarray(ids)[b]
+        return a[keep], b[keep], ctx.splits[split].items.labels is not None
 
     def _hardness(self, ctx: AuditContext, split: str, threshold: float, level: float, n_boot: int):
         """How much more alike the split's dissimilar pairs are than random pairs of its items, by the model:
@@ -179,11 +183,15 @@ class PairCompositionProbe(Probe):
     def _judge(self, m: Measurement) -> list[Finding]:
         comp = m.metrics
         harder = self._harder_validation_negatives(comp)
-        parts = [p for p in (self._ratio_difference(comp), self._training_at_majority(comp), harder) if p]
+        easier = self._easier_training_negatives(comp)
+        parts = [
+            p for p in (self._ratio_difference(comp), self._training_at_majority(comp), harder, easier) if p
+        ]
         if not parts:
             return []
         evidence: dict[str, Any] = {split: as_plain(comp[split]) for split in ("train", "val")}
         evidence["validation_negatives_harder"] = harder is not None
+        evidence["training_negatives_easier"] = easier is not None
         evidence["val_with_random_distractors"] = as_plain(comp.get("val_with_random_distractors"))
         evidence["positive_ratio_difference"] = comp["positive_ratio_difference"].to_dict()
         evidence["val_accuracy_at_train_ratio"] = comp["val_accuracy_at_train_ratio"]
@@ -214,34 +222,57 @@ class PairCompositionProbe(Probe):
             f"ratios differ by >= {limit:.2f}, CI excludes 0.)"
         )
 
-    def _harder_validation_negatives(self, comp: dict[str, Any]) -> str | None:
-        """The message when the validation's dissimilar pairs (or distractors) were chosen harder than the
-        training's: validation measures another task, not the same one on new items."""
+    def _hardness_difference(self, comp: dict[str, Any]) -> tuple[dict, dict, Estimate] | None:
+        """Each split's hardness and validation's minus training's (the splits independent: the variance is
+        the sum of each interval's, normal, from its width); None when a split has none."""
         t, v = comp["train"].get("negative_hardness"), comp["val"].get("negative_hardness")
         if t is None or v is None:
             return None
         ht, hv = t["hardness"], v["hardness"]
-        # independent splits: the difference's variance is the sum of each interval's (normal, from its width)
         z = bonferroni_z(hv.level, 1)
         var = ((hv.high - hv.low) / (2 * z)) ** 2 + ((ht.high - ht.low) / (2 * z)) ** 2
-        diff = normal_estimate(hv.value - ht.value, var, min(hv.n, ht.n), hv.level)
+        return t, v, normal_estimate(hv.value - ht.value, var, min(hv.n, ht.n), hv.level)
+
+    def _raised_text(self) -> str:
         p = self.params
+        return (
+            f"(raised: a split's hardness >= {p['min_negative_hardness']:.2f} (validation) or <= "
+            f"{1 - p['min_negative_hardness']:.2f} (training) with its CI on that side of 0.50, and validation's "
+            f">= {p['max_hardness_difference']:.2f} above training's, CI above 0.)"
+        )
+
+    @staticmethod
+    def _basis(split: dict[str, Any], conservative: bool) -> str:
+        if split["random_pairs_by_labels"]:
+            return "random pairs are of items with different identity labels"
+        return (
+            "random pairs are of items in different groups inferred from the positive pairs; without identity "
+            "labels a few may still share an identity, which makes random pairs look more alike"
+            + (
+                ": the numbers are conservative"
+                if conservative
+                else ", and training's negatives easier than they are"
+            )
+        )
+
+    def _harder_validation_negatives(self, comp: dict[str, Any]) -> str | None:
+        """The message when the validation's dissimilar pairs (or distractors) were chosen harder than the
+        training's: validation measures another task, not the same one on new items."""
+        found, p = self._hardness_difference(comp), self.params
+        if found is None:
+            return None
+        t, v, diff = found
+        ht, hv = t["hardness"], v["hardness"]
         if not (hv.value >= p["min_negative_hardness"] and hv.above(0.5)):
             return None
         if not (diff.value >= p["max_hardness_difference"] and diff.above(0.0)):
             return None
-        basis = (
-            "random pairs are of items with different identity labels"
-            if v["random_pairs_by_labels"]
-            else "without identity labels a few random pairs may share an identity, which only makes random pairs "
-            "look more alike: the numbers are conservative"
-        )
         gain: Estimate = v["accuracy_with_random_negatives_gain"]
         msg = (
             f"Validation's dissimilar pairs are chosen hard: one scores above a random pair of validation items "
             f"{hv.value:.0%} [{hv.low:.0%}, {hv.high:.0%}] of the time ({v['n_given']} against {v['n_random']} "
             f"random pairs; 50% = drawn at random), against {ht.value:.0%} [{ht.low:.0%}, {ht.high:.0%}] for "
-            f"training's ({basis}). With random dissimilar pairs, validation pairwise accuracy at the "
+            f"training's ({self._basis(v, True)}). With random dissimilar pairs, validation pairwise accuracy at the "
             f"decision threshold would be {gain.value:+.2f} [{gain.low:+.2f}, {gain.high:+.2f}] higher."
         )
         nway = comp.get("val_with_random_distractors")
@@ -255,8 +286,30 @@ class PairCompositionProbe(Probe):
             )
         return msg + (
             " Training and validation numbers then measure different tasks: build both with the same negatives "
-            f"(or mine training negatives as hard). (raised: validation hardness >= {p['min_negative_hardness']:.2f} "
-            f"with its CI above 0.50, and >= {p['max_hardness_difference']:.2f} above training's, CI above 0.)"
+            f"(or mine training negatives as hard). {self._raised_text()}"
+        )
+
+    def _easier_training_negatives(self, comp: dict[str, Any]) -> str | None:
+        """The message when the training's dissimilar pairs were chosen easy (a sampler that pairs only distant
+        identities): the training accuracy then measures an easier task than validation's."""
+        found, p = self._hardness_difference(comp), self.params
+        if found is None:
+            return None
+        t, v, diff = found
+        ht, hv = t["hardness"], v["hardness"]
+        if not (ht.value <= 1 - p["min_negative_hardness"] and ht.below(0.5)):
+            return None
+        if not (diff.value >= p["max_hardness_difference"] and diff.above(0.0)):
+            return None
+        gain: Estimate = t["accuracy_with_random_negatives_gain"]
+        return (
+            f"Training's dissimilar pairs are chosen easy: one scores above a random pair of training items only "
+            f"{ht.value:.0%} [{ht.low:.0%}, {ht.high:.0%}] of the time ({t['n_given']} against {t['n_random']} "
+            f"random pairs; 50% = drawn at random), against {hv.value:.0%} [{hv.low:.0%}, {hv.high:.0%}] for "
+            f"validation's ({self._basis(t, False)}). With random dissimilar pairs, training pairwise accuracy at the "
+            f"decision threshold would change by {gain.value:+.2f} [{gain.low:+.2f}, {gain.high:+.2f}]: the training "
+            "number measures an easier task than validation's. Draw training negatives from all other identities "
+            f"(or mine them hard). {self._raised_text()}"
         )
 
     def _training_at_majority(self, comp: dict[str, Any]) -> str | None:

@@ -120,3 +120,45 @@ def test_random_validation_negatives_are_as_hard_as_random_pairs(healthy_episode
     assert metrics["val"]["negative_hardness"]["hardness"].high < 0.6
     nway = metrics["val_with_random_distractors"]
     assert nway["gain"].low <= 0 <= nway["gain"].high and nway["n_way"] == 10
+
+
+@pytest.mark.parametrize("labels", [True, False], ids=["labels", "no-labels"])
+def test_easy_training_negatives_raise_gd304(healthy_pairs, labels):
+    """A sampler whose dissimilar partner is always the digit five classes away: the model is trained and
+    measured on an easier task than validation's random negatives, and GD304 says so (the mirror of mined
+    validation negatives); the random pairs it compares with are re-pairings of the dissimilar pairs' items."""
+    from gapdiag.digits import SiameseCNN, train_on_pairs
+
+    sc = healthy_pairs
+    x, y = sc.train.items.inputs, np.asarray(sc.train.items.labels)
+    rng = np.random.default_rng(0)
+    left = rng.choice(len(y), 1500)
+    similar = rng.random(1500) < 0.5
+    by = {c: np.flatnonzero(y == c) for c in range(10)}
+    right = np.array([rng.choice(by[y[i] if s else (y[i] + 5) % 10]) for i, s in zip(left, similar)])
+    label = similar.astype(np.int64)
+    torch.manual_seed(0)
+    net = train_on_pairs(SiameseCNN(), x[left], x[right], label, epochs=10, seed=0)
+    items = Items(x, labels=y if labels else None)
+    train = Split("train", items, pairs=gapdiag.Pairs(items, left, right, label))
+    report = gapdiag.audit(
+        gapdiag.SiameseModel(net),
+        train,
+        sc.val,
+        probes=["pair_composition"],
+        config={"n_boot": 300},
+        progress=False,
+    )
+    [gd304] = report.by_code("GD304")
+    assert gd304.severity == Severity.WARN and gd304.evidence["training_negatives_easier"], gd304.message
+    assert not gd304.evidence["validation_negatives_harder"]
+    train_h = gd304.evidence["train"]["negative_hardness"]
+    assert (
+        train_h["hardness"]["ci_high"] < 0.35
+        and train_h["accuracy_with_random_negatives_gain"]["ci_high"] < 0
+    )
+    assert "chosen easy" in gd304.message and ("easier than they are" in gd304.message) is not labels
+    # the same sampler with random negatives (the scenario as built) raises nothing
+    assert not gapdiag.audit(sc.model, sc.train, sc.val, probes=["pair_composition"], progress=False).by_code(
+        "GD304"
+    )
