@@ -271,7 +271,13 @@ class AugmentationProbe(Probe):
     ``min_crossing`` with its CI above ``null_crossing`` (0.5: more often than not) and the rise's CI above 0;
     fail from ``fail_crossing``. A model that learned "both images augmented = same identity" (augmentation
     applied to similar pairs only, in the training loop) scores augmented non-matches far above its true
-    matches; a merely non-invariant model moves its scores, but not past its own matches.
+    matches; a merely non-invariant model moves its scores, but not past its own matches. The loop's view
+    decides between the two where the validation ranking is weak: when the training accuracy with the
+    augmentation on the similar pairs is below the accuracy as loaded (Wilson CIs apart), the model does not
+    take the augmentation for a match on its own pairs, and the finding is info. So it is, too, when the clean
+    validation ranking is at chance (clean crossing CI not below ``null_crossing``: an augmentation that makes
+    every pair more alike then pushes non-matches past the matches whatever the model learned) unless the loop's
+    view is clearly above the accuracy as loaded.
     Images, feature rows and token ids (each with its own augmentations); 1-D signals and other inputs are
     skipped with the reason.
     """
@@ -509,6 +515,26 @@ class AugmentationProbe(Probe):
                 f" If your loop augments the similar pairs only, its training accuracy reads {augmented.value:.2f} "
                 f"{_ci2(augmented)} where the training pairs as loaded give {loaded.value:.2f} {_ci2(loaded)} "
                 f"({loaded.n} training pairs at the decision threshold)."
+            )
+            if augmented.high < loaded.low:  # the loop's view contradicts a loop that taught it
+                sev = Severity.INFO
+                msg += (
+                    " That is lower: on its own training pairs the model does not take the augmentation for a match, "
+                    "so no loop taught it that; the crossing says the model is not invariant to the augmentation, "
+                    "and it is reported for information."
+                )
+        if (
+            sev > Severity.INFO
+            and not clean.below(p["null_crossing"])
+            and not (loaded is not None and augmented is not None and augmented.low > loaded.high)
+        ):
+            sev = Severity.INFO
+            msg += (
+                f" But without the augmentation the model tells these validation matches from non-matches no better "
+                f"than chance (crossing {clean.value:.0%} {_ci(clean)}), so an augmentation that makes every pair "
+                "look more alike pushes non-matches past them whatever the model learned, and its own training "
+                "pairs do not show the augmentation read as a match: reported for information. (Check the "
+                "validation pair labels.)"
             )
         if others:
             msg += f" Also: {others}."
