@@ -164,18 +164,23 @@ class PairSample:
         return np.searchsorted(rows, self.left[key]), np.searchsorted(rows, self.right[key])
 
 
-def _distinct_pairs(pairs: Pairs, minimum: int) -> np.ndarray:
-    """Indices of the pairs (P,) whose two sides differ in content.
+def _usable_pairs(pairs: Pairs, minimum: int) -> np.ndarray:
+    """Indices (sorted) of the pairs (P,) that count as evidence: each pair of items once, sides that differ.
 
-    An input paired with itself agrees with itself in every attribute, so its pair says nothing about any one
-    (GD101 reports the share of such copies on its own); with copies in the sample, every agreement feature
-    would separate the training pairs. All pairs when fewer than ``minimum`` of a label would remain.
+    A pair the loader yields again and again (a fixed pair list over many epochs) is one unit of evidence: its
+    repeats would land on both sides of a cross-validation split and narrow every interval. An input paired
+    with itself agrees with itself in every attribute, so its pair says nothing about any one (GD101 reports
+    the share of such copies on its own); with copies in the sample, every agreement feature would separate
+    the training pairs. Copies are kept when fewer than ``minimum`` pairs of a label would remain.
     """
+    lo, hi = np.minimum(pairs.left, pairs.right), np.maximum(pairs.left, pairs.right)
+    _, first = np.unique(np.stack([lo, hi, pairs.label]), axis=1, return_index=True)
+    first = np.sort(first)
     hashes = np.asarray(pairs.items.content_hashes(), dtype=object)
-    distinct = np.flatnonzero(hashes[pairs.left] != hashes[pairs.right])
+    distinct = first[hashes[pairs.left[first]] != hashes[pairs.right[first]]]
     kept = pairs.label[distinct] == 1
-    if distinct.size == len(pairs) or min(int(kept.sum()), int((~kept).sum())) < minimum:
-        return np.arange(len(pairs))
+    if min(int(kept.sum()), int((~kept).sum())) < minimum:
+        return first
     return distinct
 
 
@@ -185,7 +190,7 @@ def _pair_sample(ctx: AuditContext) -> PairSample:
     pairs, left, right = {}, {}, {}
     for split in ("train", "val"):
         p = ctx.pairs(split)
-        usable = _distinct_pairs(p, int(params["min_pairs_per_label"]))
+        usable = _usable_pairs(p, int(params["min_pairs_per_label"]))
         pairs[split] = usable[
             stratified_pair_indices(p.label[usable], max_pairs, ctx.rng(f"shortcut.sample.{split}"))
         ]
