@@ -295,6 +295,7 @@ class ChainState:
     protocol: str
     basis: str
     detail: str
+    n_changed: int | None = None  # train_fresh: units re-paired (the others count as given)
 
     def to_dict(self) -> dict[str, Any]:
         d = self.cell.to_dict()
@@ -310,6 +311,7 @@ class ChainState:
             "chance": d["chance"],
             "basis": self.basis,
             "detail": self.detail,
+            "n_changed": self.n_changed,
         }
 
 
@@ -425,6 +427,7 @@ def _train_states(ctx: AuditContext, grid: Grid, level: float, n_boot: int) -> l
                 basis,
                 f"{n_changed} of {n} pairs re-paired (one side swapped for another item of its identity, "
                 f"{fp.identities_from}, any role; {ctx.option('fresh_per_pair')} draws each)",
+                n_changed,
             ),
         ]
     e = ctx.episodes("train")

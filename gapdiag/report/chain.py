@@ -72,6 +72,10 @@ def state_text(state: dict[str, Any]) -> str:
         parts.append(f"chance {num(state['chance'])}")
     if state.get("basis") == "inferred":
         parts.append("identities inferred from positive pairs")
+    changed, n = state.get("n_changed"), state.get("n")
+    if changed is not None and n and changed < n:
+        # the others count as given: a low share understates a memorized pairing
+        parts.append(f"{changed} of {n} re-paired, the rest as given")
     return ", ".join(parts)
 
 
