@@ -79,3 +79,14 @@ def test_console_and_markdown_show_the_chain(chain, grid):
 
 def test_a_gap_without_a_chain_is_not_a_chain():
     assert chain_of({}) is None and chain_of({"chain": {"states": [{"id": "a"}]}}) is None
+
+
+def test_a_fresh_state_that_could_re_pair_few_pairs_says_so():
+    """Identities inferred from positive pairs may leave most pairs without another item of their identity:
+    those count as given, so the state names the share actually re-paired."""
+    from gapdiag.report.chain import state_text
+
+    fresh = {"protocol": "pairwise", "n": 3000, "unit": "pairs", "chance": 0.55, "basis": "inferred"}
+    assert "re-paired" not in state_text({**fresh, "n_changed": 3000})
+    assert "753 of 3000 re-paired, the rest as given" in state_text({**fresh, "n_changed": 753})
+    assert "re-paired" not in state_text(fresh)

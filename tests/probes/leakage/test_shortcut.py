@@ -428,3 +428,17 @@ def test_copies_of_a_model_that_fits_its_training_identities_are_info():
     assert only.severity == Severity.INFO and "learned more than copies" in only.message
     assert not only.evidence["copies_solve_training_pairs"]
     assert only.evidence["beyond_copies"]["difference"]["ci_low"] > 0
+
+
+def test_a_pair_list_yielded_again_and_again_counts_each_pair_once(healthy_pairs):
+    """A loader over a fixed pair list, read for five epochs: each pair of items is one unit of evidence, so
+    repeats neither narrow the intervals nor leak across the classifier's cross-validation folds."""
+    sc = healthy_pairs
+    p = sc.train.pairs
+    repeated = Pairs(sc.train.items, np.tile(p.left, 5), np.tile(p.right, 5), np.tile(p.label, 5))
+    report = audit(
+        sc.model, Split("train", sc.train.items, pairs=repeated), sc.val, probes=["shortcut"], progress=False
+    )
+    once = audit(sc.model, sc.train, sc.val, probes=["shortcut"], progress=False)
+    assert report.metrics["shortcut"]["n_pairs"]["train"] == once.metrics["shortcut"]["n_pairs"]["train"]
+    assert report.codes(min_severity=Severity.WARN) == once.codes(min_severity=Severity.WARN)
