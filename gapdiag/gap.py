@@ -296,6 +296,9 @@ class ChainState:
     basis: str
     detail: str
     n_changed: int | None = None  # train_fresh: units re-paired (the others count as given)
+    n_items: int | None = (
+        None  # train_given: distinct items the pairs draw on (few items fit well and say little)
+    )
 
     def to_dict(self) -> dict[str, Any]:
         d = self.cell.to_dict()
@@ -312,6 +315,7 @@ class ChainState:
             "basis": self.basis,
             "detail": self.detail,
             "n_changed": self.n_changed,
+            "n_items": self.n_items,
         }
 
 
@@ -418,6 +422,7 @@ def _train_states(ctx: AuditContext, grid: Grid, level: float, n_boot: int) -> l
                 PAIRWISE,
                 "yours",
                 f"{n} given training pairs at the decision threshold",
+                n_items=int(np.unique(np.r_[ctx.pairs("train").left, ctx.pairs("train").right]).size),
             ),
             ChainState(
                 "train_fresh",

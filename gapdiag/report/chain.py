@@ -68,6 +68,8 @@ def state_text(state: dict[str, Any]) -> str:
     """ "pairwise, 1500 pairs, chance 0.50": how a state was measured and what its number is read against."""
     parts = [str(state.get("protocol") or "")] if state.get("protocol") else []
     parts.append(_unit_text(state))
+    if state.get("n_items") is not None:
+        parts.append(f"{state['n_items']:,} distinct items")
     if state.get("chance") is not None:
         parts.append(f"chance {num(state['chance'])}")
     if state.get("basis") == "inferred":

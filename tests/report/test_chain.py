@@ -90,3 +90,17 @@ def test_a_fresh_state_that_could_re_pair_few_pairs_says_so():
     assert "re-paired" not in state_text({**fresh, "n_changed": 3000})
     assert "753 of 3000 re-paired, the rest as given" in state_text({**fresh, "n_changed": 753})
     assert "re-paired" not in state_text(fresh)
+
+
+def test_the_given_training_state_names_how_many_items_its_pairs_draw_on(healthy_pairs):
+    """A training accuracy over 3000 pairs of 40 items says little about new items: the count is shown."""
+    from gapdiag import audit
+    from gapdiag.report.chain import state_text
+
+    given = {"protocol": "pairwise", "n": 3000, "unit": "pairs", "chance": 0.5, "n_items": 40}
+    assert "3000 pairs, 40 distinct items, chance 0.50" in state_text(given)
+    sc = healthy_pairs
+    report = audit(sc.model, sc.train, sc.val, probes=["memorization"], progress=False)
+    state = report.gap["chain"]["states"][0]
+    p = sc.train.pairs
+    assert state["id"] == "train_given" and state["n_items"] == len(set(p.left) | set(p.right))
