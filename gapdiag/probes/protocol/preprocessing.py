@@ -605,7 +605,7 @@ def _moved_columns(scales: dict[str, Any], max_shift: float, ratio_max: float) -
     shown = [c for c in scales["top"] if moved[c["column"]]] or scales["top"][:1]
     return (
         f"{int(moved.sum())} of {int(np.isfinite(scales['median_shift']).sum())} feature columns with a spread "
-        "moved by at least the limits below (point values, in medians and interquartile ranges), the most "
+        "moved by at least the limits below (point values, in medians and interquartile ranges); the most moved: "
         + "; ".join(
             f"column {c['column']}: median shifted by {c['median_shift']:.2f} training IQRs, IQR ratio val/train "
             f"{c['iqr_ratio']:.2f}"

@@ -477,3 +477,30 @@ def test_a_gd101_contrast_that_a_validation_slip_creates_is_lowered(slip):
         assert overlap.severity == Severity.WARN
     else:
         assert overlap.severity == Severity.INFO and "GD305 found the validation inputs" in overlap.message
+
+
+@pytest.mark.parametrize("val_fill", ["training mean", "zero"])
+def test_missing_values_filled_another_way_on_validation(val_fill):
+    """A fifth of the cells missing in both splits: training fills them with the training column mean before
+    standardizing; a validation loader that fills them with 0 in raw units is a preprocessing slip."""
+    from sklearn.datasets import load_breast_cancer
+
+    x, y = load_breast_cancer(return_X_y=True)
+    missing = np.random.default_rng(0).random(x.shape) < 0.2
+    order = np.random.default_rng(1).permutation(len(y))
+    tr, va = order[:400], order[400:]
+    mean = np.nanmean(np.where(missing, np.nan, x)[tr], axis=0)
+    std = x[tr].std(axis=0) + 1e-9
+
+    def loader(rows, fill):
+        filled = np.where(missing[rows], fill, x[rows])
+        return torch.from_numpy(((filled - mean) / std).astype(np.float32))
+
+    vx = loader(va, mean if val_fill == "training mean" else 0.0)
+    train, val = _splits(loader(tr, mean), y[tr], vx, y[va])
+    found = _audit(SiameseModel(_RowNet(x.shape[1])), train, val).by_code("GD305")
+    if val_fill == "training mean":
+        assert not found, found[0].message
+    else:
+        [f] = found
+        assert f.severity == Severity.FAIL and "feature columns with a spread moved" in f.message, f.message
