@@ -295,10 +295,9 @@ class ChainState:
     protocol: str
     basis: str
     detail: str
-    n_changed: int | None = None  # train_fresh: units re-paired (the others count as given)
-    n_items: int | None = (
-        None  # train_given: distinct items the pairs draw on (few items fit well and say little)
-    )
+    # train_fresh: units re-paired (the others count as given); train_given: distinct items its pairs draw on
+    n_changed: int | None = None
+    n_items: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d = self.cell.to_dict()
@@ -413,6 +412,7 @@ def _train_states(ctx: AuditContext, grid: Grid, level: float, n_boot: int) -> l
         chance = max(ratio, 1 - ratio)
         n = int(given.size)
         n_changed = int(np.isfinite(fp.score_role_free).any(axis=1).sum())
+        train_pairs = ctx.pairs("train")
         basis = "inferred" if fp.inferred else "derived"
         return [
             ChainState(
@@ -422,7 +422,7 @@ def _train_states(ctx: AuditContext, grid: Grid, level: float, n_boot: int) -> l
                 PAIRWISE,
                 "yours",
                 f"{n} given training pairs at the decision threshold",
-                n_items=int(np.unique(np.r_[ctx.pairs("train").left, ctx.pairs("train").right]).size),
+                n_items=int((train_pairs.members(0) | train_pairs.members(1)).sum()),
             ),
             ChainState(
                 "train_fresh",

@@ -64,8 +64,7 @@ def _copies(ctx: AuditContext, split: str) -> np.ndarray | None:
     similar = pairs.label == 1
     if not similar.any():
         return None
-    hashes = np.asarray(pairs.items.content_hashes(), dtype=object)
-    return hashes[pairs.left[similar]] == hashes[pairs.right[similar]]
+    return pairs.same_identity(pairs.items.content_hashes())[similar]
 
 
 def _beyond_copies(ctx: AuditContext, level: float) -> dict[str, Any] | None:

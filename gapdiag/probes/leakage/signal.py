@@ -176,8 +176,7 @@ def _usable_pairs(pairs: Pairs, minimum: int) -> np.ndarray:
     lo, hi = np.minimum(pairs.left, pairs.right), np.maximum(pairs.left, pairs.right)
     _, first = np.unique(np.stack([lo, hi, pairs.label]), axis=1, return_index=True)
     first = np.sort(first)
-    hashes = np.asarray(pairs.items.content_hashes(), dtype=object)
-    distinct = first[hashes[pairs.left[first]] != hashes[pairs.right[first]]]
+    distinct = first[~pairs.same_identity(pairs.items.content_hashes())[first]]
     kept = pairs.label[distinct] == 1
     if min(int(kept.sum()), int((~kept).sum())) < minimum:
         return first
